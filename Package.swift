@@ -1,0 +1,106 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "pheromones",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Pheromones", targets: ["Pheromones"]),
+        .library(name: "PheromonesCore", targets: ["PheromonesCore"]),
+        .library(name: "PheromonesPosix", targets: ["PheromonesPosix"]),
+        .library(name: "PheromonesEmbedded", targets: ["PheromonesEmbedded"]),
+        .library(name: "PheromonesP2P", targets: ["PheromonesP2P"]),
+        .executable(name: "pheromones", targets: ["PheromonesCLI"]),
+        .executable(name: "pheromones-echo", targets: ["EchoExample"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // Layer 1: abstractions with no I/O (buffers, futures, loops, channels, pipelines, codecs).
+        .target(
+            name: "PheromonesCore",
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Layer 2: the epoll reactor, sockets, TCP channels and bootstraps (Glibc only).
+        .target(
+            name: "PheromonesPosix",
+            dependencies: [
+                "PheromonesCore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Layer 2 (testing): a virtual-time loop and a socket-free channel for pipeline unit tests.
+        .target(
+            name: "PheromonesEmbedded",
+            dependencies: [
+                "PheromonesCore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The umbrella: `import Pheromones` brings in the three layers above.
+        .target(
+            name: "Pheromones",
+            dependencies: ["PheromonesCore", "PheromonesPosix", "PheromonesEmbedded"],
+            swiftSettings: strictSettings
+        ),
+        // Layer 3: the peer-to-peer layer (server, routers, protocol stages, wires).
+        .target(
+            name: "PheromonesP2P",
+            dependencies: [
+                "Pheromones",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "PheromonesCLI",
+            dependencies: [
+                "PheromonesP2P",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "EchoExample",
+            dependencies: [
+                "Pheromones",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PheromonesCoreTests",
+            dependencies: ["Pheromones"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PheromonesPosixTests",
+            dependencies: ["Pheromones"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PheromonesP2PTests",
+            dependencies: ["PheromonesP2P"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)
