@@ -1,0 +1,1 @@
+print("pheromones-echo: coming soon")

@@ -1,0 +1,1 @@
+print("pheromones: coming soon")

@@ -1,0 +1,349 @@
+/// A handler's place in a ``ChannelPipeline``: how it passes events to its neighbours.
+///
+/// Inbound events go from the head (the network) toward the tail (the application); outbound
+/// operations go from the tail toward the head. Each context keeps direct links to the next handler
+/// that takes part in each direction, so an event skips the stages that do not handle it.
+///
+/// Messages travel as their own type. The pipeline checked, when it was configured, that each
+/// stage's output type is its neighbour's input type; at each hop one pointer comparison of type
+/// identities confirms it (a handler that passes a message of another type gets a
+/// ``ChannelPipelineError/messageTypeMismatch(_:)`` error instead of a crash). No `Any` box, no cast.
+///
+/// A context is confined to its channel's event loop.
+public class ChannelHandlerContext {
+    /// The handler's name, unique within its pipeline.
+    public let name: String
+    /// The pipeline this context belongs to.
+    public unowned let pipeline: ChannelPipeline
+    /// Whether the handler has been removed from the pipeline.
+    public internal(set) var isRemoved = false
+
+    /// The next handler toward the tail that handles inbound events.
+    @usableFromInline unowned(unsafe) var nextInbound: ChannelHandlerContext?
+    /// The next handler toward the head that handles outbound operations.
+    @usableFromInline unowned(unsafe) var nextOutbound: ChannelHandlerContext?
+
+    /// The identity of the message type this stage reads, or nil when it takes any type unchanged.
+    @usableFromInline let inboundInID: ObjectIdentifier?
+    /// The identity of the message type this stage accepts for writing, or nil for any type.
+    @usableFromInline let outboundInID: ObjectIdentifier?
+
+    /// The declared types, for the configuration-time check and for error messages.
+    let types: MessageTypes
+
+    init(name: String, pipeline: ChannelPipeline, types: MessageTypes) {
+        self.name = name
+        self.pipeline = pipeline
+        self.types = types
+        self.inboundInID = types.inboundIn.flatMap(MessageTypes.identity)
+        self.outboundInID = types.outboundIn.flatMap(MessageTypes.identity)
+    }
+
+    /// The channel this context's pipeline belongs to.
+    public var channel: any Channel { pipeline.channel }
+    /// The channel's event loop.
+    public var eventLoop: any EventLoop { pipeline.eventLoop }
+    /// The handler in this context, type-erased.
+    public var anyHandler: any ChannelHandler { preconditionFailure("abstract") }
+
+    var takesInbound: Bool { types.inboundIn != nil }
+    var takesOutbound: Bool { types.outboundIn != nil }
+
+    // MARK: Inbound events, fired toward the tail
+
+    /// Tells the next inbound handler that the channel was registered.
+    @inlinable public func fireChannelRegistered() { nextInbound?.invokeChannelRegistered() }
+    /// Tells the next inbound handler that the channel is active.
+    @inlinable public func fireChannelActive() { nextInbound?.invokeChannelActive() }
+    /// Tells the next inbound handler that the channel is inactive.
+    @inlinable public func fireChannelInactive() { nextInbound?.invokeChannelInactive() }
+    /// Tells the next inbound handler that a read batch completed.
+    @inlinable public func fireChannelReadComplete() { nextInbound?.invokeChannelReadComplete() }
+    /// Passes an error to the next inbound handler.
+    @inlinable public func fireErrorCaught(_ error: any Error) { nextInbound?.invokeErrorCaught(error) }
+    /// Passes a user event to the next inbound handler.
+    @inlinable public func fireUserInboundEventTriggered(_ event: Any) { nextInbound?.invokeUserInboundEventTriggered(event) }
+    /// Tells the next inbound handler that writability changed.
+    @inlinable public func fireChannelWritabilityChanged() { nextInbound?.invokeChannelWritabilityChanged() }
+
+    /// Passes a message to the next inbound handler.
+    ///
+    /// `Message` must be the next stage's `InboundIn` (the pipeline checked the declared types when
+    /// it was configured). A mismatch is reported to the next stage as an error and the message dropped.
+    @inlinable
+    public func fireChannelRead<Message>(_ data: Message) {
+        guard let next = nextInbound else { return }
+        if next.inboundInID == ObjectIdentifier(Message.self) {
+            next.invokeChannelRead(data)
+        } else {
+            next.invokeChannelReadChecked(data, from: self)
+        }
+    }
+
+    // MARK: Outbound operations, toward the head
+
+    /// Passes a message to the next outbound handler without flushing.
+    ///
+    /// `Message` must be the next outbound stage's `OutboundIn`; a mismatch fails `promise` with
+    /// ``ChannelPipelineError/messageTypeMismatch(_:)``.
+    @inlinable
+    public func write<Message>(_ data: Message, promise: Promise<Void>? = nil) {
+        guard let next = nextOutbound else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        if next.outboundInID == ObjectIdentifier(Message.self) {
+            next.invokeWrite(data, promise: promise)
+        } else {
+            next.invokeWriteChecked(data, promise: promise, from: self)
+        }
+    }
+
+    /// Writes and then flushes.
+    @inlinable
+    public func writeAndFlush<Message>(_ data: Message, promise: Promise<Void>? = nil) {
+        write(data, promise: promise)
+        flush()
+    }
+
+    /// Asks the next outbound handler to send what is queued.
+    @inlinable public func flush() { nextOutbound?.invokeFlush() }
+    /// Asks for more input (when auto-read is off).
+    @inlinable public func read() { nextOutbound?.invokeRead() }
+
+    /// Closes the channel, or one direction of it.
+    public func close(mode: CloseMode = .all, promise: Promise<Void>? = nil) {
+        guard let next = nextOutbound else { promise?.fail(ChannelError.alreadyClosed); return }
+        next.invokeClose(mode: mode, promise: promise)
+    }
+
+    /// Binds the channel.
+    public func bind(to address: SocketAddress, promise: Promise<Void>? = nil) {
+        guard let next = nextOutbound else { promise?.fail(ChannelError.ioOnClosedChannel); return }
+        next.invokeBind(to: address, promise: promise)
+    }
+
+    /// Connects the channel.
+    public func connect(to address: SocketAddress, promise: Promise<Void>? = nil) {
+        guard let next = nextOutbound else { promise?.fail(ChannelError.ioOnClosedChannel); return }
+        next.invokeConnect(to: address, promise: promise)
+    }
+
+    /// Passes a user event toward the head.
+    public func triggerUserOutboundEvent(_ event: Any, promise: Promise<Void>? = nil) {
+        guard let next = nextOutbound else { promise?.fail(ChannelError.ioOnClosedChannel); return }
+        next.invokeTriggerUserOutboundEvent(event, promise: promise)
+    }
+
+    // MARK: Invocation, overridden per kind of stage
+
+    @usableFromInline func invokeChannelRegistered() { preconditionFailure("not an inbound stage") }
+    @usableFromInline func invokeChannelActive() { preconditionFailure("not an inbound stage") }
+    @usableFromInline func invokeChannelInactive() { preconditionFailure("not an inbound stage") }
+    /// Delivers `data`, whose type the caller has checked is this stage's `InboundIn`.
+    @usableFromInline func invokeChannelRead<Message>(_ data: Message) { preconditionFailure("not an inbound stage") }
+    @usableFromInline func invokeChannelReadComplete() { preconditionFailure("not an inbound stage") }
+    @usableFromInline func invokeErrorCaught(_ error: any Error) { preconditionFailure("not an inbound stage") }
+    @usableFromInline func invokeUserInboundEventTriggered(_ event: Any) { preconditionFailure("not an inbound stage") }
+    @usableFromInline func invokeChannelWritabilityChanged() { preconditionFailure("not an inbound stage") }
+
+    /// Delivers `data`, whose type the caller has checked is this stage's `OutboundIn`.
+    @usableFromInline func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
+        preconditionFailure("not an outbound stage")
+    }
+    @usableFromInline func invokeFlush() { preconditionFailure("not an outbound stage") }
+    @usableFromInline func invokeRead() { preconditionFailure("not an outbound stage") }
+    func invokeClose(mode: CloseMode, promise: Promise<Void>?) { preconditionFailure("not an outbound stage") }
+    func invokeBind(to address: SocketAddress, promise: Promise<Void>?) { preconditionFailure("not an outbound stage") }
+    func invokeConnect(to address: SocketAddress, promise: Promise<Void>?) { preconditionFailure("not an outbound stage") }
+    func invokeTriggerUserOutboundEvent(_ event: Any, promise: Promise<Void>?) { preconditionFailure("not an outbound stage") }
+
+    // MARK: The slow paths: stages that take any type, and mismatches
+
+    @usableFromInline
+    final func invokeChannelReadChecked<Message>(_ data: Message, from sender: ChannelHandlerContext) {
+        if inboundInID == nil {
+            invokeChannelRead(data)
+        } else if inboundInID == MessageTypes.anyID {
+            invokeChannelRead(data as Any)
+        } else {
+            let error = ChannelPipelineError.messageTypeMismatch(
+                "'\(sender.name)' fired a \(Message.self) but '\(name)' reads \(types.inboundIn.map { "\($0)" } ?? "?")"
+            )
+            invokeErrorCaught(error)
+        }
+    }
+
+    @usableFromInline
+    final func invokeWriteChecked<Message>(_ data: Message, promise: Promise<Void>?, from sender: ChannelHandlerContext) {
+        if outboundInID == nil {
+            invokeWrite(data, promise: promise)
+        } else if outboundInID == MessageTypes.anyID {
+            invokeWrite(data as Any, promise: promise)
+        } else {
+            let error = ChannelPipelineError.messageTypeMismatch(
+                "'\(sender.name)' wrote a \(Message.self) but '\(name)' accepts \(types.outboundIn.map { "\($0)" } ?? "?")"
+            )
+            promise?.fail(error)
+            pipeline.fireErrorCaught(error)
+        }
+    }
+}
+
+/// The message types a stage declares; `nil` where the stage does not take part in a direction.
+struct MessageTypes {
+    var inboundIn: Any.Type?
+    var inboundOut: Any.Type?
+    var outboundIn: Any.Type?
+    var outboundOut: Any.Type?
+
+    static let anyID = ObjectIdentifier(Any.self)
+    static func identity(_ type: Any.Type) -> ObjectIdentifier { ObjectIdentifier(type) }
+}
+
+// MARK: - Concrete stages
+
+/// A stage holding an inbound-only handler.
+final class InboundHandlerContext<Handler: ChannelInboundHandler>: ChannelHandlerContext {
+    let handler: Handler
+
+    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+        self.handler = handler
+        super.init(name: name, pipeline: pipeline, types: MessageTypes(
+            inboundIn: Handler.InboundIn.self, inboundOut: Handler.InboundOut.self,
+            outboundIn: nil, outboundOut: Handler.OutboundOut.self))
+    }
+
+    override var anyHandler: any ChannelHandler { handler }
+    override func invokeChannelRegistered() { handler.channelRegistered(context: self) }
+    override func invokeChannelActive() { handler.channelActive(context: self) }
+    override func invokeChannelInactive() { handler.channelInactive(context: self) }
+    override func invokeChannelRead<Message>(_ data: Message) {
+        handler.channelRead(context: self, data: unsafeBitCast(data, to: Handler.InboundIn.self))
+    }
+    override func invokeChannelReadComplete() { handler.channelReadComplete(context: self) }
+    override func invokeErrorCaught(_ error: any Error) { handler.errorCaught(context: self, error: error) }
+    override func invokeUserInboundEventTriggered(_ event: Any) { handler.userInboundEventTriggered(context: self, event: event) }
+    override func invokeChannelWritabilityChanged() { handler.channelWritabilityChanged(context: self) }
+}
+
+/// A stage holding an outbound-only handler.
+final class OutboundHandlerContext<Handler: ChannelOutboundHandler>: ChannelHandlerContext {
+    let handler: Handler
+
+    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+        self.handler = handler
+        super.init(name: name, pipeline: pipeline, types: MessageTypes(
+            inboundIn: nil, inboundOut: nil,
+            outboundIn: Handler.OutboundIn.self, outboundOut: Handler.OutboundOut.self))
+    }
+
+    override var anyHandler: any ChannelHandler { handler }
+    override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
+        handler.write(context: self, data: unsafeBitCast(data, to: Handler.OutboundIn.self), promise: promise)
+    }
+    override func invokeFlush() { handler.flush(context: self) }
+    override func invokeRead() { handler.read(context: self) }
+    override func invokeClose(mode: CloseMode, promise: Promise<Void>?) { handler.close(context: self, mode: mode, promise: promise) }
+    override func invokeBind(to address: SocketAddress, promise: Promise<Void>?) { handler.bind(context: self, to: address, promise: promise) }
+    override func invokeConnect(to address: SocketAddress, promise: Promise<Void>?) {
+        handler.connect(context: self, to: address, promise: promise)
+    }
+    override func invokeTriggerUserOutboundEvent(_ event: Any, promise: Promise<Void>?) {
+        handler.triggerUserOutboundEvent(context: self, event: event, promise: promise)
+    }
+}
+
+/// A stage holding a handler that takes part in both directions.
+final class DuplexHandlerContext<Handler: ChannelInboundHandler & ChannelOutboundHandler>: ChannelHandlerContext {
+    let handler: Handler
+
+    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+        self.handler = handler
+        super.init(name: name, pipeline: pipeline, types: MessageTypes(
+            inboundIn: Handler.InboundIn.self, inboundOut: Handler.InboundOut.self,
+            outboundIn: Handler.OutboundIn.self, outboundOut: Handler.OutboundOut.self))
+    }
+
+    override var anyHandler: any ChannelHandler { handler }
+    override func invokeChannelRegistered() { handler.channelRegistered(context: self) }
+    override func invokeChannelActive() { handler.channelActive(context: self) }
+    override func invokeChannelInactive() { handler.channelInactive(context: self) }
+    override func invokeChannelRead<Message>(_ data: Message) {
+        handler.channelRead(context: self, data: unsafeBitCast(data, to: Handler.InboundIn.self))
+    }
+    override func invokeChannelReadComplete() { handler.channelReadComplete(context: self) }
+    override func invokeErrorCaught(_ error: any Error) { handler.errorCaught(context: self, error: error) }
+    override func invokeUserInboundEventTriggered(_ event: Any) { handler.userInboundEventTriggered(context: self, event: event) }
+    override func invokeChannelWritabilityChanged() { handler.channelWritabilityChanged(context: self) }
+    override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
+        handler.write(context: self, data: unsafeBitCast(data, to: Handler.OutboundIn.self), promise: promise)
+    }
+    override func invokeFlush() { handler.flush(context: self) }
+    override func invokeRead() { handler.read(context: self) }
+    override func invokeClose(mode: CloseMode, promise: Promise<Void>?) { handler.close(context: self, mode: mode, promise: promise) }
+    override func invokeBind(to address: SocketAddress, promise: Promise<Void>?) { handler.bind(context: self, to: address, promise: promise) }
+    override func invokeConnect(to address: SocketAddress, promise: Promise<Void>?) {
+        handler.connect(context: self, to: address, promise: promise)
+    }
+    override func invokeTriggerUserOutboundEvent(_ event: Any, promise: Promise<Void>?) {
+        handler.triggerUserOutboundEvent(context: self, event: event, promise: promise)
+    }
+}
+
+/// A stage holding a handler that takes part in neither direction (it only sees added/removed).
+final class PassiveHandlerContext<Handler: ChannelHandler>: ChannelHandlerContext {
+    let handler: Handler
+
+    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+        self.handler = handler
+        super.init(name: name, pipeline: pipeline, types: MessageTypes())
+    }
+
+    override var anyHandler: any ChannelHandler { handler }
+}
+
+/// The head: the transport's end. Inbound events start here; outbound operations end here.
+final class HeadContext: ChannelHandlerContext, ChannelHandler {
+    unowned let core: any ChannelCore
+
+    init(pipeline: ChannelPipeline, core: any ChannelCore) {
+        self.core = core
+        super.init(name: "head", pipeline: pipeline, types: MessageTypes(
+            inboundIn: nil, inboundOut: core.producedInboundType ?? Any.self,
+            outboundIn: core.acceptedOutboundType, outboundOut: nil))
+    }
+
+    override var anyHandler: any ChannelHandler { self }
+    override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) { core.write0(data, promise: promise) }
+    override func invokeFlush() { core.flush0() }
+    override func invokeRead() { core.read0() }
+    override func invokeClose(mode: CloseMode, promise: Promise<Void>?) { core.close0(mode: mode, promise: promise) }
+    override func invokeBind(to address: SocketAddress, promise: Promise<Void>?) { core.bind0(to: address, promise: promise) }
+    override func invokeConnect(to address: SocketAddress, promise: Promise<Void>?) { core.connect0(to: address, promise: promise) }
+    override func invokeTriggerUserOutboundEvent(_ event: Any, promise: Promise<Void>?) {
+        core.triggerUserOutboundEvent0(event, promise: promise)
+    }
+}
+
+/// The tail: the application's end. Outbound operations from the channel start here; inbound events
+/// that no handler consumed end here and are reported to the transport.
+final class TailContext: ChannelHandlerContext, ChannelHandler {
+    unowned let core: any ChannelCore
+
+    init(pipeline: ChannelPipeline, core: any ChannelCore) {
+        self.core = core
+        super.init(name: "tail", pipeline: pipeline, types: MessageTypes(
+            inboundIn: nil, inboundOut: nil, outboundIn: nil, outboundOut: nil))
+    }
+
+    override var anyHandler: any ChannelHandler { self }
+    override func invokeChannelRegistered() {}
+    override func invokeChannelActive() {}
+    override func invokeChannelInactive() {}
+    override func invokeChannelRead<Message>(_ data: Message) { core.channelReadReachedTail(data) }
+    override func invokeChannelReadComplete() {}
+    override func invokeErrorCaught(_ error: any Error) { core.errorCaughtReachedTail(error) }
+    override func invokeUserInboundEventTriggered(_ event: Any) { core.userInboundEventReachedTail(event) }
+    override func invokeChannelWritabilityChanged() {}
+}

@@ -1,0 +1,351 @@
+/// The ordered stages that process a channel's events: a head at the network end, the handlers,
+/// and a tail at the application end.
+///
+/// Inbound events (reads, activity, errors) travel head to tail; outbound operations (writes,
+/// flushes, close) travel tail to head. Handlers can be added and removed while events flow,
+/// including by a handler removing itself from inside an event.
+///
+/// Each stage declares the message types it reads and writes, and every change to the pipeline is
+/// checked against its neighbours: a mismatch throws ``ChannelPipelineError/typeMismatch(_:)`` and
+/// leaves the pipeline as it was.
+///
+/// A pipeline is confined to its channel's event loop: call its methods from that loop (handlers
+/// and channel initializers already run there). To change a pipeline from another thread, go
+/// through the loop: `channel.eventLoop.submit { try channel.pipeline.addHandler(MyHandler()) }`.
+public final class ChannelPipeline: @unchecked Sendable {
+    // Sendable only so that `Channel` (which is) can expose it: every method asserts that it runs
+    // on `eventLoop`, the one thread that touches the stages.
+
+    /// Where to insert a handler.
+    public enum Position: Sendable {
+        /// Next to the head (first to see inbound events, last to see outbound operations).
+        case first
+        /// Next to the tail.
+        case last
+        /// Just before (closer to the head than) the handler with this name.
+        case before(String)
+        /// Just after the handler with this name.
+        case after(String)
+    }
+
+    /// The channel's event loop.
+    public let eventLoop: any EventLoop
+    private unowned let channelReference: any Channel
+    private var head: HeadContext!
+    private var tail: TailContext!
+    /// The handlers' contexts, head side first.
+    private var contexts: [ChannelHandlerContext] = []
+    /// Removed contexts kept alive until the current event has left them (see ``removeHandler(context:)``).
+    private var graveyard: [ChannelHandlerContext] = []
+    private var nameCounter = 0
+
+    /// Creates the pipeline of `channel`, whose transport is `core`.
+    package init(channel: any Channel, core: any ChannelCore, eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        self.channelReference = channel
+        self.head = HeadContext(pipeline: self, core: core)
+        self.tail = TailContext(pipeline: self, core: core)
+        relink()
+    }
+
+    /// The channel this pipeline belongs to.
+    public var channel: any Channel { channelReference }
+
+    /// The handlers' names, head side first.
+    public var handlerNames: [String] {
+        eventLoop.assertInEventLoop()
+        return contexts.map(\.name)
+    }
+
+    // MARK: Adding and removing handlers
+
+    /// Adds `handler` at `position`.
+    ///
+    /// `handlerAdded` runs before this returns. Throws, and leaves the pipeline unchanged, when the
+    /// name is taken, the position's reference handler is missing, or the handler's message types do
+    /// not fit its neighbours.
+    public func addHandler<Handler: ChannelHandler>(
+        _ handler: Handler, name: String? = nil, position: Position = .last
+    ) throws(ChannelPipelineError) {
+        try addHandlers([handler], names: [name], position: position)
+    }
+
+    /// Adds several handlers in order at `position`, checking the message types once all are in.
+    ///
+    /// Use this when the handlers only fit together (a decoder and the handler reading its output).
+    public func addHandlers(_ handlers: [any ChannelHandler], position: Position = .last) throws(ChannelPipelineError) {
+        try addHandlers(handlers, names: handlers.map { _ in nil }, position: position)
+    }
+
+    private func addHandlers(_ handlers: [any ChannelHandler], names: [String?], position: Position) throws(ChannelPipelineError) {
+        eventLoop.assertInEventLoop()
+        var index = try insertionIndex(for: position)
+        var added: [ChannelHandlerContext] = []
+        for (handler, name) in zip(handlers, names) {
+            let name = try uniqueName(name, for: handler, pending: added)
+            let context = makeContext(for: handler, name: name)
+            added.append(context)
+        }
+        let saved = contexts
+        contexts.insert(contentsOf: added, at: index)
+        if let mismatch = typeMismatch() {
+            contexts = saved
+            throw mismatch
+        }
+        relink()
+        for context in added {
+            context.anyHandler.handlerAdded(context: context)
+            index += 1
+        }
+    }
+
+    /// Removes the handler named `name`.
+    public func removeHandler(name: String) throws(ChannelPipelineError) {
+        guard let context = context(name: name) else { throw .notFound(name) }
+        try removeHandler(context: context)
+    }
+
+    /// Removes `handler`.
+    public func removeHandler(_ handler: any ChannelHandler) throws(ChannelPipelineError) {
+        guard let context = context(handler: handler) else { throw .notFound("\(type(of: handler))") }
+        try removeHandler(context: context)
+    }
+
+    /// Removes the handler of `context`.
+    ///
+    /// An event passing through the handler right now continues to the next stage; later events
+    /// skip it. `handlerRemoved` runs before this returns. Throws when the pipeline without the
+    /// handler would not type-check (its neighbours do not fit each other).
+    public func removeHandler(context: ChannelHandlerContext) throws(ChannelPipelineError) {
+        eventLoop.assertInEventLoop()
+        guard !context.isRemoved, let index = contexts.firstIndex(where: { $0 === context }) else {
+            throw .notFound(context.name)
+        }
+        contexts.remove(at: index)
+        if let mismatch = typeMismatch() {
+            contexts.insert(context, at: index)
+            throw mismatch
+        }
+        retire(context)
+    }
+
+    /// Removes every handler (after the channel closed), breaking reference cycles between handlers
+    /// and their contexts.
+    package func removeAllHandlers() {
+        eventLoop.assertInEventLoop()
+        let removed = contexts
+        contexts.removeAll()
+        for context in removed.reversed() { retire(context) }
+    }
+
+    private func retire(_ context: ChannelHandlerContext) {
+        context.isRemoved = true
+        relink()
+        // The removed context keeps its own links, so that an event now inside its handler can still
+        // be passed on; it stays alive until the loop's next turn, when no event can be inside it.
+        if graveyard.isEmpty {
+            eventLoop.execute { [self] in self.buryRemovedContexts() }
+        }
+        graveyard.append(context)
+        context.anyHandler.handlerRemoved(context: context)
+    }
+
+    private func buryRemovedContexts() {
+        for context in graveyard {
+            context.nextInbound = nil
+            context.nextOutbound = nil
+        }
+        graveyard.removeAll()
+    }
+
+    // MARK: Finding handlers
+
+    /// The context of the handler named `name`.
+    public func context(name: String) -> ChannelHandlerContext? {
+        eventLoop.assertInEventLoop()
+        return contexts.first { $0.name == name }
+    }
+
+    /// The context of `handler`.
+    public func context(handler: any ChannelHandler) -> ChannelHandlerContext? {
+        eventLoop.assertInEventLoop()
+        return contexts.first { $0.anyHandler === handler }
+    }
+
+    /// The first handler of type `Handler`.
+    public func handler<Handler: ChannelHandler>(type: Handler.Type) -> Handler? {
+        eventLoop.assertInEventLoop()
+        for context in contexts { if let handler = context.anyHandler as? Handler { return handler } }
+        return nil
+    }
+
+    // MARK: Inbound events, from the transport
+
+    /// Fires `channelRegistered` from the head.
+    public func fireChannelRegistered() { head.fireChannelRegistered() }
+    /// Fires `channelActive` from the head.
+    public func fireChannelActive() { head.fireChannelActive() }
+    /// Fires `channelInactive` from the head.
+    public func fireChannelInactive() { head.fireChannelInactive() }
+    /// Fires `channelRead` from the head.
+    @inlinable public func fireChannelRead<Message>(_ data: Message) { headContext.fireChannelRead(data) }
+    /// Fires `channelReadComplete` from the head.
+    public func fireChannelReadComplete() { head.fireChannelReadComplete() }
+    /// Fires `errorCaught` from the head.
+    public func fireErrorCaught(_ error: any Error) { head.fireErrorCaught(error) }
+    /// Fires `userInboundEventTriggered` from the head.
+    public func fireUserInboundEventTriggered(_ event: Any) { head.fireUserInboundEventTriggered(event) }
+    /// Fires `channelWritabilityChanged` from the head.
+    public func fireChannelWritabilityChanged() { head.fireChannelWritabilityChanged() }
+
+    // MARK: Outbound operations, from the application
+
+    /// Writes `data` from the tail.
+    @inlinable public func write<Message>(_ data: Message, promise: Promise<Void>? = nil) { tailContext.write(data, promise: promise) }
+    /// Writes `data` from the tail and flushes.
+    @inlinable public func writeAndFlush<Message>(_ data: Message, promise: Promise<Void>? = nil) {
+        tailContext.writeAndFlush(data, promise: promise)
+    }
+    /// Flushes from the tail.
+    public func flush() { tail.flush() }
+    /// Requests input from the tail.
+    public func read() { tail.read() }
+    /// Closes from the tail.
+    public func close(mode: CloseMode = .all, promise: Promise<Void>? = nil) { tail.close(mode: mode, promise: promise) }
+    /// Binds from the tail.
+    public func bind(to address: SocketAddress, promise: Promise<Void>? = nil) { tail.bind(to: address, promise: promise) }
+    /// Connects from the tail.
+    public func connect(to address: SocketAddress, promise: Promise<Void>? = nil) { tail.connect(to: address, promise: promise) }
+    /// Sends a user event from the tail.
+    public func triggerUserOutboundEvent(_ event: Any, promise: Promise<Void>? = nil) {
+        tail.triggerUserOutboundEvent(event, promise: promise)
+    }
+
+    @usableFromInline var headContext: ChannelHandlerContext { head }
+    @usableFromInline var tailContext: ChannelHandlerContext { tail }
+
+    // MARK: Structure
+
+    private func makeContext(for handler: any ChannelHandler, name: String) -> ChannelHandlerContext {
+        if let duplex = handler as? any (ChannelInboundHandler & ChannelOutboundHandler) {
+            return makeDuplex(duplex, name: name)
+        } else if let inbound = handler as? any ChannelInboundHandler {
+            return makeInbound(inbound, name: name)
+        } else if let outbound = handler as? any ChannelOutboundHandler {
+            return makeOutbound(outbound, name: name)
+        }
+        return makePassive(handler, name: name)
+    }
+
+    private func makeDuplex<H: ChannelInboundHandler & ChannelOutboundHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+        DuplexHandlerContext(name: name, handler: handler, pipeline: self)
+    }
+    private func makeInbound<H: ChannelInboundHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+        InboundHandlerContext(name: name, handler: handler, pipeline: self)
+    }
+    private func makeOutbound<H: ChannelOutboundHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+        OutboundHandlerContext(name: name, handler: handler, pipeline: self)
+    }
+    private func makePassive<H: ChannelHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+        PassiveHandlerContext(name: name, handler: handler, pipeline: self)
+    }
+
+    private func insertionIndex(for position: Position) throws(ChannelPipelineError) -> Int {
+        switch position {
+        case .first: return 0
+        case .last: return contexts.count
+        case .before(let name):
+            guard let index = contexts.firstIndex(where: { $0.name == name }) else { throw .notFound(name) }
+            return index
+        case .after(let name):
+            guard let index = contexts.firstIndex(where: { $0.name == name }) else { throw .notFound(name) }
+            return index + 1
+        }
+    }
+
+    private func uniqueName(_ requested: String?, for handler: any ChannelHandler, pending: [ChannelHandlerContext]) throws(ChannelPipelineError) -> String {
+        let taken = { (name: String) in
+            name == "head" || name == "tail" || self.contexts.contains { $0.name == name } || pending.contains { $0.name == name }
+        }
+        if let requested {
+            guard !taken(requested) else { throw .duplicateName(requested) }
+            return requested
+        }
+        var name: String
+        repeat {
+            name = "\(type(of: handler))#\(nameCounter)"
+            nameCounter += 1
+        } while taken(name)
+        return name
+    }
+
+    /// Recomputes every live context's links to its next inbound and outbound stage.
+    private func relink() {
+        var nextInbound: ChannelHandlerContext = tail
+        for context in contexts.reversed() {
+            context.nextInbound = nextInbound
+            if context.takesInbound { nextInbound = context }
+        }
+        head.nextInbound = nextInbound
+        tail.nextInbound = nil
+
+        var nextOutbound: ChannelHandlerContext = head
+        for context in contexts {
+            context.nextOutbound = nextOutbound
+            if context.takesOutbound { nextOutbound = context }
+        }
+        tail.nextOutbound = nextOutbound
+        head.nextOutbound = nil
+    }
+
+    /// The first place where neighbouring stages' declared message types do not fit, if any.
+    ///
+    /// Inbound: each inbound stage reads what the previous inbound stage (or the transport) emits.
+    /// Outbound: what each stage writes (its `OutboundOut`) is what the next outbound stage toward
+    /// the head (or the transport) accepts. `Never` means "emits nothing" and fits anything; `Any`
+    /// accepts anything; an unknown transport type (embedded channels) fits anything.
+    private func typeMismatch() -> ChannelPipelineError? {
+        var producer: (name: String, type: Any.Type?) = ("head", head.types.inboundOut)
+        var acceptor: (name: String, type: Any.Type?) = ("head", head.types.outboundIn)
+        for context in contexts {
+            if let reads = context.types.inboundIn {
+                if let emitted = producer.type, !Self.fits(emitted, into: reads) {
+                    return .typeMismatch(
+                        "'\(context.name)' reads \(reads) but '\(producer.name)' before it emits \(emitted)")
+                }
+                producer = (context.name, context.types.inboundOut)
+            }
+            if let writes = context.types.outboundOut, let accepted = acceptor.type, !Self.fits(writes, into: accepted) {
+                return .typeMismatch(
+                    "'\(context.name)' writes \(writes) but '\(acceptor.name)' before it accepts \(accepted)")
+            }
+            if let accepts = context.types.outboundIn { acceptor = (context.name, accepts) }
+        }
+        return nil
+    }
+
+    private static func fits(_ emitted: Any.Type, into accepted: Any.Type) -> Bool {
+        emitted == accepted || emitted == Never.self || accepted == Any.self || emitted == Any.self
+    }
+}
+
+/// Errors from configuring a pipeline or passing messages through it.
+public enum ChannelPipelineError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Neighbouring stages' declared message types do not fit; the pipeline was left unchanged.
+    case typeMismatch(String)
+    /// A stage passed a message of a type its neighbour does not take; the message was dropped.
+    case messageTypeMismatch(String)
+    /// A handler with this name is already in the pipeline.
+    case duplicateName(String)
+    /// No handler with this name (or identity) is in the pipeline.
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .typeMismatch(let detail): return "pipeline type mismatch: \(detail)"
+        case .messageTypeMismatch(let detail): return "message type mismatch: \(detail)"
+        case .duplicateName(let name): return "a handler named '\(name)' is already in the pipeline"
+        case .notFound(let name): return "no handler '\(name)' in the pipeline"
+        }
+    }
+}

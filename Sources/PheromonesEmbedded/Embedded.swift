@@ -1,0 +1,1 @@
+// The embedded (socket-free, virtual-time) event loop and channel live in this module.

@@ -1,0 +1,1 @@
+// The epoll reactor, sockets and TCP channels live in this module.

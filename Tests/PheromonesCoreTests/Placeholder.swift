@@ -1,0 +1,5 @@
+import XCTest
+
+final class PheromonesCoreTestsPlaceholder: XCTestCase {
+    func testNothingYet() {}
+}

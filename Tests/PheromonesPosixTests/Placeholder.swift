@@ -1,0 +1,5 @@
+import XCTest
+
+final class PheromonesPosixTestsPlaceholder: XCTestCase {
+    func testNothingYet() {}
+}
