@@ -1,1 +1,0 @@
-// The embedded (socket-free, virtual-time) event loop and channel live in this module.
