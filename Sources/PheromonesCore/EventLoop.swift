@@ -30,6 +30,10 @@ public protocol EventLoop: AnyObject, Sendable {
 
     /// Whether the loop has begun shutting down and refuses new work.
     var isShuttingDown: Bool { get }
+
+    /// Runs `task` on the loop and returns a future of its result; a loop that has shut down returns
+    /// a future already failed with ``EventLoopError/shutDown`` (never one that hangs).
+    func submit<T>(_ task: @escaping @Sendable () throws -> T) -> Future<T>
 }
 
 extension EventLoop {

@@ -1,0 +1,358 @@
+import DequeModule
+import Glibc
+import Logging
+import PheromonesCore
+import Synchronization
+
+/// An event loop on one thread, wrapping one epoll instance: the reactor.
+///
+/// One turn of the loop, in the manner of redis' `ae.c`:
+///
+/// 1. run the timers that are due, then the queued tasks (the loop's own, without a lock, and
+///    those other threads put in the inbox);
+/// 2. *before sleep*: apply the interest changes channels asked for during the turn, in one pass;
+/// 3. `epoll_wait`, for no longer than the nearest timer (not at all if tasks are waiting);
+/// 4. for every ready descriptor, look its registration up in an array indexed by descriptor,
+///    check the generation, and tell its channel it can read and/or write.
+///
+/// Loops are created by a ``MultiThreadedEventLoopGroup``. Channels never move between loops.
+public final class EpollEventLoop: EventLoop, @unchecked Sendable {
+    // Unchecked: the loop-confined state below (registrations, local tasks, timers, buffers) is only
+    // touched on the loop's thread, which every entry point checks (`assertInEventLoop`); what other
+    // threads reach is the `inbox` (a Mutex), `state` and `threadID` (atomics) and the `waker`.
+
+    private enum LifeCycle: UInt8, AtomicRepresentable {
+        case running, shuttingDown, shutDown
+    }
+
+    /// Per-descriptor registration, in an array indexed by descriptor.
+    private struct Registration {
+        var generation: UInt32 = 0
+        var selectable: (any Selectable)?
+        /// The interest epoll currently has (empty: not registered).
+        var registered: Interest = []
+        /// The interest the channel wants from the next sleep on.
+        var desired: Interest = []
+        var isQueuedForUpdate = false
+    }
+
+    package let logger: Logger
+    private let poller: Poller
+    private let waker: Waker
+    private let threadID = Atomic<UInt>(0)
+    private let state = Atomic<LifeCycle>(.running)
+
+    private var registrations: [Registration] = []
+    private var interestUpdates: [CInt] = []
+    private var registeredCount = 0
+    private var localTasks: Deque<() -> Void> = []
+    private let inbox = Mutex(Inbox())
+    private var timers = TimerHeap()
+
+    private struct Inbox: @unchecked Sendable {
+        // Unchecked: holds `@Sendable` closures only; the struct is only touched under the mutex.
+        var tasks: Deque<@Sendable () -> Void> = []
+        var closed = false
+    }
+
+    /// The receive buffer shared by this loop's channels: a read fills it, the pipeline sees it, and
+    /// if no handler kept a reference it is reused for the next read, so steady-state reads allocate
+    /// nothing and idle connections hold no receive memory.
+    package var receiveBuffer = ByteBuffer()
+    /// Scratch `iovec`s for `writev`, shared by this loop's channels (writes are synchronous).
+    package let iovecs: UnsafeMutablePointer<iovec>
+    package static let iovecCount = 1024
+
+    init(logger: Logger) throws(IOError) {
+        self.logger = logger
+        poller = try Poller()
+        waker = try Waker()
+        iovecs = .allocate(capacity: Self.iovecCount)
+        iovecs.initialize(repeating: iovec(), count: Self.iovecCount)
+        try poller.register(Token(fd: waker.fd, generation: 0), interest: .readable)
+    }
+
+    deinit {
+        iovecs.deallocate()
+    }
+
+    // MARK: EventLoop
+
+    public var inEventLoop: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+    public var now: Deadline { .now() }
+    public var isShuttingDown: Bool { state.load(ordering: .acquiring) != .running }
+
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        if inEventLoop {
+            localTasks.append(task)
+        } else {
+            _ = enqueueFromOtherThread(task)
+        }
+    }
+
+    public func submit<T>(_ task: @escaping @Sendable () throws -> T) -> Future<T> {
+        let promise = makePromise(of: T.self)
+        let job: @Sendable () -> Void = { do { promise.succeed(try task()) } catch { promise.fail(error) } }
+        if inEventLoop {
+            guard state.load(ordering: .relaxed) == .running else {
+                promise.fail(EventLoopError.shutDown)
+                return promise.futureResult
+            }
+            localTasks.append(job)
+        } else if !enqueueFromOtherThread(job) {
+            promise.fail(EventLoopError.shutDown)
+        }
+        return promise.futureResult
+    }
+
+    @discardableResult
+    public func scheduleTask<T>(deadline: Deadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        let promise = makePromise(of: T.self)
+        let handle = TimerHandle()
+        let insert: @Sendable () -> Void = { [self] in
+            guard !handle.isCancelled else { return }
+            let entry = timers.insert(
+                deadline: deadline,
+                task: { do { promise.succeed(try task()) } catch { promise.fail(error) } },
+                onCancel: { promise.fail(EventLoopError.cancelled) })
+            handle.entry = entry
+        }
+        if inEventLoop {
+            insert()
+        } else if !enqueueFromOtherThread(insert) {
+            promise.fail(EventLoopError.shutDown)
+        }
+        return Scheduled(futureResult: promise.futureResult) { [self] in
+            let cancel: @Sendable () -> Void = { [self] in
+                if let entry = handle.entry {
+                    if timers.remove(entry) { entry.onCancel?() }
+                } else if !handle.isCancelled {
+                    handle.isCancelled = true
+                    promise.tryFail(EventLoopError.cancelled)
+                }
+            }
+            if inEventLoop { cancel() } else { _ = enqueueFromOtherThread(cancel) }
+        }
+    }
+
+    /// Puts a task in the inbox and wakes the loop. Returns false once the loop has exited.
+    private func enqueueFromOtherThread(_ task: @escaping @Sendable () -> Void) -> Bool {
+        let accepted = inbox.withLock { inbox in
+            guard !inbox.closed else { return false }
+            inbox.tasks.append(task)
+            return true
+        }
+        if accepted { waker.wake() }
+        return accepted
+    }
+
+    // MARK: Registrations (loop thread only)
+
+    /// Registers `selectable` for `fd` with `interest`, and returns its token.
+    package func register(_ selectable: any Selectable, fd: CInt, interest: Interest) throws(IOError) -> Token {
+        assertInEventLoop()
+        let index = Int(fd)
+        if index >= registrations.count {
+            registrations.append(contentsOf: repeatElement(Registration(), count: max(index + 1 - registrations.count, 64)))
+        }
+        registrations[index].generation &+= 1
+        let token = Token(fd: fd, generation: registrations[index].generation)
+        try poller.register(token, interest: interest)
+        registrations[index].selectable = selectable
+        registrations[index].registered = interest
+        registrations[index].desired = interest
+        registeredCount += 1
+        return token
+    }
+
+    /// Asks for `interest` on `token`'s descriptor from the next sleep on (applied before sleeping).
+    @inline(__always)
+    package func setInterest(_ interest: Interest, for token: Token) {
+        assertInEventLoop()
+        let index = Int(token.fd)
+        guard registrations[index].generation == token.generation, registrations[index].selectable != nil else { return }
+        registrations[index].desired = interest
+        if !registrations[index].isQueuedForUpdate {
+            registrations[index].isQueuedForUpdate = true
+            interestUpdates.append(token.fd)
+        }
+    }
+
+    /// Removes `token`'s registration. Call before closing the descriptor.
+    package func deregister(_ token: Token) {
+        assertInEventLoop()
+        let index = Int(token.fd)
+        guard index < registrations.count, registrations[index].generation == token.generation,
+              registrations[index].selectable != nil else { return }
+        do {
+            try poller.deregister(fd: token.fd)
+        } catch {
+            logger.debug("epoll_ctl(DEL) failed", metadata: ["fd": "\(token.fd)", "error": "\(error)"])
+        }
+        registrations[index].generation &+= 1
+        registrations[index].selectable = nil
+        registrations[index].registered = []
+        registrations[index].desired = []
+        registeredCount -= 1
+    }
+
+    /// The before-sleep hook: applies the interest changes collected during this turn.
+    private func applyInterestUpdates() {
+        for fd in interestUpdates {
+            let index = Int(fd)
+            registrations[index].isQueuedForUpdate = false
+            let registration = registrations[index]
+            guard registration.selectable != nil, registration.desired != registration.registered else { continue }
+            do {
+                try poller.reregister(Token(fd: fd, generation: registration.generation), interest: registration.desired)
+                registrations[index].registered = registration.desired
+            } catch {
+                logger.warning("epoll_ctl(MOD) failed", metadata: ["fd": "\(fd)", "error": "\(error)"])
+            }
+        }
+        interestUpdates.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: The loop
+
+    /// Runs the loop on the calling thread until shutdown completes.
+    func run() {
+        threadID.store(UInt(pthread_self()), ordering: .releasing)
+        Posix.ignoreSIGPIPE()
+        while true {
+            runDueTimers()
+            runTasks()
+            if state.load(ordering: .acquiring) != .running, finishShutdownIfDone() { break }
+            applyInterestUpdates()
+            let ready: Int
+            do {
+                ready = try poller.wait(timeoutMs: sleepTimeoutMs())
+            } catch {
+                logger.error("epoll_wait failed", metadata: ["error": "\(error)"])
+                continue
+            }
+            for index in 0..<ready { dispatch(poller.readiness(at: index)) }
+        }
+    }
+
+    @inline(__always)
+    private func dispatch(_ readiness: Readiness) {
+        let index = Int(readiness.token.fd)
+        if readiness.token.fd == waker.fd, readiness.token.generation == 0 {
+            waker.drain()
+            return
+        }
+        guard index < registrations.count, registrations[index].generation == readiness.token.generation,
+              let selectable = registrations[index].selectable else { return }
+        selectable.handleReadiness(readiness.events)
+    }
+
+    private func sleepTimeoutMs() -> CInt {
+        if !localTasks.isEmpty || !inbox.withLock({ $0.tasks.isEmpty }) { return 0 }
+        guard let deadline = timers.earliestDeadline else { return -1 }
+        let remaining = deadline - now
+        if remaining.nanoseconds <= 0 { return 0 }
+        // Round up: waking a little late is fine, waking early only spins.
+        let ms = (remaining.nanoseconds + 999_999) / 1_000_000
+        return CInt(clamping: ms)
+    }
+
+    private func runDueTimers() {
+        guard timers.count > 0 else { return }
+        let current = now
+        while let timer = timers.popExpired(now: current) {
+            let task = timer.task
+            timer.task = nil
+            timer.onCancel = nil
+            task?()
+        }
+    }
+
+    private func runTasks() {
+        waker.rearm()
+        var remote = inbox.withLock { inbox -> Deque<@Sendable () -> Void> in
+            let tasks = inbox.tasks
+            inbox.tasks.removeAll(keepingCapacity: true)
+            return tasks
+        }
+        while let task = remote.popFirst() { task() }
+        // Tasks queued by these tasks run in the next turn, after I/O: a task that keeps
+        // re-queueing itself cannot starve the sockets.
+        var count = localTasks.count
+        while count > 0, let task = localTasks.popFirst() {
+            task()
+            count -= 1
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Begins shutdown: closes every registered channel on the loop's thread.
+    func initiateShutdown() {
+        guard state.compareExchange(expected: .running, desired: .shuttingDown, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
+        if inEventLoop {
+            closeAllChannels()
+        } else {
+            inbox.withLock { inbox in inbox.tasks.append { [self] in closeAllChannels() } }
+            waker.wake()
+        }
+    }
+
+    private func closeAllChannels() {
+        for registration in registrations {
+            registration.selectable?.closeForShutdown()
+        }
+    }
+
+    /// Once no channel is left and no task is queued, closes the inbox, runs what raced into it,
+    /// fails the waiting timers, and reports whether the loop may exit.
+    private func finishShutdownIfDone() -> Bool {
+        if registeredCount > 0 {
+            closeAllChannels()
+            return false
+        }
+        guard localTasks.isEmpty else { return false }
+        let inboxClosed = inbox.withLock { inbox -> Bool in
+            guard inbox.tasks.isEmpty else { return false }
+            inbox.closed = true
+            return true
+        }
+        guard inboxClosed else { return false }
+        for timer in timers.removeAll() {
+            timer.task = nil
+            timer.onCancel?()
+        }
+        // Callbacks of the failed timers' futures may queue local tasks: run them before leaving.
+        while let task = localTasks.popFirst() { task() }
+        state.store(.shutDown, ordering: .releasing)
+        return true
+    }
+}
+
+/// Lets a cancellation (from any thread) find its timer, which only the loop's thread touches.
+private final class TimerHandle: @unchecked Sendable {
+    // Unchecked: `entry` and `isCancelled` are read and written only on the loop's thread (both the
+    // insertion and the cancellation run there).
+    var entry: TimerEntry?
+    var isCancelled = false
+}
+
+// MARK: - Executors
+
+extension EpollEventLoop: SerialExecutor, TaskExecutor {
+    /// Runs a Swift concurrency job on the loop, so an actor whose executor is this loop, or a task
+    /// started with `Task(executorPreference: loop)`, runs on the loop's thread with no hop.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unownedJob = UnownedJob(job)
+        execute { [self] in
+            unownedJob.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+        }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
+    public func isSameExclusiveExecutionContext(other: EpollEventLoop) -> Bool { other === self }
+    public func checkIsolated() { preconditionInEventLoop() }
+}

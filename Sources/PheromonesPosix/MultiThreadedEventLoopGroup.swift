@@ -1,0 +1,127 @@
+import Glibc
+import Logging
+import PheromonesCore
+import Synchronization
+
+/// A group of ``EpollEventLoop``s, each on its own thread.
+///
+/// ```swift
+/// let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
+/// defer { group.syncShutdownGracefully() }
+/// ```
+///
+/// `next()` hands out loops round robin; a channel stays on the loop it was given for life.
+public final class MultiThreadedEventLoopGroup: EventLoopGroup, Sendable {
+    /// The group's loops, in thread order.
+    public let epollLoops: [EpollEventLoop]
+    private let threads: [LoopThread]
+    private let counter = Atomic<Int>(0)
+
+    /// Starts `numberOfThreads` loops (default: one per core).
+    public init(numberOfThreads: Int = System.coreCount, logger: Logger = Logger(label: "pheromones.loop")) throws(IOError) {
+        precondition(numberOfThreads > 0, "a group needs at least one loop")
+        var loops: [EpollEventLoop] = []
+        for _ in 0..<numberOfThreads { loops.append(try EpollEventLoop(logger: logger)) }
+        epollLoops = loops
+        threads = loops.map { loop in LoopThread(loop: loop) }
+        for thread in threads { thread.waitUntilRunning() }
+    }
+
+    public var loops: [any EventLoop] { epollLoops }
+
+    public func next() -> any EventLoop { nextLoop() }
+
+    /// The next loop, round robin, as its concrete type.
+    public func nextLoop() -> EpollEventLoop {
+        let index = counter.wrappingAdd(1, ordering: .relaxed).oldValue
+        return epollLoops[index % epollLoops.count]
+    }
+
+    public func shutdownGracefully() async throws {
+        for loop in epollLoops { loop.initiateShutdown() }
+        for thread in threads { await thread.exited() }
+        for thread in threads { thread.join() }
+    }
+
+    /// Shuts down and blocks the calling thread until every loop has exited.
+    ///
+    /// For `main` and tests; never call it on one of the group's loops (it would wait for itself).
+    public func syncShutdownGracefully() {
+        precondition(!epollLoops.contains { $0.inEventLoop }, "syncShutdownGracefully called on one of the group's own loops")
+        for loop in epollLoops { loop.initiateShutdown() }
+        for thread in threads { thread.join() }
+    }
+}
+
+/// Facts about the machine.
+public enum System {
+    /// The number of online processors.
+    public static var coreCount: Int { max(1, Int(sysconf(CInt(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// A POSIX thread running one loop, and the means to wait for it to start and to exit.
+private final class LoopThread: Sendable {
+    private let handle: Mutex<pthread_t?> = Mutex(nil)
+    private let lifecycle = Mutex(Lifecycle())
+
+    private struct Lifecycle: @unchecked Sendable {
+        // Unchecked: only touched under the mutex; the continuations are resumed exactly once.
+        var running = false
+        var exited = false
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
+        var joined = false
+    }
+
+    init(loop: EpollEventLoop) {
+        let body = Box { [self] in
+            lifecycle.withLock { $0.running = true }
+            loop.run()
+            let waiters = lifecycle.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.exited = true
+                let waiters = state.exitWaiters
+                state.exitWaiters = []
+                return waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(body).toOpaque()
+        let result = pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, context)
+        precondition(result == 0, "pthread_create failed: \(result)")
+        handle.withLock { $0 = thread }
+    }
+
+    /// Spins briefly until the loop has recorded its thread (so `inEventLoop` is right from the start).
+    func waitUntilRunning() {
+        while !lifecycle.withLock({ $0.running }) { sched_yield() }
+    }
+
+    func exited() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = lifecycle.withLock { state -> Bool in
+                if state.exited { return true }
+                state.exitWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    func join() {
+        let thread = lifecycle.withLock { state -> pthread_t? in
+            guard !state.joined else { return nil }
+            state.joined = true
+            return handle.withLock { $0 }
+        }
+        if let thread { pthread_join(thread, nil) }
+    }
+
+    private final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+}

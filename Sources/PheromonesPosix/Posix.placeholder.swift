@@ -1,1 +1,0 @@
-// The epoll reactor, sockets and TCP channels live in this module.

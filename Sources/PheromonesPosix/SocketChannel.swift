@@ -1,0 +1,483 @@
+import Glibc
+import Logging
+import PheromonesCore
+import Synchronization
+
+/// A TCP connection on an ``EpollEventLoop``: the transport under a pipeline.
+///
+/// How bytes travel:
+/// - **In.** When epoll reports the socket readable, the channel `read(2)`s into its loop's shared
+///   receive buffer, up to ``SocketOptions/maxReadsPerWakeup`` times (fairness), fires
+///   `channelRead` for each read and `channelReadComplete` after the batch. The read size adapts
+///   (2 KiB to start, doubling when a read fills it, halving after two small reads).
+/// - **Out.** `write` queues a buffer; `flush` hands the queued buffers to one `writev`. Whatever the
+///   kernel does not take waits for `EPOLLOUT`, which is switched on only while bytes wait. Write
+///   promises complete in order. Above the high water mark the channel turns unwritable and fires
+///   `channelWritabilityChanged`; below the low one, writable again.
+/// - **Backpressure.** With auto-read on, the channel asks the pipeline for the next read (an
+///   outbound `read()`) after every batch; a handler that holds that request back stops the
+///   channel reading, and the kernel's buffers then push back on the peer.
+///
+/// All state is confined to the loop; the `Channel` members that other threads may call hop there.
+public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
+    // Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
+    // except `activeFlag`/`writableFlag` (atomics) and `addresses` (a mutex), which other threads read.
+
+    private enum State {
+        /// Created, handlers being installed; not yet in epoll.
+        case fresh
+        /// In epoll, not connected.
+        case registered
+        /// A non-blocking connect is under way.
+        case connecting
+        /// Connected.
+        case active
+        /// Closed; the descriptor is gone.
+        case closed
+    }
+
+    /// The loop that owns the channel.
+    public let loop: EpollEventLoop
+    /// The listener that accepted this channel, if any.
+    public let parent: (any Channel)?
+    private var pipelineStorage: ChannelPipeline!
+    private let fd: CInt
+    private var token: Token?
+    private var state = State.fresh
+    private let options: SocketOptions
+    private let closePromise: Promise<Void>
+
+    private var interest: Interest = []
+    private var readPending = false
+    private var inputClosed = false
+    private var outputClosed = false
+    private var shutdownOutputWhenFlushed: Promise<Void>??
+    private var readSize = 2048
+    private var smallReads = 0
+
+    private var pendingWrites = PendingWrites()
+    private var completedWrites: [Promise<Void>] = []
+    private var isFlushing = false
+    private var writable = true
+
+    private var connectPromise: Promise<Void>?
+    private var connectTimeout: Scheduled<Void>?
+    private var connectTarget: SocketAddress?
+
+    private let activeFlag = Atomic<Bool>(false)
+    private let writableFlag = Atomic<Bool>(true)
+    private let addresses = Mutex<(local: SocketAddress?, remote: SocketAddress?)>((nil, nil))
+
+    private static let minimumReadSize = 64
+    private static let maximumReadSize = 64 * 1024
+    private static let writeSpinCount = 16
+
+    init(fd: CInt, loop: EpollEventLoop, options: SocketOptions, parent: (any Channel)?) {
+        self.fd = fd
+        self.loop = loop
+        self.options = options
+        self.parent = parent
+        closePromise = loop.makePromise(of: Void.self)
+        pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
+    }
+
+    deinit {
+        if state != .closed { try? Posix.close(fd) }
+    }
+
+    // MARK: Channel
+
+    public var pipeline: ChannelPipeline { pipelineStorage }
+    public var eventLoop: any EventLoop { loop }
+    public var closeFuture: Future<Void> { closePromise.futureResult }
+    public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
+    public var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
+    public var localAddress: SocketAddress? { addresses.withLock { $0.local } }
+    public var remoteAddress: SocketAddress? { addresses.withLock { $0.remote } }
+
+    // MARK: Lifecycle (loop thread)
+
+    /// Adds the socket to epoll and fires `channelRegistered`.
+    func register() throws(IOError) {
+        loop.assertInEventLoop()
+        token = try loop.register(self, fd: fd, interest: [])
+        state = .registered
+        pipeline.fireChannelRegistered()
+    }
+
+    /// Marks an accepted or connected socket active: records addresses, fires `channelActive` and
+    /// starts reading if auto-read is on.
+    func becomeActive() {
+        state = .active
+        activeFlag.store(true, ordering: .relaxed)
+        let local = try? Posix.localAddress(fd)
+        let remote = (try? Posix.remoteAddress(fd)) ?? connectTarget
+        addresses.withLock { $0 = (local, remote) }
+        pipeline.fireChannelActive()
+        if options.autoRead, state == .active { pipeline.read() }
+    }
+
+    // MARK: Readiness
+
+    package func handleReadiness(_ events: UInt32) {
+        if state == .connecting {
+            if events.hasOutput || events.hasHangUpOrError { finishConnect() }
+            return
+        }
+        guard state == .active else { return }
+        if events.hasInput || events.hasHangUpOrError {
+            if readPending && !inputClosed {
+                readFromSocket()
+            } else if events.hasHangUpOrError {
+                closeAfterHangUp()
+            }
+        }
+        if state == .active, events.hasOutput { flushNow() }
+    }
+
+    package func closeForShutdown() { close0(mode: .all, promise: nil) }
+
+    // MARK: Reading
+
+    private func readFromSocket() {
+        readPending = false
+        var readAnything = false
+        for _ in 0..<options.maxReadsPerWakeup {
+            var buffer = takeReceiveBuffer()
+            let size = readSize
+            let attempt = buffer.withUnsafeMutableWritableBytes { bytes in
+                Result { () throws(IOError) in
+                    try Posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: bytes.prefix(size)))
+                }
+            }
+            let result: IOResult<Int>
+            switch attempt {
+            case .success(let value):
+                result = value
+            case .failure(let error):
+                loop.receiveBuffer = buffer
+                if readAnything { pipeline.fireChannelReadComplete() }
+                failAndClose(error.errnoCode == ECONNRESET ? ChannelError.connectionReset : error)
+                return
+            }
+            guard case .processed(let count) = result else {
+                loop.receiveBuffer = buffer
+                break
+            }
+            guard count > 0 else {
+                loop.receiveBuffer = buffer
+                if readAnything { pipeline.fireChannelReadComplete() }
+                endOfInput()
+                return
+            }
+            buffer.moveWriterIndex(forwardBy: count)
+            readAnything = true
+            let filled = count == readSize
+            adaptReadSize(lastRead: count)
+            pipeline.fireChannelRead(buffer)
+            loop.receiveBuffer = buffer
+            // A short read means the socket is drained: skip the read that would only say EAGAIN.
+            if state != .active || !filled { break }
+        }
+        guard state == .active else { return }
+        if readAnything { pipeline.fireChannelReadComplete() }
+        if options.autoRead, state == .active, !readPending { pipeline.read() }
+        updateInterest()
+    }
+
+    /// The loop's shared receive buffer, emptied, with room for `readSize` bytes. If a handler kept
+    /// the last one, this allocates a new one; otherwise it reuses the memory.
+    @inline(__always)
+    private func takeReceiveBuffer() -> ByteBuffer {
+        var buffer = loop.receiveBuffer
+        loop.receiveBuffer = ByteBuffer()
+        if buffer.isStorageUniquelyReferenced {
+            buffer.clear(minimumCapacity: readSize)
+        } else {
+            buffer = ByteBuffer(capacity: readSize)
+        }
+        return buffer
+    }
+
+    private func adaptReadSize(lastRead count: Int) {
+        if count == readSize {
+            readSize = min(readSize * 2, Self.maximumReadSize)
+            smallReads = 0
+        } else if count <= readSize / 2, readSize > Self.minimumReadSize {
+            smallReads += 1
+            if smallReads >= 2 {
+                readSize /= 2
+                smallReads = 0
+            }
+        } else {
+            smallReads = 0
+        }
+    }
+
+    private func endOfInput() {
+        inputClosed = true
+        if options.allowRemoteHalfClosure && !outputClosed {
+            updateInterest()
+            pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        } else {
+            close0(mode: .all, promise: nil)
+        }
+    }
+
+    private func closeAfterHangUp() {
+        if let code = try? Posix.socketError(fd), code != 0 {
+            failAndClose(code == ECONNRESET ? ChannelError.connectionReset : IOError(errnoCode: code, function: "socket"))
+        } else {
+            close0(mode: .all, promise: nil)
+        }
+    }
+
+    private func failAndClose(_ error: any Error) {
+        pipeline.fireErrorCaught(error)
+        close0(mode: .all, promise: nil)
+    }
+
+    // MARK: Writing
+
+    private func flushNow() {
+        guard !isFlushing, state == .active else { return }
+        isFlushing = true
+        defer { isFlushing = false }
+        for _ in 0..<Self.writeSpinCount {
+            guard pendingWrites.hasFlushed else { break }
+            let outcome: PendingWrites.Outcome
+            do throws(IOError) {
+                outcome = try pendingWrites.writeFlushed(
+                    fd: fd, iovecs: loop.iovecs, maxIovecs: EpollEventLoop.iovecCount, completed: &completedWrites)
+            } catch {
+                completeWrites()
+                isFlushing = false
+                failAndClose(error.errnoCode == ECONNRESET || error.errnoCode == EPIPE ? ChannelError.connectionReset : error)
+                return
+            }
+            completeWrites()
+            guard state == .active else { return }
+            if case .more = outcome { continue }
+            if case .wroteAll = outcome { continue }
+            break
+        }
+        updateWritability()
+        if !pendingWrites.hasFlushed, let promise = shutdownOutputWhenFlushed {
+            shutdownOutputWhenFlushed = nil
+            shutdownOutput(promise: promise)
+        }
+        updateInterest()
+    }
+
+    private func completeWrites() {
+        guard !completedWrites.isEmpty else { return }
+        for promise in completedWrites { promise.succeed(()) }
+        completedWrites.removeAll(keepingCapacity: true)
+    }
+
+    private func updateWritability() {
+        if writable, pendingWrites.queuedBytes > options.writeBufferWaterMark.high {
+            writable = false
+            writableFlag.store(false, ordering: .relaxed)
+            pipeline.fireChannelWritabilityChanged()
+        } else if !writable, pendingWrites.queuedBytes < options.writeBufferWaterMark.low {
+            writable = true
+            writableFlag.store(true, ordering: .relaxed)
+            pipeline.fireChannelWritabilityChanged()
+        }
+    }
+
+    private func shutdownOutput(promise: Promise<Void>?) {
+        outputClosed = true
+        do {
+            try Posix.shutdown(fd, how: .write)
+        } catch {
+            promise?.fail(error)
+            return
+        }
+        promise?.succeed(())
+        pipeline.fireUserInboundEventTriggered(ChannelEvent.outputClosed)
+        if inputClosed { close0(mode: .all, promise: nil) }
+    }
+
+    private func updateInterest() {
+        guard let token, state != .closed else { return }
+        var wanted: Interest = []
+        if readPending && !inputClosed { wanted.insert(.readable) }
+        if state == .connecting || pendingWrites.hasFlushed { wanted.insert(.writable) }
+        guard wanted != interest else { return }
+        interest = wanted
+        loop.setInterest(wanted, for: token)
+    }
+
+    // MARK: Connecting
+
+    private func finishConnect() {
+        guard state == .connecting, let target = connectTarget else { return }
+        let code = (try? Posix.socketError(fd)) ?? EINVAL
+        connectTimeout?.cancel()
+        connectTimeout = nil
+        let promise = connectPromise
+        connectPromise = nil
+        guard code == 0 else {
+            let error = Self.connectError(code, target: target)
+            close0(mode: .all, promise: nil)
+            promise?.fail(error)
+            return
+        }
+        becomeActive()
+        updateInterest()
+        promise?.succeed(())
+    }
+
+    private func connectTimedOut(after timeout: TimeAmount) {
+        guard state == .connecting, let target = connectTarget else { return }
+        let promise = connectPromise
+        connectPromise = nil
+        connectTimeout = nil
+        close0(mode: .all, promise: nil)
+        promise?.fail(ChannelError.connectTimeout(target, timeout))
+    }
+
+    static func connectError(_ code: CInt, target: SocketAddress) -> ChannelError {
+        switch code {
+        case ECONNREFUSED: return .connectionRefused(target)
+        case ENETUNREACH, EHOSTUNREACH: return .unreachable(target)
+        case ETIMEDOUT: return .connectTimeout(target, .zero)
+        default: return .connectFailed(target, IOError(errnoCode: code, function: "connect(2)"))
+        }
+    }
+
+    // MARK: ChannelCore
+
+    public var acceptedOutboundType: Any.Type? { ByteBuffer.self }
+    public var producedInboundType: Any.Type? { ByteBuffer.self }
+
+    public func write0<Message>(_ data: Message, promise: Promise<Void>?) {
+        loop.assertInEventLoop()
+        guard Message.self == ByteBuffer.self else {
+            promise?.fail(ChannelPipelineError.messageTypeMismatch("a socket channel sends ByteBuffer, not \(Message.self)"))
+            return
+        }
+        guard state != .closed else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        guard !outputClosed, shutdownOutputWhenFlushed == nil else {
+            promise?.fail(ChannelError.outputClosed)
+            return
+        }
+        pendingWrites.append(unsafeBitCast(data, to: ByteBuffer.self), promise: promise)
+        updateWritability()
+    }
+
+    public func flush0() {
+        loop.assertInEventLoop()
+        pendingWrites.markFlushed()
+        // While waiting for EPOLLOUT, writing now would only say EAGAIN again.
+        if !interest.contains(.writable) { flushNow() }
+    }
+
+    public func read0() {
+        loop.assertInEventLoop()
+        guard !readPending, state != .closed else { return }
+        readPending = true
+        updateInterest()
+    }
+
+    public func close0(mode: CloseMode, promise: Promise<Void>?) {
+        loop.assertInEventLoop()
+        guard state != .closed else {
+            promise?.fail(ChannelError.alreadyClosed)
+            return
+        }
+        switch mode {
+        case .output:
+            guard !outputClosed else { promise?.succeed(()); return }
+            if pendingWrites.isEmpty {
+                shutdownOutput(promise: promise)
+            } else {
+                pendingWrites.markFlushed()
+                shutdownOutputWhenFlushed = .some(promise)
+                flushNow()
+            }
+        case .input:
+            inputClosed = true
+            try? Posix.shutdown(fd, how: .read)
+            updateInterest()
+            promise?.succeed(())
+            pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        case .all:
+            closeNow(promise: promise)
+        }
+    }
+
+    private func closeNow(promise: Promise<Void>?) {
+        let wasActive = state == .active
+        state = .closed
+        activeFlag.store(false, ordering: .relaxed)
+        if let token { loop.deregister(token) }
+        try? Posix.close(fd)
+        connectTimeout?.cancel()
+        connectTimeout = nil
+        connectPromise?.fail(ChannelError.ioOnClosedChannel)
+        connectPromise = nil
+        if case .some(let shutdownPromise) = shutdownOutputWhenFlushed { shutdownPromise?.fail(ChannelError.alreadyClosed) }
+        shutdownOutputWhenFlushed = nil
+        for pending in pendingWrites.removeAll() { pending.fail(ChannelError.closedBeforeWriteCompleted) }
+        promise?.succeed(())
+        if wasActive { pipeline.fireChannelInactive() }
+        pipeline.removeAllHandlers()
+        closePromise.succeed(())
+    }
+
+    public func bind0(to address: SocketAddress, promise: Promise<Void>?) {
+        loop.assertInEventLoop()
+        do {
+            try Posix.bind(fd, to: address)
+            promise?.succeed(())
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
+    public func connect0(to address: SocketAddress, promise: Promise<Void>?) {
+        loop.assertInEventLoop()
+        guard state == .registered else {
+            promise?.fail(state == .closed ? ChannelError.ioOnClosedChannel : ChannelError.alreadyConnected)
+            return
+        }
+        connectTarget = address
+        do throws(IOError) {
+            if try Posix.connect(fd, to: address) {
+                becomeActive()
+                updateInterest()
+                promise?.succeed(())
+                return
+            }
+        } catch {
+            close0(mode: .all, promise: nil)
+            promise?.fail(Self.connectError(error.errnoCode, target: address))
+            return
+        }
+        state = .connecting
+        connectPromise = promise
+        let timeout = options.connectTimeout
+        connectTimeout = loop.scheduleTask(in: timeout) { [self] in connectTimedOut(after: timeout) }
+        updateInterest()
+    }
+
+    public func triggerUserOutboundEvent0(_ event: Any, promise: Promise<Void>?) {
+        promise?.fail(ChannelError.operationUnsupported)
+    }
+
+    public func channelReadReachedTail<Message>(_ data: Message) {}
+
+    public func errorCaughtReachedTail(_ error: any Error) {
+        loop.logger.debug("an error reached the end of the pipeline unhandled", metadata: [
+            "error": "\(error)", "remote": "\(remoteAddress.map { "\($0)" } ?? "?")",
+        ])
+    }
+
+    public func userInboundEventReachedTail(_ event: Any) {}
+}

@@ -1,0 +1,72 @@
+import Glibc
+import PheromonesCore
+
+/// Settings of a TCP connection, chosen when it is created (by a bootstrap).
+public struct SocketOptions: Sendable, Hashable {
+    /// Disable Nagle's algorithm (`TCP_NODELAY`) so small messages leave at once. Default: on.
+    public var tcpNoDelay = true
+    /// TCP keep-alive probes (`SO_KEEPALIVE`). Default: off.
+    public var keepAlive = false
+    /// The kernel receive buffer (`SO_RCVBUF`), or nil for the system default.
+    public var receiveBufferSize: Int?
+    /// The kernel send buffer (`SO_SNDBUF`), or nil for the system default.
+    public var sendBufferSize: Int?
+    /// Read whenever data arrives. When off, the channel reads only after `read()`, which is how a
+    /// consumer applies backpressure to the socket.
+    public var autoRead = true
+    /// When the peer closes its output, keep the channel open for writing and fire
+    /// ``ChannelEvent/inputClosed`` instead of closing. Default: off.
+    public var allowRemoteHalfClosure = false
+    /// The queued-bytes levels at which the channel turns unwritable (above `high`) and writable
+    /// again (below `low`).
+    public var writeBufferWaterMark = WriteBufferWaterMark(low: 32 * 1024, high: 64 * 1024)
+    /// How many `read(2)` calls one readiness event may make before the loop serves other channels.
+    public var maxReadsPerWakeup = 4
+    /// How long a client connect may take before it fails with ``ChannelError/connectTimeout(_:_:)``.
+    public var connectTimeout: TimeAmount = .seconds(10)
+
+    /// The defaults.
+    public init() {}
+}
+
+/// The levels of queued outbound bytes that drive ``Channel/isWritable``.
+public struct WriteBufferWaterMark: Sendable, Hashable {
+    /// Below this the channel becomes writable again.
+    public var low: Int
+    /// Above this the channel becomes unwritable.
+    public var high: Int
+
+    /// Creates water marks; `low` must not exceed `high`.
+    public init(low: Int, high: Int) {
+        precondition(low >= 0 && low <= high, "the low water mark must be between 0 and the high one")
+        self.low = low
+        self.high = high
+    }
+}
+
+/// Settings of a listening socket.
+public struct ServerSocketOptions: Sendable, Hashable {
+    /// The `listen(2)` backlog, or nil for the system's `somaxconn` (4096 if unknown).
+    public var backlog: Int?
+    /// `SO_REUSEADDR`, so a restarted server can bind while old connections linger in TIME_WAIT. Default: on.
+    public var reuseAddress = true
+    /// `SO_REUSEPORT`, so several listeners (processes or loops) can share the port. Default: off.
+    public var reusePort = false
+    /// How many connections one readiness event may accept before the loop serves other channels.
+    public var maxAcceptsPerWakeup = 64
+    /// How long to stop accepting when the process runs out of descriptors (`EMFILE`/`ENFILE`).
+    public var acceptBackoff: TimeAmount = .milliseconds(100)
+
+    /// The defaults.
+    public init() {}
+}
+
+extension SocketOptions {
+    /// Applies the socket-level options to `fd`.
+    func apply(to fd: CInt) throws(IOError) {
+        if tcpNoDelay { try Posix.setOption(fd, level: CInt(IPPROTO_TCP), name: TCP_NODELAY, value: 1) }
+        if keepAlive { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1) }
+        if let size = receiveBufferSize { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(clamping: size)) }
+        if let size = sendBufferSize { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, value: CInt(clamping: size)) }
+    }
+}
