@@ -1,0 +1,169 @@
+import Glibc
+import PheromonesCore
+
+/// Starts TCP servers.
+///
+/// ```swift
+/// let server = try await ServerBootstrap(group: group)
+///     .childChannelInitializer { channel in
+///         try channel.pipeline.addHandler(EchoHandler())
+///     }
+///     .bind(host: "127.0.0.1", port: 9000)
+/// ```
+///
+/// The child initializer runs on each connection's own loop, before any event, so the handlers it
+/// creates never cross threads and need not be `Sendable`. Connections are spread over the child
+/// group's loops round robin.
+public struct ServerBootstrap: Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private let childGroup: MultiThreadedEventLoopGroup
+    private var serverOptions = ServerSocketOptions()
+    private var childOptions = SocketOptions()
+    private var childInitializer: ServerSocketChannel.ChildInitializer = { _ in }
+
+    /// Listens on a loop of `group` and serves connections on `childGroup` (default: the same group).
+    public init(group: MultiThreadedEventLoopGroup, childGroup: MultiThreadedEventLoopGroup? = nil) {
+        self.group = group
+        self.childGroup = childGroup ?? group
+    }
+
+    /// Sets the listener's options.
+    public func serverOptions(_ options: ServerSocketOptions) -> ServerBootstrap {
+        var copy = self
+        copy.serverOptions = options
+        return copy
+    }
+
+    /// Sets every accepted connection's options.
+    public func childOptions(_ options: SocketOptions) -> ServerBootstrap {
+        var copy = self
+        copy.childOptions = options
+        return copy
+    }
+
+    /// Sets the code that installs each accepted connection's handlers (run on its loop).
+    public func childChannelInitializer(_ initializer: @escaping @Sendable (SocketChannel) throws -> Void) -> ServerBootstrap {
+        var copy = self
+        copy.childInitializer = initializer
+        return copy
+    }
+
+    /// Binds and listens on `address`; the future completes with the listening channel.
+    public func bind(to address: SocketAddress) -> Future<ServerSocketChannel> {
+        let loop = group.nextLoop()
+        let serverOptions = serverOptions, childOptions = childOptions
+        let childGroup = childGroup, childInitializer = childInitializer
+        return loop.submit { () throws -> ServerSocketChannel in
+            let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
+            do {
+                if serverOptions.reuseAddress { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1) }
+                if serverOptions.reusePort { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
+                try Posix.bind(fd, to: address)
+                try Posix.listen(fd, backlog: CInt(clamping: serverOptions.backlog ?? Int(Posix.somaxconn())))
+                let bound = try Posix.localAddress(fd)
+                let server = ServerSocketChannel(
+                    fd: fd, address: bound, loop: loop, options: serverOptions,
+                    childGroup: childGroup, childOptions: childOptions, childInitializer: childInitializer)
+                try server.register()
+                return server
+            } catch {
+                try? Posix.close(fd)
+                throw error
+            }
+        }
+    }
+
+    /// Binds and listens on `host:port` (port 0: any free port; read it from `localAddress`).
+    ///
+    /// A host name that is not a numeric address is resolved with a blocking lookup first.
+    public func bind(host: String, port: Int) async throws -> ServerSocketChannel {
+        try await bind(to: SocketAddress.resolve(host: host, port: port)).get()
+    }
+}
+
+/// Opens TCP connections.
+///
+/// ```swift
+/// let channel = try await ClientBootstrap(group: group)
+///     .channelInitializer { channel in try channel.pipeline.addHandler(MyHandler()) }
+///     .connect(host: "127.0.0.1", port: 9000)
+/// ```
+public struct ClientBootstrap: Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private var options = SocketOptions()
+    private var initializer: @Sendable (SocketChannel) throws -> Void = { _ in }
+
+    /// Connects from loops of `group`.
+    public init(group: MultiThreadedEventLoopGroup) {
+        self.group = group
+    }
+
+    /// Sets the connection's options.
+    public func options(_ options: SocketOptions) -> ClientBootstrap {
+        var copy = self
+        copy.options = options
+        return copy
+    }
+
+    /// Sets how long connecting may take (default 10 s).
+    public func connectTimeout(_ timeout: TimeAmount) -> ClientBootstrap {
+        var copy = self
+        copy.options.connectTimeout = timeout
+        return copy
+    }
+
+    /// Sets the code that installs the connection's handlers (run on its loop, before connecting).
+    public func channelInitializer(_ initializer: @escaping @Sendable (SocketChannel) throws -> Void) -> ClientBootstrap {
+        var copy = self
+        copy.initializer = initializer
+        return copy
+    }
+
+    /// Connects to `address` from the group's next loop.
+    ///
+    /// The future fails with ``ChannelError/connectionRefused(_:)``, ``ChannelError/unreachable(_:)``,
+    /// ``ChannelError/connectTimeout(_:_:)`` or ``ChannelError/connectFailed(_:_:)``.
+    public func connect(to address: SocketAddress) -> Future<SocketChannel> {
+        connect(to: address, on: group.nextLoop())
+    }
+
+    /// Connects to `address` from `loop` (which must belong to the group).
+    public func connect(to address: SocketAddress, on loop: EpollEventLoop) -> Future<SocketChannel> {
+        let options = options, initializer = initializer
+        let promise = loop.makePromise(of: SocketChannel.self)
+        loop.execute {
+            let channel: SocketChannel
+            do {
+                let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
+                channel = SocketChannel(fd: fd, loop: loop, options: options, parent: nil)
+                try options.apply(to: fd)
+            } catch {
+                promise.fail(error)
+                return
+            }
+            do {
+                try initializer(channel)
+                try channel.register()
+            } catch {
+                channel.close0(mode: .all, promise: nil)
+                promise.fail(error)
+                return
+            }
+            let connected = loop.makePromise(of: Void.self)
+            connected.futureResult.whenComplete { result in
+                switch result {
+                case .success: promise.succeed(channel)
+                case .failure(let error): promise.fail(error)
+                }
+            }
+            channel.pipeline.connect(to: address, promise: connected)
+        }
+        return promise.futureResult
+    }
+
+    /// Connects to `host:port`. A host name that is not a numeric address is resolved with a
+    /// blocking lookup first.
+    public func connect(host: String, port: Int) async throws -> SocketChannel {
+        try await connect(to: SocketAddress.resolve(host: host, port: port)).get()
+    }
+}

@@ -1,0 +1,173 @@
+import Glibc
+import Logging
+import PheromonesCore
+import Synchronization
+
+/// A listening TCP socket on an ``EpollEventLoop``. Each accepted connection becomes a
+/// ``SocketChannel`` on a loop of the child group, where the child initializer installs its handlers.
+///
+/// Accepting is bounded per wake-up (``ServerSocketOptions/maxAcceptsPerWakeup``) so a flood of
+/// connections cannot starve established ones. When the process runs out of descriptors
+/// (`EMFILE`/`ENFILE`) the listener stops accepting for ``ServerSocketOptions/acceptBackoff`` instead
+/// of spinning on the connection it cannot take, and resumes by itself once descriptors free up.
+public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
+    // Unchecked: mutable state is touched only on `loop`'s thread; `activeFlag` is atomic and
+    // `boundAddress` is written once before the channel is published.
+
+    /// Installs a new connection's handlers; runs on the connection's loop.
+    public typealias ChildInitializer = @Sendable (SocketChannel) throws -> Void
+
+    /// The loop that owns the listener.
+    public let loop: EpollEventLoop
+    private let fd: CInt
+    private var token: Token?
+    private var pipelineStorage: ChannelPipeline!
+    private let closePromise: Promise<Void>
+    private let options: ServerSocketOptions
+    private let childGroup: MultiThreadedEventLoopGroup
+    private let childOptions: SocketOptions
+    private let childInitializer: ChildInitializer
+    private let boundAddress: SocketAddress
+    private let activeFlag = Atomic<Bool>(false)
+    private var closed = false
+    private var acceptPaused = false
+
+    init(
+        fd: CInt, address: SocketAddress, loop: EpollEventLoop, options: ServerSocketOptions,
+        childGroup: MultiThreadedEventLoopGroup, childOptions: SocketOptions, childInitializer: @escaping ChildInitializer
+    ) {
+        self.fd = fd
+        self.boundAddress = address
+        self.loop = loop
+        self.options = options
+        self.childGroup = childGroup
+        self.childOptions = childOptions
+        self.childInitializer = childInitializer
+        closePromise = loop.makePromise(of: Void.self)
+        pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
+    }
+
+    deinit {
+        if !closed { try? Posix.close(fd) }
+    }
+
+    // MARK: Channel
+
+    public var pipeline: ChannelPipeline { pipelineStorage }
+    public var eventLoop: any EventLoop { loop }
+    public var closeFuture: Future<Void> { closePromise.futureResult }
+    public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
+    public var isWritable: Bool { false }
+    public var localAddress: SocketAddress? { boundAddress }
+    public var remoteAddress: SocketAddress? { nil }
+    public var parent: (any Channel)? { nil }
+
+    /// Registers the listening socket and starts accepting.
+    func register() throws(IOError) {
+        loop.assertInEventLoop()
+        token = try loop.register(self, fd: fd, interest: .readable)
+        activeFlag.store(true, ordering: .relaxed)
+        pipeline.fireChannelRegistered()
+        pipeline.fireChannelActive()
+    }
+
+    // MARK: Accepting
+
+    package func handleReadiness(_ events: UInt32) {
+        guard !closed, !acceptPaused else { return }
+        for _ in 0..<options.maxAcceptsPerWakeup {
+            let accepted: IOResult<CInt>
+            do throws(IOError) {
+                accepted = try Posix.accept(fd)
+            } catch {
+                handleAcceptError(error)
+                return
+            }
+            guard case .processed(let childFD) = accepted else { return }
+            hand(childFD, to: childGroup.nextLoop())
+        }
+    }
+
+    private func handleAcceptError(_ error: IOError) {
+        switch error.errnoCode {
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+            loop.logger.warning("out of descriptors or memory: pausing accepts", metadata: [
+                "error": "\(error)", "backoff": "\(options.acceptBackoff)",
+            ])
+            pauseAccepting()
+        default:
+            pipeline.fireErrorCaught(error)
+        }
+    }
+
+    private func pauseAccepting() {
+        guard let token else { return }
+        acceptPaused = true
+        loop.setInterest([], for: token)
+        loop.scheduleTask(in: options.acceptBackoff) { [self] in
+            guard !closed else { return }
+            acceptPaused = false
+            loop.setInterest(.readable, for: token)
+        }
+    }
+
+    private func hand(_ childFD: CInt, to childLoop: EpollEventLoop) {
+        if childLoop === loop {
+            startChild(childFD, on: childLoop)
+        } else {
+            childLoop.execute { [self] in startChild(childFD, on: childLoop) }
+        }
+    }
+
+    /// Creates the connection's channel on its loop, installs its handlers, registers it, and fires
+    /// `channelRegistered` and `channelActive`.
+    private func startChild(_ childFD: CInt, on childLoop: EpollEventLoop) {
+        let child = SocketChannel(fd: childFD, loop: childLoop, options: childOptions, parent: self)
+        do {
+            try childOptions.apply(to: childFD)
+            try childInitializer(child)
+            try child.register()
+        } catch {
+            childLoop.logger.warning("could not start an accepted connection", metadata: ["error": "\(error)"])
+            child.close0(mode: .all, promise: nil)
+            return
+        }
+        child.becomeActive()
+    }
+
+    package func closeForShutdown() { close0(mode: .all, promise: nil) }
+
+    // MARK: ChannelCore
+
+    public var acceptedOutboundType: Any.Type? { Never.self }
+    public var producedInboundType: Any.Type? { Never.self }
+
+    public func write0<Message>(_ data: Message, promise: Promise<Void>?) { promise?.fail(ChannelError.operationUnsupported) }
+    public func flush0() {}
+    public func read0() {}
+
+    public func close0(mode: CloseMode, promise: Promise<Void>?) {
+        loop.assertInEventLoop()
+        guard !closed else {
+            promise?.fail(ChannelError.alreadyClosed)
+            return
+        }
+        closed = true
+        activeFlag.store(false, ordering: .relaxed)
+        if let token { loop.deregister(token) }
+        try? Posix.close(fd)
+        promise?.succeed(())
+        pipeline.fireChannelInactive()
+        pipeline.removeAllHandlers()
+        closePromise.succeed(())
+    }
+
+    public func bind0(to address: SocketAddress, promise: Promise<Void>?) { promise?.fail(ChannelError.alreadyConnected) }
+    public func connect0(to address: SocketAddress, promise: Promise<Void>?) { promise?.fail(ChannelError.operationUnsupported) }
+    public func triggerUserOutboundEvent0(_ event: Any, promise: Promise<Void>?) { promise?.fail(ChannelError.operationUnsupported) }
+    public func channelReadReachedTail<Message>(_ data: Message) {}
+    public func errorCaughtReachedTail(_ error: any Error) {
+        loop.logger.debug("listener error", metadata: ["error": "\(error)", "address": "\(boundAddress)"])
+    }
+    public func userInboundEventReachedTail(_ event: Any) {}
+}

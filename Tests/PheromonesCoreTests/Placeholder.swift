@@ -1,5 +1,0 @@
-import XCTest
-
-final class PheromonesCoreTestsPlaceholder: XCTestCase {
-    func testNothingYet() {}
-}
