@@ -147,7 +147,18 @@ public final class ChannelPipeline: @unchecked Sendable {
             eventLoop.execute { [self] in self.buryRemovedContexts() }
         }
         graveyard.append(context)
+        skipRemovedStages()
         context.anyHandler.handlerRemoved(context: context)
+    }
+
+    /// Points the removed contexts past the stages removed after them, so that an event one of them
+    /// passes on reaches the next stage still in the pipeline, never a handler that has already seen
+    /// `handlerRemoved` (a handler that removed itself and then its successor, or closed the channel).
+    private func skipRemovedStages() {
+        for context in graveyard {
+            while let next = context.nextInbound, next.isRemoved { context.nextInbound = next.nextInbound }
+            while let next = context.nextOutbound, next.isRemoved { context.nextOutbound = next.nextOutbound }
+        }
     }
 
     private func buryRemovedContexts() {
