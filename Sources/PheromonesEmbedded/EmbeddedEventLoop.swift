@@ -48,7 +48,10 @@ public final class EmbeddedEventLoop: EventLoop, @unchecked Sendable {
         let entry = timers.insert(
             deadline: deadline,
             task: { do { promise.succeed(try task()) } catch { promise.fail(error) } },
-            onCancel: { promise.fail(EventLoopError.cancelled) })
+            // Called by `cancel` and by `shutdownGracefully`, which fails the timer with `shutDown`.
+            onCancel: { [weak self] in
+                promise.fail(self?.shutDown == true ? EventLoopError.shutDown : EventLoopError.cancelled)
+            })
         let cancel = UnsafeEntry(entry: entry, loop: self)
         return Scheduled(futureResult: promise.futureResult) { cancel.cancel() }
     }
