@@ -26,7 +26,8 @@ public struct TimeAmount: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     @inlinable static func scaled(_ amount: Int64, by factor: Int64) -> TimeAmount {
         let (product, overflow) = amount.multipliedReportingOverflow(by: factor)
-        if overflow { return TimeAmount(nanoseconds: amount < 0 ? .min : .max) }
+        // The true product's sign: negative when exactly one of the operands is.
+        if overflow { return TimeAmount(nanoseconds: (amount < 0) != (factor < 0) ? .min : .max) }
         return TimeAmount(nanoseconds: product)
     }
 
@@ -37,7 +38,9 @@ public struct TimeAmount: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     /// The difference, saturating at the bounds of `Int64`.
     @inlinable public static func - (lhs: TimeAmount, rhs: TimeAmount) -> TimeAmount {
-        TimeAmount(nanoseconds: lhs.nanoseconds.addingSaturating(rhs.nanoseconds == .min ? .max : -rhs.nanoseconds))
+        let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(rhs.nanoseconds)
+        if !overflow { return TimeAmount(nanoseconds: difference) }
+        return TimeAmount(nanoseconds: rhs.nanoseconds < 0 ? .max : .min)
     }
 
     /// The amount multiplied by `factor`, saturating.
