@@ -114,7 +114,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             let entry = timers.insert(
                 deadline: deadline,
                 task: { do { promise.succeed(try task()) } catch { promise.fail(error) } },
-                onCancel: { promise.fail(EventLoopError.cancelled) })
+                onCancel: { [self] in promise.fail(isShuttingDown ? EventLoopError.shutDown : EventLoopError.cancelled) })
             handle.entry = entry
         }
         if inEventLoop {
