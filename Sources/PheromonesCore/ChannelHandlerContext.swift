@@ -160,12 +160,19 @@ public class ChannelHandlerContext {
 
     // MARK: The slow paths: stages that take any type, and mismatches
 
+    /// Delivers a boxed value if it holds this stage's `InboundIn`; returns whether it did.
+    func unboxAndInvokeChannelRead(_ value: Any) -> Bool { false }
+    /// Delivers a boxed value if it holds this stage's `OutboundIn`; returns whether it did.
+    func unboxAndInvokeWrite(_ value: Any, promise: Promise<Void>?) -> Bool { false }
+
     @usableFromInline
     final func invokeChannelReadChecked<Message>(_ data: Message, from sender: ChannelHandlerContext) {
         if inboundInID == nil {
             invokeChannelRead(data)
         } else if inboundInID == MessageTypes.anyID {
             invokeChannelRead(data as Any)
+        } else if Message.self == Any.self, unboxAndInvokeChannelRead(data as Any) {
+            // A value passed on by an `Any`-typed stage, of the type this stage reads.
         } else {
             let error = ChannelPipelineError.messageTypeMismatch(
                 "'\(sender.name)' fired a \(Message.self) but '\(name)' reads \(types.inboundIn.map { "\($0)" } ?? "?")"
@@ -180,6 +187,8 @@ public class ChannelHandlerContext {
             invokeWrite(data, promise: promise)
         } else if outboundInID == MessageTypes.anyID {
             invokeWrite(data as Any, promise: promise)
+        } else if Message.self == Any.self, unboxAndInvokeWrite(data as Any, promise: promise) {
+            // A value passed on by an `Any`-typed stage, of the type this stage accepts.
         } else {
             let error = ChannelPipelineError.messageTypeMismatch(
                 "'\(sender.name)' wrote a \(Message.self) but '\(name)' accepts \(types.outboundIn.map { "\($0)" } ?? "?")"
@@ -221,6 +230,11 @@ final class InboundHandlerContext<Handler: ChannelInboundHandler>: ChannelHandle
     override func invokeChannelRead<Message>(_ data: Message) {
         handler.channelRead(context: self, data: unsafeBitCast(data, to: Handler.InboundIn.self))
     }
+    override func unboxAndInvokeChannelRead(_ value: Any) -> Bool {
+        guard let data = value as? Handler.InboundIn else { return false }
+        handler.channelRead(context: self, data: data)
+        return true
+    }
     override func invokeChannelReadComplete() { handler.channelReadComplete(context: self) }
     override func invokeErrorCaught(_ error: any Error) { handler.errorCaught(context: self, error: error) }
     override func invokeUserInboundEventTriggered(_ event: Any) { handler.userInboundEventTriggered(context: self, event: event) }
@@ -241,6 +255,11 @@ final class OutboundHandlerContext<Handler: ChannelOutboundHandler>: ChannelHand
     override var anyHandler: any ChannelHandler { handler }
     override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
         handler.write(context: self, data: unsafeBitCast(data, to: Handler.OutboundIn.self), promise: promise)
+    }
+    override func unboxAndInvokeWrite(_ value: Any, promise: Promise<Void>?) -> Bool {
+        guard let data = value as? Handler.OutboundIn else { return false }
+        handler.write(context: self, data: data, promise: promise)
+        return true
     }
     override func invokeFlush() { handler.flush(context: self) }
     override func invokeRead() { handler.read(context: self) }
@@ -272,12 +291,22 @@ final class DuplexHandlerContext<Handler: ChannelInboundHandler & ChannelOutboun
     override func invokeChannelRead<Message>(_ data: Message) {
         handler.channelRead(context: self, data: unsafeBitCast(data, to: Handler.InboundIn.self))
     }
+    override func unboxAndInvokeChannelRead(_ value: Any) -> Bool {
+        guard let data = value as? Handler.InboundIn else { return false }
+        handler.channelRead(context: self, data: data)
+        return true
+    }
     override func invokeChannelReadComplete() { handler.channelReadComplete(context: self) }
     override func invokeErrorCaught(_ error: any Error) { handler.errorCaught(context: self, error: error) }
     override func invokeUserInboundEventTriggered(_ event: Any) { handler.userInboundEventTriggered(context: self, event: event) }
     override func invokeChannelWritabilityChanged() { handler.channelWritabilityChanged(context: self) }
     override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
         handler.write(context: self, data: unsafeBitCast(data, to: Handler.OutboundIn.self), promise: promise)
+    }
+    override func unboxAndInvokeWrite(_ value: Any, promise: Promise<Void>?) -> Bool {
+        guard let data = value as? Handler.OutboundIn else { return false }
+        handler.write(context: self, data: data, promise: promise)
+        return true
     }
     override func invokeFlush() { handler.flush(context: self) }
     override func invokeRead() { handler.read(context: self) }

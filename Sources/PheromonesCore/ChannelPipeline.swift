@@ -79,7 +79,7 @@ public final class ChannelPipeline: @unchecked Sendable {
 
     private func addHandlers(_ handlers: [any ChannelHandler], names: [String?], position: Position) throws(ChannelPipelineError) {
         eventLoop.assertInEventLoop()
-        var index = try insertionIndex(for: position)
+        let index = try insertionIndex(for: position)
         var added: [ChannelHandlerContext] = []
         for (handler, name) in zip(handlers, names) {
             let name = try uniqueName(name, for: handler, pending: added)
@@ -95,7 +95,6 @@ public final class ChannelPipeline: @unchecked Sendable {
         relink()
         for context in added {
             context.anyHandler.handlerAdded(context: context)
-            index += 1
         }
     }
 

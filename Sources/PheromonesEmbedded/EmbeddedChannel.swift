@@ -70,8 +70,10 @@ public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
 
     /// Fires `channelRead` with `data` and then `channelReadComplete`, and runs queued tasks.
     ///
-    /// - Throws: the first error that reached the end of the pipeline unhandled.
+    /// - Throws: ``ChannelError/ioOnClosedChannel`` once the channel has closed; otherwise the first
+    ///   error that reached the end of the pipeline unhandled.
     public func writeInbound<Message>(_ data: Message) throws {
+        guard !closed else { throw ChannelError.ioOnClosedChannel }
         pipeline.fireChannelRead(data)
         pipeline.fireChannelReadComplete()
         loop.run()
@@ -165,7 +167,7 @@ public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
 
     public func flush0() {
         let flushed = unflushed
-        unflushed.removeAll()
+        unflushed.removeAll(keepingCapacity: true)
         for (message, promise) in flushed {
             outbound.append(message)
             promise?.succeed(())
