@@ -15,13 +15,15 @@ public class ChannelHandlerContext {
     public let name: String
     /// The pipeline this context belongs to.
     public unowned let pipeline: ChannelPipeline
+    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
+    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
     /// Whether the handler has been removed from the pipeline.
-    public internal(set) var isRemoved = false
+    @exclusivity(unchecked) public internal(set) var isRemoved = false
 
     /// The next handler toward the tail that handles inbound events.
-    @usableFromInline unowned(unsafe) var nextInbound: ChannelHandlerContext?
+    @exclusivity(unchecked) @usableFromInline unowned(unsafe) var nextInbound: ChannelHandlerContext?
     /// The next handler toward the head that handles outbound operations.
-    @usableFromInline unowned(unsafe) var nextOutbound: ChannelHandlerContext?
+    @exclusivity(unchecked) @usableFromInline unowned(unsafe) var nextOutbound: ChannelHandlerContext?
 
     /// The identity of the message type this stage reads, or nil when it takes any type unchanged.
     @usableFromInline let inboundInID: ObjectIdentifier?

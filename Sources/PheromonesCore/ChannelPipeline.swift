@@ -31,10 +31,12 @@ public final class ChannelPipeline: @unchecked Sendable {
     /// The channel's event loop.
     public let eventLoop: any EventLoop
     private unowned let channelReference: any Channel
-    private var head: HeadContext!
-    private var tail: TailContext!
+    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
+    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
+    @exclusivity(unchecked) private var head: HeadContext!
+    @exclusivity(unchecked) private var tail: TailContext!
     /// The handlers' contexts, head side first.
-    private var contexts: [ChannelHandlerContext] = []
+    @exclusivity(unchecked) private var contexts: [ChannelHandlerContext] = []
     /// Removed contexts kept alive until the current event has left them (see ``removeHandler(context:)``).
     private var graveyard: [ChannelHandlerContext] = []
     private var nameCounter = 0

@@ -42,12 +42,14 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private let threadID = Atomic<UInt>(0)
     private let state = Atomic<LifeCycle>(.running)
 
-    private var registrations: [Registration] = []
-    private var interestUpdates: [CInt] = []
-    private var registeredCount = 0
-    private var localTasks: Deque<() -> Void> = []
+    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
+    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
+    @exclusivity(unchecked) private var registrations: [Registration] = []
+    @exclusivity(unchecked) private var interestUpdates: [CInt] = []
+    @exclusivity(unchecked) private var registeredCount = 0
+    @exclusivity(unchecked) private var localTasks: Deque<() -> Void> = []
     private let inbox = Mutex(Inbox())
-    private var timers = TimerHeap()
+    @exclusivity(unchecked) private var timers = TimerHeap()
 
     private struct Inbox: @unchecked Sendable {
         // Unchecked: holds `@Sendable` closures only; the struct is only touched under the mutex.
@@ -58,7 +60,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     /// The receive buffer shared by this loop's channels: a read fills it, the pipeline sees it, and
     /// if no handler kept a reference it is reused for the next read, so steady-state reads allocate
     /// nothing and idle connections hold no receive memory.
-    package var receiveBuffer = ByteBuffer()
+    @exclusivity(unchecked) package var receiveBuffer = ByteBuffer()
     /// Scratch `iovec`s for `writev`, shared by this loop's channels (writes are synchronous).
     package let iovecs: UnsafeMutablePointer<iovec>
     package static let iovecCount = 1024

@@ -40,25 +40,27 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     public let loop: EpollEventLoop
     /// The listener that accepted this channel, if any.
     public let parent: (any Channel)?
-    private var pipelineStorage: ChannelPipeline!
+    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
+    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
+    @exclusivity(unchecked) private var pipelineStorage: ChannelPipeline!
     private let fd: CInt
-    private var token: Token?
-    private var state = State.fresh
+    @exclusivity(unchecked) private var token: Token?
+    @exclusivity(unchecked) private var state = State.fresh
     private let options: SocketOptions
     private let closePromise: Promise<Void>
 
-    private var interest: Interest = []
-    private var readPending = false
-    private var inputClosed = false
-    private var outputClosed = false
-    private var shutdownOutputWhenFlushed: Promise<Void>??
-    private var readSize = 2048
-    private var smallReads = 0
+    @exclusivity(unchecked) private var interest: Interest = []
+    @exclusivity(unchecked) private var readPending = false
+    @exclusivity(unchecked) private var inputClosed = false
+    @exclusivity(unchecked) private var outputClosed = false
+    @exclusivity(unchecked) private var shutdownOutputWhenFlushed: Promise<Void>??
+    @exclusivity(unchecked) private var readSize = 2048
+    @exclusivity(unchecked) private var smallReads = 0
 
-    private var pendingWrites = PendingWrites()
-    private var completedWrites: [Promise<Void>] = []
-    private var isFlushing = false
-    private var writable = true
+    @exclusivity(unchecked) private var pendingWrites = PendingWrites()
+    @exclusivity(unchecked) private var completedWrites: [Promise<Void>] = []
+    @exclusivity(unchecked) private var isFlushing = false
+    @exclusivity(unchecked) private var writable = true
 
     private var connectPromise: Promise<Void>?
     private var connectTimeout: Scheduled<Void>?

@@ -108,17 +108,19 @@ public final class ByteToMessageHandler<Decoder: ByteToMessageDecoder>: ChannelI
     /// The most bytes this handler buffers while waiting for a message to complete.
     public let maximumBufferSize: Int
 
-    private var decoder: Decoder
-    private var state = State.decoding
+    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
+    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
+    @exclusivity(unchecked) private var decoder: Decoder
+    @exclusivity(unchecked) private var state = State.decoding
     /// Undecoded bytes carried from one read to the next. Its storage is recycled (see `prepareEmptyCumulation`).
-    private var cumulation = ByteBuffer()
+    @exclusivity(unchecked) private var cumulation = ByteBuffer()
     /// True while a decode loop runs: a re-entrant `channelRead` must not touch the buffer being decoded.
-    private var isDecoding = false
+    @exclusivity(unchecked) private var isDecoding = false
     /// Input that arrived re-entrantly while decoding; decoded once the current loop is done.
-    private var reentrantInput = ByteBuffer()
+    @exclusivity(unchecked) private var reentrantInput = ByteBuffer()
     /// An `inputClosed` event that arrived while decoding, handled once the current loop is done;
     /// the value records whether the channel was active when it arrived.
-    private var inputClosedWhileDecoding: Bool?
+    @exclusivity(unchecked) private var inputClosedWhileDecoding: Bool?
 
     /// Wraps `decoder`, buffering at most `maximumBufferSize` undecoded bytes.
     ///

@@ -48,15 +48,17 @@ public final class MessageToByteHandler<Encoder: MessageToByteEncoder>: ChannelO
     /// The handler writes bytes.
     public typealias OutboundOut = ByteBuffer
 
-    private var encoder: Encoder
+    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
+    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
+    @exclusivity(unchecked) private var encoder: Encoder
     /// The encodings of the messages written since the last flush.
-    private var pending = ByteBuffer()
+    @exclusivity(unchecked) private var pending = ByteBuffer()
     /// Whether `pending` holds bytes that are no longer ours (handed down, or discarded): it is
     /// reset at the next encode, not earlier (see "Memory reuse").
-    private var pendingIsStale = false
+    @exclusivity(unchecked) private var pendingIsStale = false
     /// The first promise of the batch; `extraPromises` holds the others.
-    private var firstPromise: Promise<Void>?
-    private var extraPromises: [Promise<Void>] = []
+    @exclusivity(unchecked) private var firstPromise: Promise<Void>?
+    @exclusivity(unchecked) private var extraPromises: [Promise<Void>] = []
 
     /// Wraps `encoder`.
     public init(_ encoder: Encoder) {
