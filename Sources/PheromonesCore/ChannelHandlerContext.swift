@@ -30,15 +30,16 @@ public class ChannelHandlerContext {
     /// The identity of the message type this stage accepts for writing, or nil for any type.
     @usableFromInline let outboundInID: ObjectIdentifier?
 
-    /// The declared types, for the configuration-time check and for error messages.
-    let types: MessageTypes
+    /// The declared types, for the configuration-time check and for error messages. Computed from
+    /// the handler's type rather than stored: contexts are per connection, and memory per idle
+    /// connection matters.
+    var types: MessageTypes { MessageTypes() }
 
-    init(name: String, pipeline: ChannelPipeline, types: MessageTypes) {
+    init(name: String, pipeline: ChannelPipeline, inboundIn: Any.Type?, outboundIn: Any.Type?) {
         self.name = name
         self.pipeline = pipeline
-        self.types = types
-        self.inboundInID = types.inboundIn.flatMap(MessageTypes.identity)
-        self.outboundInID = types.outboundIn.flatMap(MessageTypes.identity)
+        self.inboundInID = inboundIn.map(ObjectIdentifier.init)
+        self.outboundInID = outboundIn.map(ObjectIdentifier.init)
     }
 
     /// The channel this context's pipeline belongs to.
@@ -209,7 +210,6 @@ struct MessageTypes {
     var outboundOut: Any.Type?
 
     static let anyID = ObjectIdentifier(Any.self)
-    static func identity(_ type: Any.Type) -> ObjectIdentifier { ObjectIdentifier(type) }
 }
 
 // MARK: - Concrete stages
@@ -220,11 +220,13 @@ final class InboundHandlerContext<Handler: ChannelInboundHandler>: ChannelHandle
 
     init(name: String, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
-        super.init(name: name, pipeline: pipeline, types: MessageTypes(
-            inboundIn: Handler.InboundIn.self, inboundOut: Handler.InboundOut.self,
-            outboundIn: nil, outboundOut: Handler.OutboundOut.self))
+        super.init(name: name, pipeline: pipeline, inboundIn: Handler.InboundIn.self, outboundIn: nil)
     }
 
+    override var types: MessageTypes {
+        MessageTypes(inboundIn: Handler.InboundIn.self, inboundOut: Handler.InboundOut.self,
+                     outboundIn: nil, outboundOut: Handler.OutboundOut.self)
+    }
     override var anyHandler: any ChannelHandler { handler }
     override func invokeChannelRegistered() { handler.channelRegistered(context: self) }
     override func invokeChannelActive() { handler.channelActive(context: self) }
@@ -249,11 +251,12 @@ final class OutboundHandlerContext<Handler: ChannelOutboundHandler>: ChannelHand
 
     init(name: String, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
-        super.init(name: name, pipeline: pipeline, types: MessageTypes(
-            inboundIn: nil, inboundOut: nil,
-            outboundIn: Handler.OutboundIn.self, outboundOut: Handler.OutboundOut.self))
+        super.init(name: name, pipeline: pipeline, inboundIn: nil, outboundIn: Handler.OutboundIn.self)
     }
 
+    override var types: MessageTypes {
+        MessageTypes(inboundIn: nil, inboundOut: nil, outboundIn: Handler.OutboundIn.self, outboundOut: Handler.OutboundOut.self)
+    }
     override var anyHandler: any ChannelHandler { handler }
     override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
         handler.write(context: self, data: unsafeBitCast(data, to: Handler.OutboundIn.self), promise: promise)
@@ -281,11 +284,13 @@ final class DuplexHandlerContext<Handler: ChannelInboundHandler & ChannelOutboun
 
     init(name: String, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
-        super.init(name: name, pipeline: pipeline, types: MessageTypes(
-            inboundIn: Handler.InboundIn.self, inboundOut: Handler.InboundOut.self,
-            outboundIn: Handler.OutboundIn.self, outboundOut: Handler.OutboundOut.self))
+        super.init(name: name, pipeline: pipeline, inboundIn: Handler.InboundIn.self, outboundIn: Handler.OutboundIn.self)
     }
 
+    override var types: MessageTypes {
+        MessageTypes(inboundIn: Handler.InboundIn.self, inboundOut: Handler.InboundOut.self,
+                     outboundIn: Handler.OutboundIn.self, outboundOut: Handler.OutboundOut.self)
+    }
     override var anyHandler: any ChannelHandler { handler }
     override func invokeChannelRegistered() { handler.channelRegistered(context: self) }
     override func invokeChannelActive() { handler.channelActive(context: self) }
@@ -328,7 +333,7 @@ final class PassiveHandlerContext<Handler: ChannelHandler>: ChannelHandlerContex
 
     init(name: String, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
-        super.init(name: name, pipeline: pipeline, types: MessageTypes())
+        super.init(name: name, pipeline: pipeline, inboundIn: nil, outboundIn: nil)
     }
 
     override var anyHandler: any ChannelHandler { handler }
@@ -336,22 +341,28 @@ final class PassiveHandlerContext<Handler: ChannelHandler>: ChannelHandlerContex
 
 /// The head: the transport's end. Inbound events start here; outbound operations end here.
 final class HeadContext: ChannelHandlerContext, ChannelHandler {
-    unowned let core: any ChannelCore
+    /// The transport, kept here because every write ends here. `unowned(unsafe)`: the head belongs to
+    /// the pipeline, which belongs to the channel that is (or owns) the transport.
+    unowned(unsafe) let core: any ChannelCore
 
-    init(pipeline: ChannelPipeline, core: any ChannelCore) {
-        self.core = core
-        super.init(name: "head", pipeline: pipeline, types: MessageTypes(
-            inboundIn: nil, inboundOut: core.producedInboundType ?? Any.self,
-            outboundIn: core.acceptedOutboundType, outboundOut: nil))
+    init(pipeline: ChannelPipeline) {
+        core = pipeline.core
+        super.init(name: "head", pipeline: pipeline, inboundIn: nil, outboundIn: pipeline.core.acceptedOutboundType)
     }
 
+    override var types: MessageTypes {
+        MessageTypes(inboundIn: nil, inboundOut: core.producedInboundType ?? Any.self,
+                     outboundIn: core.acceptedOutboundType, outboundOut: nil)
+    }
     override var anyHandler: any ChannelHandler { self }
     override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) { core.write0(data, promise: promise) }
     override func invokeFlush() { core.flush0() }
     override func invokeRead() { core.read0() }
     override func invokeClose(mode: CloseMode, promise: Promise<Void>?) { core.close0(mode: mode, promise: promise) }
     override func invokeBind(to address: SocketAddress, promise: Promise<Void>?) { core.bind0(to: address, promise: promise) }
-    override func invokeConnect(to address: SocketAddress, promise: Promise<Void>?) { core.connect0(to: address, promise: promise) }
+    override func invokeConnect(to address: SocketAddress, promise: Promise<Void>?) {
+        core.connect0(to: address, promise: promise)
+    }
     override func invokeTriggerUserOutboundEvent(_ event: Any, promise: Promise<Void>?) {
         core.triggerUserOutboundEvent0(event, promise: promise)
     }
@@ -360,21 +371,17 @@ final class HeadContext: ChannelHandlerContext, ChannelHandler {
 /// The tail: the application's end. Outbound operations from the channel start here; inbound events
 /// that no handler consumed end here and are reported to the transport.
 final class TailContext: ChannelHandlerContext, ChannelHandler {
-    unowned let core: any ChannelCore
-
-    init(pipeline: ChannelPipeline, core: any ChannelCore) {
-        self.core = core
-        super.init(name: "tail", pipeline: pipeline, types: MessageTypes(
-            inboundIn: nil, inboundOut: nil, outboundIn: nil, outboundOut: nil))
+    init(pipeline: ChannelPipeline) {
+        super.init(name: "tail", pipeline: pipeline, inboundIn: nil, outboundIn: nil)
     }
 
     override var anyHandler: any ChannelHandler { self }
     override func invokeChannelRegistered() {}
     override func invokeChannelActive() {}
     override func invokeChannelInactive() {}
-    override func invokeChannelRead<Message>(_ data: Message) { core.channelReadReachedTail(data) }
+    override func invokeChannelRead<Message>(_ data: Message) { pipeline.core.channelReadReachedTail(data) }
     override func invokeChannelReadComplete() {}
-    override func invokeErrorCaught(_ error: any Error) { core.errorCaughtReachedTail(error) }
-    override func invokeUserInboundEventTriggered(_ event: Any) { core.userInboundEventReachedTail(event) }
+    override func invokeErrorCaught(_ error: any Error) { pipeline.core.errorCaughtReachedTail(error) }
+    override func invokeUserInboundEventTriggered(_ event: Any) { pipeline.core.userInboundEventReachedTail(event) }
     override func invokeChannelWritabilityChanged() {}
 }

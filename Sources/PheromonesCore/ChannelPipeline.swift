@@ -31,6 +31,9 @@ public final class ChannelPipeline: @unchecked Sendable {
     /// The channel's event loop.
     public let eventLoop: any EventLoop
     private unowned let channelReference: any Channel
+    /// The transport under the head. `unowned(unsafe)`: the transport is the channel (or owned by
+    /// it), and the channel owns this pipeline, so it outlives every use from here.
+    unowned(unsafe) let core: any ChannelCore
     // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
     // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
     @exclusivity(unchecked) private var head: HeadContext!
@@ -45,8 +48,9 @@ public final class ChannelPipeline: @unchecked Sendable {
     package init(channel: any Channel, core: any ChannelCore, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         self.channelReference = channel
-        self.head = HeadContext(pipeline: self, core: core)
-        self.tail = TailContext(pipeline: self, core: core)
+        self.core = core
+        self.head = HeadContext(pipeline: self)
+        self.tail = TailContext(pipeline: self)
         relink()
     }
 

@@ -135,7 +135,7 @@ public struct ClientBootstrap: Sendable {
             let channel: SocketChannel
             do {
                 let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
-                channel = SocketChannel(fd: fd, loop: loop, options: options, parent: nil)
+                channel = SocketChannel(fd: fd, loop: loop, options: SharedSocketOptions(options), parent: nil)
                 try options.apply(to: fd)
             } catch {
                 promise.fail(error)

@@ -25,7 +25,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private let closePromise: Promise<Void>
     private let options: ServerSocketOptions
     private let childGroup: MultiThreadedEventLoopGroup
-    private let childOptions: SocketOptions
+    private let childOptions: SharedSocketOptions
     private let childInitializer: ChildInitializer
     private let boundAddress: SocketAddress
     private let activeFlag = Atomic<Bool>(false)
@@ -41,7 +41,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         self.loop = loop
         self.options = options
         self.childGroup = childGroup
-        self.childOptions = childOptions
+        self.childOptions = SharedSocketOptions(childOptions)
         self.childInitializer = childInitializer
         closePromise = loop.makePromise(of: Void.self)
         pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
@@ -124,7 +124,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private func startChild(_ childFD: CInt, on childLoop: EpollEventLoop) {
         let child = SocketChannel(fd: childFD, loop: childLoop, options: childOptions, parent: self)
         do {
-            try childOptions.apply(to: childFD)
+            try childOptions.value.apply(to: childFD)
             try childInitializer(child)
             try child.register()
         } catch {

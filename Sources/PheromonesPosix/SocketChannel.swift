@@ -46,7 +46,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private let fd: CInt
     @exclusivity(unchecked) private var token: Token?
     @exclusivity(unchecked) private var state = State.fresh
-    private let options: SocketOptions
+    /// Shared with the other channels of the same bootstrap: one allocation per server, not per connection.
+    private let settings: SharedSocketOptions
+    private var options: SocketOptions { settings.value }
     private let closePromise: Promise<Void>
 
     @exclusivity(unchecked) private var interest: Interest = []
@@ -62,8 +64,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     @exclusivity(unchecked) private var isFlushing = false
     @exclusivity(unchecked) private var writable = true
 
-    private var connectPromise: Promise<Void>?
-    private var connectTimeout: Scheduled<Void>?
+    /// Only while a client connect is under way (accepted channels never need it).
+    private var connecting: ConnectAttempt?
+    /// The address this channel dialed, if it is a client.
     private var connectTarget: SocketAddress?
 
     private let activeFlag = Atomic<Bool>(false)
@@ -74,10 +77,10 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private static let maximumReadSize = 64 * 1024
     private static let writeSpinCount = 16
 
-    init(fd: CInt, loop: EpollEventLoop, options: SocketOptions, parent: (any Channel)?) {
+    init(fd: CInt, loop: EpollEventLoop, options: SharedSocketOptions, parent: (any Channel)?) {
         self.fd = fd
         self.loop = loop
-        self.options = options
+        self.settings = options
         self.parent = parent
         closePromise = loop.makePromise(of: Void.self)
         pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
@@ -317,10 +320,8 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private func finishConnect() {
         guard state == .connecting, let target = connectTarget else { return }
         let code = (try? Posix.socketError(fd)) ?? EINVAL
-        connectTimeout?.cancel()
-        connectTimeout = nil
-        let promise = connectPromise
-        connectPromise = nil
+        let promise = connecting?.finish()
+        connecting = nil
         guard code == 0 else {
             let error = Self.connectError(code, target: target)
             close0(mode: .all, promise: nil)
@@ -334,9 +335,8 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     private func connectTimedOut(after timeout: TimeAmount) {
         guard state == .connecting, let target = connectTarget else { return }
-        let promise = connectPromise
-        connectPromise = nil
-        connectTimeout = nil
+        let promise = connecting?.finish()
+        connecting = nil
         close0(mode: .all, promise: nil)
         promise?.fail(ChannelError.connectTimeout(target, timeout))
     }
@@ -420,10 +420,8 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         activeFlag.store(false, ordering: .relaxed)
         if let token { loop.deregister(token) }
         try? Posix.close(fd)
-        connectTimeout?.cancel()
-        connectTimeout = nil
-        connectPromise?.fail(ChannelError.ioOnClosedChannel)
-        connectPromise = nil
+        connecting?.finish()?.fail(ChannelError.ioOnClosedChannel)
+        connecting = nil
         if case .some(let shutdownPromise) = shutdownOutputWhenFlushed { shutdownPromise?.fail(ChannelError.alreadyClosed) }
         shutdownOutputWhenFlushed = nil
         for pending in pendingWrites.removeAll() { pending.fail(ChannelError.closedBeforeWriteCompleted) }
@@ -463,9 +461,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             return
         }
         state = .connecting
-        connectPromise = promise
         let timeout = options.connectTimeout
-        connectTimeout = loop.scheduleTask(in: timeout) { [self] in connectTimedOut(after: timeout) }
+        connecting = ConnectAttempt(
+            promise: promise, timeout: loop.scheduleTask(in: timeout) { [self] in connectTimedOut(after: timeout) })
         updateInterest()
     }
 
@@ -482,4 +480,24 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     public func userInboundEventReachedTail(_ event: Any) {}
+}
+
+/// A client connect under way: the caller's promise and the timer that fails it.
+private final class ConnectAttempt {
+    private var promise: Promise<Void>?
+    private var timeout: Scheduled<Void>?
+
+    init(promise: Promise<Void>?, timeout: Scheduled<Void>) {
+        self.promise = promise
+        self.timeout = timeout
+    }
+
+    /// Cancels the timer and hands back the promise, once.
+    @discardableResult
+    func finish() -> Promise<Void>? {
+        timeout?.cancel()
+        timeout = nil
+        defer { promise = nil }
+        return promise
+    }
 }

@@ -70,3 +70,10 @@ extension SocketOptions {
         if let size = sendBufferSize { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, value: CInt(clamping: size)) }
     }
 }
+
+/// Socket options shared by all the channels one bootstrap creates, so that each connection holds
+/// a reference instead of its own copy (memory per idle connection matters).
+final class SharedSocketOptions: Sendable {
+    let value: SocketOptions
+    init(_ value: SocketOptions) { self.value = value }
+}
