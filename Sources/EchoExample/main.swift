@@ -51,13 +51,19 @@ struct EchoServer: AsyncParsableCommand {
     @Option(help: "The number of event loops (threads).")
     var loops: Int = 1
 
+    @Flag(help: "With several loops: one SO_REUSEPORT listener per loop instead of one listener handing connections out round robin.")
+    var listenerPerLoop = false
+
     @Option(help: "framed: the largest frame accepted, in bytes (larger ones close the connection).")
     var maxFrameLength: Int = 16 << 20
 
     mutating func run() async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let proto = proto, maxFrameLength = maxFrameLength
+        var serverOptions = ServerSocketOptions()
+        serverOptions.listenerPerLoop = listenerPerLoop
         let server = try await ServerBootstrap(group: group)
+            .serverOptions(serverOptions)
             .childChannelInitializer { channel in
                 switch proto {
                 case .echo:

@@ -49,21 +49,45 @@ public struct ServerBootstrap: Sendable {
     }
 
     /// Binds and listens on `address`; the future completes with the listening channel.
+    ///
+    /// With ``ServerSocketOptions/listenerPerLoop`` the returned channel is the first of one listener
+    /// per loop; closing it closes them all.
     public func bind(to address: SocketAddress) -> Future<ServerSocketChannel> {
-        let loop = group.nextLoop()
-        let serverOptions = serverOptions, childOptions = childOptions
-        let childGroup = childGroup, childInitializer = childInitializer
+        guard serverOptions.listenerPerLoop, childGroup.epollLoops.count > 1 else {
+            return bindListener(to: address, on: group.nextLoop(), children: .roundRobin(childGroup), reusePort: serverOptions.reusePort)
+        }
+        let loops = childGroup.epollLoops
+        return bindListener(to: address, on: loops[0], children: .ownLoop, reusePort: true).flatMap { first in
+            // Port 0 resolves on the first bind; the others join that port.
+            let port = first.localAddress ?? address
+            let others = loops.dropFirst().map { bindListener(to: port, on: $0, children: .ownLoop, reusePort: true) }
+            return Future.whenAllComplete(Array(others), on: loops[0]).map { results in
+                // Adopt those that bound, so that closing the first closes them too.
+                first.adoptSiblings(results.compactMap { try? $0.get() })
+                for case .failure(let error) in results {
+                    first.close()
+                    throw error
+                }
+                return first
+            }
+        }
+    }
+
+    private func bindListener(
+        to address: SocketAddress, on loop: EpollEventLoop, children: ServerSocketChannel.ChildLoops, reusePort: Bool
+    ) -> Future<ServerSocketChannel> {
+        let serverOptions = serverOptions, childOptions = childOptions, childInitializer = childInitializer
         return loop.submit { () throws -> ServerSocketChannel in
             let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
             do {
                 if serverOptions.reuseAddress { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1) }
-                if serverOptions.reusePort { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
+                if reusePort { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
                 try Posix.bind(fd, to: address)
                 try Posix.listen(fd, backlog: CInt(clamping: serverOptions.backlog ?? Int(Posix.somaxconn())))
                 let bound = try Posix.localAddress(fd)
                 let server = ServerSocketChannel(
                     fd: fd, address: bound, loop: loop, options: serverOptions,
-                    childGroup: childGroup, childOptions: childOptions, childInitializer: childInitializer)
+                    children: children, childOptions: childOptions, childInitializer: childInitializer)
                 try server.register()
                 return server
             } catch {

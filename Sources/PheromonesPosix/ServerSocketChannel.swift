@@ -17,6 +17,14 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     /// Installs a new connection's handlers; runs on the connection's loop.
     public typealias ChildInitializer = @Sendable (SocketChannel) throws -> Void
 
+    /// Where accepted connections live.
+    enum ChildLoops {
+        /// On the group's loops, round robin.
+        case roundRobin(MultiThreadedEventLoopGroup)
+        /// On the listener's own loop (one listener per loop).
+        case ownLoop
+    }
+
     /// The loop that owns the listener.
     public let loop: EpollEventLoop
     private let fd: CInt
@@ -24,23 +32,25 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private var pipelineStorage: ChannelPipeline!
     private let closePromise: Promise<Void>
     private let options: ServerSocketOptions
-    private let childGroup: MultiThreadedEventLoopGroup
+    private let children: ChildLoops
     private let childOptions: SharedSocketOptions
     private let childInitializer: ChildInitializer
     private let boundAddress: SocketAddress
     private let activeFlag = Atomic<Bool>(false)
     private var closed = false
+    /// The other listeners of a listener-per-loop server, closed with this one.
+    private var siblings: [ServerSocketChannel] = []
     private var acceptPaused = false
 
     init(
         fd: CInt, address: SocketAddress, loop: EpollEventLoop, options: ServerSocketOptions,
-        childGroup: MultiThreadedEventLoopGroup, childOptions: SocketOptions, childInitializer: @escaping ChildInitializer
+        children: ChildLoops, childOptions: SocketOptions, childInitializer: @escaping ChildInitializer
     ) {
         self.fd = fd
         self.boundAddress = address
         self.loop = loop
         self.options = options
-        self.childGroup = childGroup
+        self.children = children
         self.childOptions = SharedSocketOptions(childOptions)
         self.childInitializer = childInitializer
         closePromise = loop.makePromise(of: Void.self)
@@ -84,7 +94,10 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
                 return
             }
             guard case .processed(let childFD) = accepted else { return }
-            hand(childFD, to: childGroup.nextLoop())
+            switch children {
+            case .roundRobin(let group): hand(childFD, to: group.nextLoop())
+            case .ownLoop: startChild(childFD, on: loop)
+            }
         }
     }
 
@@ -137,6 +150,12 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
 
     package func closeForShutdown() { close0(mode: .all, promise: nil) }
 
+    /// Makes this listener close `others` when it closes (listener per loop).
+    func adoptSiblings(_ others: [ServerSocketChannel]) {
+        loop.assertInEventLoop()
+        siblings = others
+    }
+
     // MARK: ChannelCore
 
     public var acceptedOutboundType: Any.Type? { Never.self }
@@ -154,6 +173,8 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         }
         closed = true
         activeFlag.store(false, ordering: .relaxed)
+        for sibling in siblings { sibling.close() }
+        siblings = []
         if let token { loop.deregister(token) }
         try? Posix.close(fd)
         promise?.succeed(())

@@ -52,6 +52,10 @@ public struct ServerSocketOptions: Sendable, Hashable {
     public var reuseAddress = true
     /// `SO_REUSEPORT`, so several listeners (processes or loops) can share the port. Default: off.
     public var reusePort = false
+    /// Bind one `SO_REUSEPORT` listener on every loop of the child group, each keeping its
+    /// connections on its own loop (the kernel spreads connections over the listeners by hash),
+    /// instead of one listener handing connections to the loops round robin. Default: off.
+    public var listenerPerLoop = false
     /// How many connections one readiness event may accept before the loop serves other channels.
     public var maxAcceptsPerWakeup = 64
     /// How long to stop accepting when the process runs out of descriptors (`EMFILE`/`ENFILE`).
