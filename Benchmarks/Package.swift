@@ -1,0 +1,65 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The benchmarks are a package of their own, as in SwiftNIO's repository, so that the library never
+// depends on SwiftNIO or on the benchmark harness.
+
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+/// A package-benchmark suite under `Benchmarks/<name>`.
+func benchmarkTarget(_ name: String, dependencies: [Target.Dependency]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: dependencies + [.product(name: "Benchmark", package: "package-benchmark")],
+        path: "Benchmarks/\(name)",
+        swiftSettings: strictSettings,
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+    )
+}
+
+/// SwiftPM names a path dependency after its folder: the clone's folder, whatever it is called.
+let library = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "pheromones").lowercased()
+
+let ours: [Target.Dependency] = [.product(name: "Pheromones", package: library)]
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOEmbedded", package: "swift-nio"),
+]
+
+let package = Package(
+    name: "pheromones-benchmarks",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pheromones-bench", targets: ["PheromonesBench"]),
+    ],
+    dependencies: [
+        .package(path: "../"),
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", exact: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // epoll, eventfd and friends for the load generator (Glibc's module does not import them).
+        .target(name: "CEpoll"),
+        .executableTarget(
+            name: "PheromonesBench",
+            dependencies: [
+                "CEpoll",
+                .product(name: "Pheromones", package: library),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        benchmarkTarget("Pipeline", dependencies: ours + nio),
+        benchmarkTarget("ByteBuffers", dependencies: ours + nio),
+        benchmarkTarget("Codecs", dependencies: ours + nio + [.product(name: "NIOExtras", package: "swift-nio-extras")]),
+        benchmarkTarget("Allocations", dependencies: ours + [.product(name: "NIOPosix", package: "swift-nio")]),
+    ]
+)

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+
+/// Options every load scenario takes.
+struct RunOptions: ParsableArguments {
+    @Flag(help: "Short smoke run: 1 round, 0.2 s warm-up, 0.5 s measured, 1,000 connections for conns.")
+    var quick = false
+
+    @Option(help: "Rounds per server, alternating (default 3; 1 with --quick).")
+    var rounds: Int?
+
+    @Option(help: "Seconds measured per round (default 3; 0.5 with --quick).")
+    var duration: Double?
+
+    @Option(help: "Seconds of load before measuring (default 1; 0.2 with --quick).")
+    var warmup: Double?
+
+    @Option(help: "Event loops per server.")
+    var loops: Int = 1
+
+    @Flag(help: "Check every reply byte in the load generator.")
+    var verify = false
+
+    @Option(help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard (rounds ?? 1) > 0, loops > 0 else { throw ValidationError("--rounds and --loops must be at least 1") }
+        guard (duration ?? 1) > 0, (warmup ?? 0) >= 0 else { throw ValidationError("--duration must be positive") }
+    }
+
+    var timing: Timing {
+        Timing(
+            rounds: rounds ?? (quick ? 1 : 3), warmup: warmup ?? (quick ? 0.2 : 1), duration: duration ?? (quick ? 0.5 : 3),
+            hold: quick ? 0.2 : 1, verify: verify)
+    }
+
+    /// Measures `rows` against both servers, prints the table, writes the JSON if asked, and fails
+    /// if any measurement went wrong (the figures themselves are never judged).
+    func run(_ rows: [Row]) throws {
+        let timing = timing
+        let measurements = Runner(loops: loops, rounds: timing.rounds).run(rows)
+        let settings = RunDescription(
+            rounds: timing.rounds, warmupSeconds: timing.warmup, durationSeconds: timing.duration,
+            serverLoops: loops, verify: verify)
+        let report = Report(rows: rows, measurements: measurements, settings: settings)
+        print(report.table())
+        if let json { try report.writeJSON(to: json) }
+        if report.hasProblems { throw ExitCode.failure }
+    }
+}
+
+/// The ping-pong rows' shape options, shared by `pingpong` and `framed`.
+struct PingPongOptions: ParsableArguments {
+    @Option(help: "Rows: connection counts, or CxD for C connections with D messages in flight each.")
+    var rows: String = "1,100,1000,10x16"
+
+    @Option(help: "Messages in flight per connection for rows given as a bare count.")
+    var depth: Int = 1
+
+    @Option(help: "Payload bytes per message.")
+    var size: Int = 64
+
+    func validate() throws {
+        guard shapes != nil else { throw ValidationError("--rows takes a list such as 1,100,1000,10x16") }
+        guard size > 0, depth > 0 else { throw ValidationError("--size and --depth must be positive") }
+    }
+
+    var shapes: [ConnectionShape]? { ConnectionShape.list(rows, defaultDepth: depth) }
+
+    func rows(_ scenario: Scenario, timing: Timing) -> [Row] {
+        Row.pingPong(scenario, shapes: shapes ?? [], size: size, timing: timing)
+    }
+}
+
+struct PingPongCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pingpong",
+        abstract: "Echo ping-pong: msg/s, latency p50/p99/p999, server CPU per message.")
+
+    @OptionGroup var shape: PingPongOptions
+    @OptionGroup var options: RunOptions
+
+    func run() throws { try options.run(shape.rows(.pingpong, timing: options.timing)) }
+}
+
+struct FramedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "framed",
+        abstract: "Ping-pong over 4-byte length-prefixed frames (decoder, handler, encoder in the pipeline).")
+
+    @OptionGroup var shape: PingPongOptions
+    @OptionGroup var options: RunOptions
+
+    func run() throws { try options.run(shape.rows(.framed, timing: options.timing)) }
+}
+
+struct StreamCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stream",
+        abstract: "Connections writing messages continuously within a window: MB/s echoed back.")
+
+    @Option(help: "Connections.") var connections: Int = 10
+    @Option(help: "Bytes per message.") var size: Int = 4096
+    @Option(help: "Bytes in flight per connection.") var window: Int = 65_536
+    @OptionGroup var options: RunOptions
+
+    func run() throws {
+        try options.run([Row.stream(connections: connections, size: size, window: window, timing: options.timing)])
+    }
+}
+
+struct ConnsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conns",
+        abstract: "Many concurrent connections to one loop: time until all answered once, server RSS per connection.")
+
+    @Option(help: "Connections (default 10,000; 1,000 with --quick). The open-files limit caps it near 19,000.")
+    var connections: Int?
+    @OptionGroup var options: RunOptions
+
+    func run() throws {
+        try options.run([Row.connections(connections ?? (options.quick ? 1000 : 10_000), timing: options.timing)])
+    }
+}
+
+struct AllCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all",
+        abstract: "Every scenario with its default rows (--quick: a smoke run of well under a minute).")
+
+    @OptionGroup var options: RunOptions
+
+    func run() throws {
+        let timing = options.timing
+        let shapes = try PingPongOptions.parse([])
+        var rows = shapes.rows(.pingpong, timing: timing) + shapes.rows(.framed, timing: timing)
+        rows.append(Row.stream(connections: 10, size: 4096, window: 65_536, timing: timing))
+        rows.append(Row.connections(options.quick ? 1000 : 10_000, timing: timing))
+        try options.run(rows)
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import CEpoll
+
+/// Runs one server until SIGINT or SIGTERM, for the harness or an outside load generator.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run only a server (ours or SwiftNIO's) until SIGINT/SIGTERM.",
+        discussion: "Prints '... listening on port P ...' once it accepts connections.")
+
+    @Option(help: "pheromones or nio.")
+    var impl: Implementation
+
+    @Option(help: "echo: write back every byte; framed: answer each 4-byte length-prefixed frame with the same payload.")
+    var proto: WireProtocol = .echo
+
+    @Option(help: "The TCP port (0: any free port).")
+    var port: Int = 9000
+
+    @Option(help: "The address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Event loops (threads).")
+    var loops: Int = 1
+
+    func validate() throws {
+        guard loops > 0 else { throw ValidationError("--loops must be at least 1") }
+    }
+
+    func run() async throws {
+        _ = cepoll_raise_open_files_limit()
+        let settings = ServerSettings(proto: proto, host: host, port: port, loops: loops)
+        switch impl {
+        case .pheromones: try await PheromonesServer.serve(settings)
+        case .nio: try await NIOServer.serve(settings, backlog: Self.systemBacklog)
+        }
+    }
+
+    /// `net.core.somaxconn`, the backlog our bootstrap uses by default (4096 if unreadable).
+    private static var systemBacklog: Int32 {
+        ProcessStats.readFile("/proc/sys/net/core/somaxconn").flatMap { Int32($0.filter(\.isNumber)) } ?? 4096
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// A child process running this same executable with other arguments, its stdout piped to us
+/// (stderr shared, so its complaints reach the terminal).
+final class ChildProcess {
+    private let process = Process()
+    private let output = Pipe()
+    private var unread = Data()
+
+    init(arguments: [String]) throws {
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.standardOutput = output
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
+    /// The next line of the child's output, or nil once it closed its output without one.
+    func readLine() -> String? {
+        while true {
+            if let newline = unread.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: unread[unread.startIndex..<newline], as: UTF8.self)
+                unread = Data(unread[unread.index(after: newline)...])
+                return line
+            }
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { return nil }
+            unread.append(chunk)
+        }
+    }
+
+    /// Everything the child writes until it exits, and its exit status.
+    func readToEnd() -> (output: String, status: Int32) {
+        let rest = (try? output.fileHandleForReading.readToEnd()) ?? nil
+        process.waitUntilExit()
+        return (String(decoding: unread + (rest ?? Data()), as: UTF8.self), process.terminationStatus)
+    }
+
+    /// Sends SIGTERM, waits up to `grace` seconds, then SIGKILL; returns once the child is gone.
+    func stop(grace: Double = 5) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date(timeIntervalSinceNow: grace)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// This executable, as the kernel knows it.
+    private static let executable: URL = {
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: path)
+    }()
+}

@@ -1,0 +1,137 @@
+import Foundation
+
+/// One row's figures for one implementation, over all rounds.
+struct RowReport: Codable, Sendable {
+    var scenario: Scenario
+    var row: String
+    var proto: WireProtocol
+    var implementation: Implementation
+    var connections: Int
+    var messagesInFlight: Int
+    var size: Int
+    var metrics: [String: Spread]
+    var problems: [String]
+}
+
+/// The machine a run was taken on.
+struct MachineDescription: Codable, Sendable {
+    var date: String
+    var cpu: String
+    var cores: Int
+    var kernel: String
+    var memoryGiB: Int
+
+    static func current() -> MachineDescription {
+        let info = ProcessInfo.processInfo
+        let cpuinfo = ProcessStats.readFile("/proc/cpuinfo") ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        return MachineDescription(
+            date: ISO8601DateFormatter().string(from: Date()), cpu: model, cores: info.activeProcessorCount,
+            kernel: info.operatingSystemVersionString, memoryGiB: Int(info.physicalMemory >> 30))
+    }
+}
+
+/// The settings a run used.
+struct RunDescription: Codable, Sendable {
+    var rounds: Int
+    var warmupSeconds: Double
+    var durationSeconds: Double
+    var serverLoops: Int
+    var verify: Bool
+}
+
+/// The results of a run: a readable table and a JSON document with one object per row and server.
+struct Report: Codable, Sendable {
+    var machine: MachineDescription
+    var settings: RunDescription
+    var rows: [RowReport]
+
+    init(rows: [Row], measurements: [Measurement], settings: RunDescription) {
+        machine = .current()
+        self.settings = settings
+        self.rows = rows.enumerated().flatMap { index, row in
+            Self.summarize(row, measurements: measurements.filter { $0.row == index })
+        }
+    }
+
+    var hasProblems: Bool { rows.contains { !$0.problems.isEmpty } }
+
+    func writeJSON(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+
+    private static func summarize(_ row: Row, measurements: [Measurement]) -> [RowReport] {
+        var reports = Implementation.allCases.map { implementation in
+            let mine = measurements.filter { $0.implementation == implementation }
+            let results = mine.compactMap(\.result)
+            var metrics: [String: Spread] = [:]
+            for metric in row.scenario.metrics {
+                metrics[metric.key] = Spread(results.compactMap(metric.value))
+            }
+            return RowReport(
+                scenario: row.scenario, row: row.name, proto: row.plan.proto, implementation: implementation,
+                connections: row.plan.connections, messagesInFlight: row.plan.messagesInFlight, size: row.plan.size,
+                metrics: metrics, problems: mine.flatMap { m in m.problems.map { "round \(m.round): \($0)" } })
+        }
+        guard let ours = reports.firstIndex(where: { $0.implementation == .pheromones }),
+              let nio = reports.firstIndex(where: { $0.implementation == .nio }) else { return reports }
+        for (key, spread) in reports[ours].metrics {
+            guard let theirs = reports[nio].metrics[key]?.median, theirs != 0 else { continue }
+            reports[ours].metrics[key]?.ratio = spread.median / theirs
+        }
+        return reports
+    }
+}
+
+extension Report {
+    /// Markdown tables, one per scenario: each row's median (min–max) per server, then ours/NIO.
+    func table() -> String {
+        var text = "Machine: \(machine.cpu), \(machine.cores) cores, \(machine.memoryGiB) GiB, \(machine.kernel); \(machine.date)\n"
+        text += "Rounds: \(settings.rounds) per server, alternating; \(settings.warmupSeconds) s warm-up, "
+        text += "\(settings.durationSeconds) s measured; \(settings.serverLoops) server loop(s)"
+        text += settings.verify ? "; every reply byte verified\n" : "\n"
+        var scenarios: [Scenario] = []
+        for row in rows where !scenarios.contains(row.scenario) { scenarios.append(row.scenario) }
+        for scenario in scenarios {
+            text += "\n" + table(for: scenario)
+        }
+        let problems = rows.filter { !$0.problems.isEmpty }
+        if !problems.isEmpty {
+            text += "\nProblems (flagged ! above):\n"
+            for row in problems {
+                text += row.problems.map { "- \(row.scenario.rawValue) \(row.row) \(row.implementation.rawValue): \($0)\n" }.joined()
+            }
+        }
+        return text
+    }
+
+    private func table(for scenario: Scenario) -> String {
+        let metrics = scenario.metrics
+        let mine = rows.filter { $0.scenario == scenario }
+        let first = mine.first
+        var text = "### \(scenario.rawValue) (\(first?.proto.rawValue ?? "") protocol, \(first?.size ?? 0)-byte messages)\n\n"
+        text += "| row | server | " + metrics.map(\.title).joined(separator: " | ") + " |\n"
+        text += "|---|---|" + String(repeating: "---:|", count: metrics.count) + "\n"
+        for report in mine {
+            let flag = report.problems.isEmpty ? "" : " !"
+            let cells = metrics.map { metric in report.metrics[metric.key].map { cell($0, metric) } ?? "-" }
+            text += "| \(report.row) | \(report.implementation.rawValue)\(flag) | " + cells.joined(separator: " | ") + " |\n"
+            if report.implementation == .pheromones { continue }
+            let ours = mine.first { $0.row == report.row && $0.implementation == .pheromones }
+            let ratios = metrics.map { metric in
+                ours?.metrics[metric.key]?.ratio.map { NumberText.format($0, decimals: 2) } ?? "-"
+            }
+            text += "| \(report.row) | ours/NIO | " + ratios.joined(separator: " | ") + " |\n"
+        }
+        return text
+    }
+
+    private func cell(_ spread: Spread, _ metric: Metric) -> String {
+        guard spread.rounds.count > 1 else { return metric.format(spread.median) }
+        return "\(metric.format(spread.median)) (\(metric.format(spread.min))–\(metric.format(spread.max)))"
+    }
+}

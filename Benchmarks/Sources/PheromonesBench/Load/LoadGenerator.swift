@@ -1,0 +1,324 @@
+import CEpoll
+import Glibc
+
+/// A neutral TCP load generator on plain syscalls: one thread, one epoll instance, non-blocking
+/// sockets, level-triggered. It favours no server: the same bytes, the same calls, whoever answers.
+///
+/// pingpong and stream keep a fixed number of messages in flight on every connection (a reply sends
+/// the next one), warm up, then measure replies per second, reply bytes per second, latency (each
+/// message's send-to-reply time) and the server's CPU time. conns opens many connections, a bounded
+/// number at a time, does one round trip on each, and measures how long until all were answered and
+/// how much the server's resident memory grew.
+final class LoadGenerator {
+    private enum Phase { case connecting, warmingUp, measuring, holding, stopped }
+
+    private let plan: LoadPlan
+    private let pattern: MessagePattern
+    private let checker: ReplyChecker
+    private let epoll: CInt
+    private let connections: [LoadConnection]
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    private let ready: UnsafeMutablePointer<cepoll_ready>
+    private static let readyCapacity = 512
+
+    private var phase = Phase.connecting
+    private var result = LoadResult()
+    private var histogram = LatencyHistogram()
+    private var pending = 0
+    private var measuredBytes = 0
+    private var lastAnswer: UInt64 = 0
+
+    init(plan: LoadPlan) throws(LoadError) {
+        self.plan = plan
+        pattern = MessagePattern(proto: plan.proto, size: plan.size, minimumMessages: plan.messagesInFlight)
+        checker = ReplyChecker(pattern: pattern, proto: plan.proto, size: plan.size, verify: plan.verify)
+        epoll = cepoll_create()
+        guard epoll >= 0 else { throw LoadError.system("epoll_create1", errno) }
+        connections = (0..<plan.connections).map { LoadConnection(index: $0, messagesInFlight: plan.messagesInFlight) }
+        readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        ready = .allocate(capacity: Self.readyCapacity)
+    }
+
+    deinit {
+        Glibc.close(epoll)
+        readBuffer.deallocate()
+        ready.deallocate()
+    }
+
+    /// Runs the plan and returns what it measured.
+    func run() -> LoadResult {
+        switch plan.mode {
+        case .pingpong, .stream: runLoad()
+        case .conns: runConnections()
+        }
+        closeAll()
+        return result
+    }
+
+    // MARK: Scenarios
+
+    private func runLoad() {
+        connectAll(deadline: monotonicNanoseconds() + Self.nanoseconds(plan.timeout))
+        guard result.connected > 0 else { return }
+        phase = .warmingUp
+        let start = monotonicNanoseconds()
+        for connection in connections where connection.state == .connected { fillWindow(connection, at: start) }
+        run(until: start + Self.nanoseconds(plan.warmup))
+
+        let cpuBefore = plan.serverPID.flatMap(ProcessStats.cpuSeconds(of:))
+        let measureStart = monotonicNanoseconds()
+        phase = .measuring
+        run(until: measureStart + Self.nanoseconds(plan.duration))
+        phase = .stopped
+        let seconds = Double(monotonicNanoseconds() - measureStart) / 1e9
+        let cpuAfter = plan.serverPID.flatMap(ProcessStats.cpuSeconds(of:))
+        summarizeLoad(seconds: seconds, serverCPU: cpuBefore.flatMap { before in cpuAfter.map { $0 - before } })
+    }
+
+    private func runConnections() {
+        let rssBefore = plan.serverPID.flatMap(ProcessStats.residentKiB(of:))
+        let start = monotonicNanoseconds()
+        connectAll(deadline: start + Self.nanoseconds(plan.timeout))
+        result.secondsToAllAnswered = lastAnswer > 0 ? Double(lastAnswer - start) / 1e9 : nil
+        phase = .holding
+        run(until: monotonicNanoseconds() + 100_000_000)
+        var rssAfter = plan.serverPID.flatMap(ProcessStats.residentKiB(of:))
+        run(until: monotonicNanoseconds() + Self.nanoseconds(plan.hold))
+        if let later = plan.serverPID.flatMap(ProcessStats.residentKiB(of:)) { rssAfter = max(rssAfter ?? 0, later) }
+        phase = .stopped
+        summarizeConnections(rssBefore: rssBefore, rssAfter: rssAfter)
+    }
+
+    private func summarizeLoad(seconds: Double, serverCPU: Double?) {
+        let messages = Int(histogram.total)
+        result.seconds = seconds
+        result.messages = messages
+        result.messagesPerSecond = Double(messages) / seconds
+        result.megabytesPerSecond = Double(measuredBytes) / seconds / 1e6
+        recordPercentiles()
+        if let serverCPU, messages > 0 { result.serverMicrosecondsPerMessage = serverCPU * 1e6 / Double(messages) }
+    }
+
+    private func summarizeConnections(rssBefore: Int?, rssAfter: Int?) {
+        recordPercentiles()
+        result.serverRSSBeforeKiB = rssBefore
+        result.serverRSSAfterKiB = rssAfter
+        if let rssBefore, let rssAfter, result.answered > 0 {
+            result.serverBytesPerConnection = Double(rssAfter - rssBefore) * 1024 / Double(result.answered)
+        }
+    }
+
+    private func recordPercentiles() {
+        result.latencyP50 = histogram.percentile(0.5) / 1000
+        result.latencyP99 = histogram.percentile(0.99) / 1000
+        result.latencyP999 = histogram.percentile(0.999) / 1000
+    }
+
+    // MARK: The event loop
+
+    /// Serves events until `deadline` (monotonic nanoseconds).
+    private func run(until deadline: UInt64) {
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return }
+            poll(timeoutMilliseconds: Int32(min(10, (deadline - now) / 1_000_000 + 1)))
+        }
+    }
+
+    private func poll(timeoutMilliseconds: Int32) {
+        let count = cepoll_wait(epoll, ready, Int32(Self.readyCapacity), timeoutMilliseconds)
+        for index in 0..<max(0, Int(count)) {
+            let event = ready[index]
+            dispatch(event.events, on: connections[Int(event.data)])
+        }
+    }
+
+    private func dispatch(_ events: UInt32, on connection: LoadConnection) {
+        guard connection.isOpen else { return }
+        if connection.state == .connecting {
+            if events & UInt32(CEPOLL_OUT | CEPOLL_ERR | CEPOLL_HUP) != 0 { finishConnect(connection) }
+            return
+        }
+        if events & UInt32(CEPOLL_IN | CEPOLL_ERR | CEPOLL_HUP) != 0 {
+            readReplies(on: connection)
+            guard connection.isOpen else { return }
+        }
+        if events & UInt32(CEPOLL_OUT) != 0, !writeOwed(on: connection) {
+            drop(connection, error: errno)
+        }
+    }
+
+    // MARK: Connecting
+
+    /// Opens every connection, at most `connectsInFlight` pending at once, until all are settled
+    /// (conns mode: answered) or `deadline` passes; whatever is still pending then has failed.
+    private func connectAll(deadline: UInt64) {
+        var next = 0
+        while true {
+            while next < connections.count && pending < plan.connectsInFlight {
+                startConnect(connections[next])
+                next += 1
+            }
+            if next == connections.count && pending == 0 { break }
+            if monotonicNanoseconds() > deadline { break }
+            poll(timeoutMilliseconds: 10)
+        }
+        for connection in connections where connection.isUnsettled {
+            fail(connection, error: ETIMEDOUT)
+        }
+    }
+
+    private func startConnect(_ connection: LoadConnection) {
+        let fd = cepoll_connect_tcp4(plan.host, Int32(plan.port))
+        guard fd >= 0 else {
+            fail(connection, error: -fd)
+            return
+        }
+        connection.fd = fd
+        connection.state = .connecting
+        guard cepoll_add(epoll, fd, UInt32(CEPOLL_OUT), UInt64(connection.index)) == 0 else {
+            fail(connection, error: errno)
+            return
+        }
+        pending += 1
+    }
+
+    private func finishConnect(_ connection: LoadConnection) {
+        let error = cepoll_socket_error(connection.fd)
+        guard error == 0 else {
+            pending -= 1
+            fail(connection, error: error)
+            return
+        }
+        result.connected += 1
+        watch(connection, output: false)
+        if plan.mode == .conns {
+            connection.state = .awaitingFirstReply
+            connection.queueMessage(wireLength: pattern.wireLength, at: monotonicNanoseconds())
+            if !writeOwed(on: connection) { drop(connection, error: errno) }
+        } else {
+            connection.state = .connected
+            pending -= 1
+        }
+    }
+
+    // MARK: Reading and writing
+
+    private func readReplies(on connection: LoadConnection) {
+        let count = read(connection.fd, readBuffer.baseAddress, readBuffer.count)
+        if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        guard count > 0 else {
+            drop(connection, error: count == 0 ? ECONNRESET : errno)
+            return
+        }
+        let now = monotonicNanoseconds()
+        guard let completed = checker.consume(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), on: connection) else {
+            result.bad += 1
+            drop(connection, error: EPROTO)
+            return
+        }
+        if phase == .measuring { measuredBytes += count }
+        for _ in 0..<completed { recordReply(sentAt: connection.completeOldest(), now: now, on: connection) }
+        if connection.state == .awaitingFirstReply {
+            if connection.outstanding == 0 { markAnswered(connection, at: now) }
+        } else if completed > 0 && (phase == .warmingUp || phase == .measuring) {
+            fillWindow(connection, at: now)
+        }
+    }
+
+    private func recordReply(sentAt sent: UInt64, now: UInt64, on connection: LoadConnection) {
+        if phase == .measuring || connection.state == .awaitingFirstReply {
+            histogram.record(nanoseconds: now > sent ? now - sent : 0)
+        }
+    }
+
+    private func markAnswered(_ connection: LoadConnection, at time: UInt64) {
+        connection.state = .answered
+        result.answered += 1
+        lastAnswer = time
+        pending -= 1
+    }
+
+    /// Tops the connection up to its messages in flight and writes them.
+    private func fillWindow(_ connection: LoadConnection, at time: UInt64) {
+        while connection.outstanding < plan.messagesInFlight {
+            connection.queueMessage(wireLength: pattern.wireLength, at: time)
+        }
+        if !writeOwed(on: connection) { drop(connection, error: errno) }
+    }
+
+    /// Writes what the connection owes, from the pattern; false if the socket failed.
+    private func writeOwed(on connection: LoadConnection) -> Bool {
+        while connection.bytesOwed > 0 {
+            let offset = connection.bytesWritten % pattern.wireLength
+            let length = min(pattern.bytes.count - offset, connection.bytesOwed)
+            let written = write(connection.fd, pattern.bytes.baseAddress! + offset, length)
+            if written > 0 {
+                connection.bytesOwed -= written
+                connection.bytesWritten += written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else if written < 0 && errno == EAGAIN {
+                if !connection.wantsOutput { watch(connection, output: true) }
+                return true
+            } else {
+                return false
+            }
+        }
+        if connection.wantsOutput { watch(connection, output: false) }
+        return true
+    }
+
+    private func watch(_ connection: LoadConnection, output: Bool) {
+        connection.wantsOutput = output
+        let events = UInt32(CEPOLL_IN) | (output ? UInt32(CEPOLL_OUT) : 0)
+        _ = cepoll_modify(epoll, connection.fd, events, UInt64(connection.index))
+    }
+
+    // MARK: Failures and closing
+
+    /// The connection broke while in use: a failed connect in conns mode, dropped otherwise.
+    private func drop(_ connection: LoadConnection, error: CInt) {
+        if connection.state == .awaitingFirstReply {
+            pending -= 1
+            result.failed += 1
+        } else if phase != .stopped {
+            result.dropped += 1
+        }
+        close(connection, error: error)
+    }
+
+    /// The connection could not be established.
+    private func fail(_ connection: LoadConnection, error: CInt) {
+        result.failed += 1
+        close(connection, error: error)
+    }
+
+    private func close(_ connection: LoadConnection, error: CInt) {
+        if result.firstError == nil { result.firstError = String(cString: strerror(error)) }
+        if connection.isOpen { Glibc.close(connection.fd) }
+        connection.fd = -1
+        connection.state = .closed
+    }
+
+    private func closeAll() {
+        for connection in connections where connection.isOpen {
+            cepoll_close_with_reset(connection.fd)
+            connection.fd = -1
+            connection.state = .closed
+        }
+    }
+
+    private static func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, seconds) * 1e9) }
+}
+
+/// A load-generator failure before any load ran.
+enum LoadError: Error, CustomStringConvertible {
+    case system(String, CInt)
+
+    var description: String {
+        switch self {
+        case .system(let call, let code): return "\(call) failed: \(String(cString: strerror(code)))"
+        }
+    }
+}

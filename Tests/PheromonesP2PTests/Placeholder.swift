@@ -1,5 +1,0 @@
-import XCTest
-
-final class PheromonesP2PTestsPlaceholder: XCTestCase {
-    func testNothingYet() {}
-}
