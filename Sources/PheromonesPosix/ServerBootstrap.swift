@@ -73,6 +73,13 @@ public struct ServerBootstrap: Sendable {
         }
     }
 
+    /// Binds and listens on `address` from `loop` (which must belong to the group), and serves every
+    /// accepted connection on that same loop: for a component whose connections must all share one
+    /// loop (a P2P node keeps its route table, connections and protocol on one loop).
+    public func bind(to address: SocketAddress, on loop: EpollEventLoop) -> Future<ServerSocketChannel> {
+        bindListener(to: address, on: loop, children: .ownLoop, reusePort: serverOptions.reusePort)
+    }
+
     private func bindListener(
         to address: SocketAddress, on loop: EpollEventLoop, children: ServerSocketChannel.ChildLoops, reusePort: Bool
     ) -> Future<ServerSocketChannel> {
