@@ -1,0 +1,65 @@
+import Pheromones
+
+/// The router's own messages on the native wire, which the ``ProtocolStage`` never sees.
+///
+/// They are envelopes whose operation starts with U+0000, a prefix no protocol operation uses:
+/// - `hello` (the first frame each side sends on a persistent connection): the sender's name in
+///   `name`, and in `data` its dial generation (8 bytes, big-endian; 0 from the accepting side)
+///   followed by its listening address as `ip:port` UTF-8 (empty when it does not listen);
+/// - `goaway`: "I will start nothing new on this connection" (the start of draining);
+/// - `noreply` with the answered message's id as correlation id: the protocol answered that
+///   message with nothing, so a dispatch waiting for it completes with nil at once.
+enum ControlMessage {
+    static let prefix: Character = "\u{0}"
+    static let helloOperation = "\u{0}hello"
+    static let goAwayOperation = "\u{0}goaway"
+    static let noReplyOperation = "\u{0}noreply"
+
+    /// What a hello says.
+    struct Hello: Sendable, Hashable {
+        var name: String
+        var generation: UInt64
+        /// Where the sender listens, or nil when it does not.
+        var listeningAddress: SocketAddress?
+    }
+
+    static func hello(_ hello: Hello) -> Envelope {
+        var data = ByteBuffer()
+        data.writeInteger(hello.generation)
+        if let address = hello.listeningAddress { data.writeString(address.description) }
+        return Envelope(name: hello.name, operation: helloOperation, data: data)
+    }
+
+    /// Reads a hello's fields.
+    ///
+    /// - Throws: ``P2PError/unknownProtocol(_:)`` when the payload is not a hello's.
+    static func parseHello(_ envelope: Envelope) throws(P2PError) -> Hello {
+        guard var data = envelope.data, let generation = data.readInteger(as: UInt64.self) else {
+            throw .unknownProtocol("the hello carries no dial generation")
+        }
+        guard data.readableBytes > 0 else {
+            return Hello(name: envelope.name, generation: generation, listeningAddress: nil)
+        }
+        guard let text = data.readString(length: data.readableBytes), let address = try? SocketAddress(parsing: text) else {
+            throw .unknownProtocol("the hello's listening address is not a numeric ip:port")
+        }
+        return Hello(name: envelope.name, generation: generation, listeningAddress: address)
+    }
+
+    static func goAway(from name: String) -> Envelope {
+        Envelope(name: name, operation: goAwayOperation)
+    }
+}
+
+extension Envelope {
+    /// Whether the router handles this envelope itself (a ``ControlMessage``).
+    var isControl: Bool { operation.first == ControlMessage.prefix }
+
+    /// Whether this is the "no reply follows" answer to the message `correlationID` names.
+    var isNoReplyMarker: Bool { operation == ControlMessage.noReplyOperation }
+
+    /// The answer that says "the protocol answered message `correlationID` with nothing".
+    static func noReplyMarker(from name: String, answering correlationID: UInt64) -> Envelope {
+        Envelope(name: name, operation: ControlMessage.noReplyOperation, correlationID: correlationID)
+    }
+}

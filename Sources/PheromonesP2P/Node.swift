@@ -1,0 +1,349 @@
+import Logging
+import Pheromones
+import Synchronization
+
+/// A peer-to-peer node: a server, a route table, connections and a protocol, all on one event loop.
+///
+/// ```swift
+/// let node = try Node(configuration: .init(name: "luda"), protocol: ExampleProtocol())
+/// let address = try await node.listen(on: .loopbackV4(port: 0))
+/// try await node.add(peer: "yoghurt", address: yoghurtAddress)
+/// let summary = try await node.converse(with: "yoghurt", starting: ExampleProtocol.connectRequest(from: "luda", listeningAddress: address))
+/// await node.shutdown()
+/// ```
+///
+/// This is the Go original's `Server`, `Router` and the example's `Protocal` glue in one object.
+/// Every method may be called from any thread or task: it hops to the node's loop, where the
+/// route table lives (TODO 2: no locks). Routes are keyed by the peer's listening address, so two
+/// peers may share a name (TODO 1); a name that matches several routes is refused as ambiguous
+/// where one peer is meant, and an address picks exactly one.
+///
+/// Call ``shutdown()`` when done: it closes the server and every connection, and the node's own
+/// loop if it made one.
+public final class Node: Sendable {
+    /// How a node behaves.
+    public struct Configuration: Sendable {
+        /// The node's name: what its messages carry, and what peers call it.
+        public var name: String
+        /// Short or persistent connections (the original's `SRouter` or `PRouter`).
+        public var connectionType: ConnectionType
+        /// The encoding on the connections: native (default) or the Go original's JSON.
+        public var wire: WireFormat
+        /// How long connecting (and, on the native wire, the hello exchange) may take.
+        public var dialTimeout: TimeAmount
+        /// How long to wait for a reply (and, on a server's short connection, for the request).
+        public var replyTimeout: TimeAmount
+        /// How long a connection being replaced may take to finish what is under way on it.
+        public var handOverTimeout: TimeAmount
+        /// The largest message accepted or sent, in bytes (a native frame's payload, a JSON object).
+        public var maximumMessageSize: Int
+        /// Whether broadcasts from peers are passed on to this node's other peers.
+        public var forwardsBroadcasts: Bool
+        /// How many recent broadcast ids the node remembers to drop repeats.
+        public var broadcastMemory: Int
+        /// The listening address to tell peers, when where the server listens is not it (behind a
+        /// NAT, say). By default the server's address, its wildcard host replaced by the address a
+        /// peer reached us at.
+        public var advertisedAddress: SocketAddress?
+        /// Where the node logs.
+        public var logger: Logger
+
+        /// A configuration with sensible defaults: persistent connections on the native wire, 3 s
+        /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB.
+        public init(
+            name: String,
+            connectionType: ConnectionType = .persistent,
+            wire: WireFormat = .native,
+            dialTimeout: TimeAmount = .seconds(3),
+            replyTimeout: TimeAmount = .seconds(5),
+            handOverTimeout: TimeAmount = .seconds(5),
+            maximumMessageSize: Int = 1 << 20,
+            forwardsBroadcasts: Bool = true,
+            broadcastMemory: Int = 4096,
+            advertisedAddress: SocketAddress? = nil,
+            logger: Logger = Logger(label: "pheromones.p2p")
+        ) {
+            self.name = name
+            self.connectionType = connectionType
+            self.wire = wire
+            self.dialTimeout = dialTimeout
+            self.replyTimeout = replyTimeout
+            self.handOverTimeout = handOverTimeout
+            self.maximumMessageSize = maximumMessageSize
+            self.forwardsBroadcasts = forwardsBroadcasts
+            self.broadcastMemory = broadcastMemory
+            self.advertisedAddress = advertisedAddress
+            self.logger = logger
+        }
+    }
+
+    /// The node's configuration.
+    public let configuration: Configuration
+    /// The loop the node's routes, connections and protocol live on.
+    public let eventLoop: EpollEventLoop
+    private let group: MultiThreadedEventLoopGroup
+    private let ownsGroup: Bool
+    private let core: LoopConfined<NodeCore>
+    /// The protocol, when it is an async one (callable from any task).
+    private let asyncProtocol: (any AsyncPeerProtocol)?
+    private let isShutDown = Atomic<Bool>(false)
+
+    /// Creates a node running the on-loop `protocol` (taken over by the node), on a loop of
+    /// `group`, or on a loop of its own when `group` is nil.
+    ///
+    /// - Throws: an `IOError` when the node's own loop cannot start.
+    public convenience init(
+        configuration: Configuration, protocol peerProtocol: sending some PeerProtocol, group: MultiThreadedEventLoopGroup? = nil
+    ) throws {
+        try self.init(configuration: configuration, handler: .onLoop(peerProtocol), asyncProtocol: nil, group: group)
+    }
+
+    /// Creates a node running the async `protocol`, on a loop of `group`, or on a loop of its own
+    /// when `group` is nil.
+    ///
+    /// - Throws: an `IOError` when the node's own loop cannot start.
+    public convenience init(
+        configuration: Configuration, protocol peerProtocol: some AsyncPeerProtocol, group: MultiThreadedEventLoopGroup? = nil
+    ) throws {
+        try self.init(configuration: configuration, handler: .async(peerProtocol), asyncProtocol: peerProtocol, group: group)
+    }
+
+    private init(
+        configuration: Configuration, handler: sending ProtocolHandler, asyncProtocol: (any AsyncPeerProtocol)?,
+        group: MultiThreadedEventLoopGroup?
+    ) throws {
+        self.ownsGroup = group == nil
+        let group = try group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.configuration = configuration
+        self.group = group
+        self.eventLoop = group.nextLoop()
+        self.asyncProtocol = asyncProtocol
+        self.core = LoopConfined(
+            NodeCore(configuration: configuration, loop: eventLoop, group: group, handler: handler), loop: eventLoop)
+        let core = core
+        eventLoop.execute { [weak self] in core.value.node = self }
+    }
+
+    deinit {
+        // A node dropped without `shutdown()`: close what it left open and stop its own loop.
+        guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let core = core
+        eventLoop.execute { core.value.shutdown() }
+        if ownsGroup {
+            let group = group
+            Task { try? await group.shutdownGracefully() }
+        }
+    }
+
+    /// The node's name.
+    public var name: String { configuration.name }
+    /// Short or persistent connections (the original's `GetConnType`).
+    public var connectionType: ConnectionType { configuration.connectionType }
+
+    // MARK: Serving
+
+    /// Starts the server on `address` (port 0: any free port) and returns where it listens.
+    ///
+    /// - Throws: the bind error, or ``P2PError/nodeShutDown``.
+    @discardableResult
+    public func listen(on address: SocketAddress) async throws -> SocketAddress {
+        try await onLoop { core in core.listen(on: address) }
+    }
+
+    /// Where the server listens, once ``listen(on:)`` has returned.
+    public var listeningAddress: SocketAddress? {
+        get async { try? await onLoop { core in core.loop.makeSucceededFuture(core.listeningAddress) } }
+    }
+
+    // MARK: Routes
+
+    /// Adds a route to the peer `name` whose server listens on `address`.
+    ///
+    /// Short mode records the address (the original's `AddRoute`); the same name at the same
+    /// address is ``P2PError/routeExists(name:address:)``. Persistent mode dials, and returns once
+    /// the peer has identified itself; adding a connected route again dials a new connection that
+    /// takes over once the old one is idle (TODO 3).
+    ///
+    /// - Throws: ``P2PError/connectFailed(address:reason:)``, ``P2PError/routeExists(name:address:)``,
+    ///   ``P2PError/nodeShutDown``.
+    public func add(peer name: String, address: SocketAddress) async throws {
+        try await onLoop { core in core.add(name: name, address: address) }
+    }
+
+    /// Adds a route to `name` at `address` given as `ip:port`.
+    ///
+    /// - Throws: ``P2PError/emptyAddress``, ``P2PError/wrongAddressKind(_:)``, and the errors of
+    ///   ``add(peer:address:)-(String,SocketAddress)``.
+    public func add(peer name: String, address: String) async throws {
+        try await add(peer: name, address: PeerContext.parse(address))
+    }
+
+    /// Deletes the route named `name`, closing its connection.
+    ///
+    /// - Throws: ``P2PError/unknownPeer(_:)``, ``P2PError/ambiguousPeer(name:addresses:)``.
+    public func delete(peer name: String) async throws {
+        try await delete(.name(name))
+    }
+
+    /// Deletes the route at `address`, closing its connection.
+    ///
+    /// - Throws: ``P2PError/unknownPeer(_:)``.
+    public func delete(peer address: SocketAddress) async throws {
+        try await delete(.address(address))
+    }
+
+    private func delete(_ selector: PeerSelector) async throws {
+        try await onLoop { core in
+            try core.delete(selector)
+            return core.loop.makeSucceededFuture(())
+        }
+    }
+
+    /// A snapshot of the routes: name, listening address, and whether a connection carries it.
+    public var peers: [PeerInfo] {
+        get async { (try? await onLoop { core in core.loop.makeSucceededFuture(core.peers()) }) ?? [] }
+    }
+
+    /// The routes named `name` (names may repeat; each route has its own listening address).
+    public func peers(named name: String) async -> [PeerInfo] {
+        await peers.filter { $0.name == name }
+    }
+
+    // MARK: Sending
+
+    /// Sends `message` to the peer named `name` and returns its reply.
+    ///
+    /// Short mode dials, writes, reads one reply, closes (nil when the peer answers nothing).
+    /// Persistent mode writes on the route's connection (dialing it if it is down) and, on the
+    /// native wire, returns the correlated reply (nil when the peer's protocol answered nothing);
+    /// on the JSON wire it returns nil once written, and the reply goes to the protocol, as in the
+    /// original. Either way the reply also reaches this node's protocol in persistent mode.
+    ///
+    /// - Throws: ``P2PError/unknownPeer(_:)``, ``P2PError/ambiguousPeer(name:addresses:)``,
+    ///   ``P2PError/connectFailed(address:reason:)``, ``P2PError/readTimeout(peer:)``,
+    ///   ``P2PError/connectionLost(_:)``, ``P2PError/connectionReplaced(_:)``, ``P2PError/nodeShutDown``.
+    public func dispatch(to name: String, _ message: Envelope) async throws -> Envelope? {
+        try await dispatch(to: PeerSelector.name(name), message)
+    }
+
+    /// Sends `message` to the peer listening at `address` and returns its reply (see
+    /// ``dispatch(to:_:)-(String,_)``).
+    public func dispatch(to address: SocketAddress, _ message: Envelope) async throws -> Envelope? {
+        try await dispatch(to: PeerSelector.address(address), message)
+    }
+
+    /// Sends `message` to the peer `selector` picks and returns its reply (see
+    /// ``dispatch(to:_:)-(String,_)``).
+    public func dispatch(to selector: PeerSelector, _ message: Envelope) async throws -> Envelope? {
+        try await onLoop { core in try core.dispatch(to: core.resolve(selector), message) }
+    }
+
+    /// Runs a whole conversation with the peer named `name`, starting with `message`.
+    ///
+    /// Short mode loops as the original's example does: dispatch, hand the reply to this node's
+    /// protocol, dispatch its answer, until one side answers nothing. Persistent mode sends the
+    /// first message and completes when this node's protocol answers a message of the
+    /// conversation with nothing (or the peer does). Each step waits at most the reply timeout.
+    ///
+    /// - Throws: the errors of ``dispatch(to:_:)-(String,_)``.
+    public func converse(with name: String, starting message: Envelope) async throws -> ConversationSummary {
+        try await converse(with: PeerSelector.name(name), starting: message)
+    }
+
+    /// Runs a whole conversation with the peer listening at `address` (see
+    /// ``converse(with:starting:)-(String,_)``).
+    public func converse(with address: SocketAddress, starting message: Envelope) async throws -> ConversationSummary {
+        try await converse(with: PeerSelector.address(address), starting: message)
+    }
+
+    /// Runs a whole conversation with the peer `selector` picks (see
+    /// ``converse(with:starting:)-(String,_)``).
+    public func converse(with selector: PeerSelector, starting message: Envelope) async throws -> ConversationSummary {
+        switch connectionType {
+        case .persistent:
+            return try await onLoop { core in try core.converse(with: core.resolve(selector), starting: message) }
+        case .short:
+            let peer = try await onLoop { core in try core.loop.makeSucceededFuture(core.key(of: core.resolve(selector))) }
+            return try await converseByDispatching(with: peer, starting: message)
+        }
+    }
+
+    /// The short-mode conversation loop (the original's `for msg != nil { Dispatch; Handle }`).
+    private func converseByDispatching(with peer: PeerKey, starting message: Envelope) async throws -> ConversationSummary {
+        let started = eventLoop.now
+        var sent: [Envelope] = []
+        var received: [Envelope] = []
+        var next = message
+        while true {
+            let reply = try await dispatch(to: peer.address, next)
+            sent.append(next)
+            guard let reply else {
+                return ConversationSummary(peer: peer, sent: sent, received: received, ending: .completedByPeer, duration: eventLoop.now - started)
+            }
+            received.append(reply)
+            guard let answer = try await handleLocally(reply, from: peer.address) else {
+                return ConversationSummary(peer: peer, sent: sent, received: received, ending: .completedHere, duration: eventLoop.now - started)
+            }
+            next = answer
+        }
+    }
+
+    private func handleLocally(_ message: Envelope, from address: SocketAddress) async throws -> Envelope? {
+        if let asyncProtocol {
+            let context = try await onLoop { core in core.loop.makeSucceededFuture(core.localContext(for: message, from: address)) }
+            return try await asyncProtocol.handle(message, context: context)
+        }
+        return try await onLoop { core in try core.loop.makeSucceededFuture(core.handleLocally(message, from: address)) }
+    }
+
+    /// Sends `message` to every peer at once and returns each one's reply or error.
+    ///
+    /// All dials and writes start together on the loop, so a dead or slow peer costs only its own
+    /// timeout. (The original skips the peers that fail; here they are reported.)
+    public func dispatchAll(_ message: Envelope) async -> [PeerKey: Result<Envelope?, any Error>] {
+        (try? await onLoop { core in core.dispatchAll(message) }) ?? [:]
+    }
+
+    /// Floods `message` through the mesh: sends it to every peer with a fresh id and `hopLimit`;
+    /// each node passes a broadcast it has not seen on to its other peers with the limit
+    /// decreased, and drops repeats. Returns how many peers this node sent it to.
+    ///
+    /// Forwarding needs the native wire (the JSON wire carries no id or hop limit): there a
+    /// broadcast reaches the direct peers only.
+    ///
+    /// - Throws: ``P2PError/nodeShutDown``.
+    @discardableResult
+    public func broadcast(_ message: Envelope, hopLimit: UInt8 = 8) async throws -> Int {
+        try await onLoop { core in try core.loop.makeSucceededFuture(core.broadcast(message, hopLimit: hopLimit)) }
+    }
+
+    // MARK: Shutting down
+
+    /// Closes the server and every connection (what waits on them fails with
+    /// ``P2PError/nodeShutDown``), then stops the node's own loop if it made one.
+    public func shutdown() async {
+        guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let core = core
+        try? await eventLoop.submit { core.value.shutdown() }.get()
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    // MARK: Reaching the loop
+
+    /// Runs `body` on the loop and awaits the future it returns; a loop that has stopped means the
+    /// node has shut down.
+    private func onLoop<Value: Sendable>(_ body: @escaping @Sendable (NodeCore) throws -> Future<Value>) async throws -> Value {
+        let core = core
+        do {
+            return try await eventLoop.flatSubmit {
+                do {
+                    return try body(core.value)
+                } catch {
+                    return core.loop.makeFailedFuture(error)
+                }
+            }.get()
+        } catch EventLoopError.shutDown {
+            throw P2PError.nodeShutDown
+        }
+    }
+}

@@ -1,0 +1,494 @@
+import Logging
+import Pheromones
+
+/// A message waiting for its route's connection, and what to tell its sender.
+enum Outgoing {
+    case dispatch(Envelope, Promise<Envelope?>)
+    case conversation(Envelope, Conversation)
+    case oneWay(Envelope)
+
+    func send(on stage: RouterStage) {
+        switch self {
+        case .dispatch(let message, let reply): stage.dispatch(message, reply: reply)
+        case .conversation(let message, let conversation): stage.start(conversation, with: message)
+        case .oneWay(let message): stage.sendOneWay(message)
+        }
+    }
+
+    func fail(_ error: P2PError) {
+        switch self {
+        case .dispatch(_, let reply): reply.fail(error)
+        case .conversation(_, let conversation): conversation.fail(error)
+        case .oneWay: break
+        }
+    }
+}
+
+/// Everything a node owns, confined to its event loop: the listener, the route table, the
+/// connections and the protocol. ``Node`` reaches it by hopping to the loop; the stages call it
+/// directly (they run on the same loop).
+final class NodeCore {
+    let configuration: Node.Configuration
+    let loop: EpollEventLoop
+    let group: MultiThreadedEventLoopGroup
+    let handler: ProtocolHandler
+    let logger: Logger
+    /// The node, for the protocol's context; weak because the node owns this core.
+    weak var node: Node?
+
+    private var ids = MessageIDGenerator()
+    private var recentBroadcasts: RecentIDs
+    private var listener: ServerSocketChannel?
+    private(set) var listeningAddress: SocketAddress?
+    private var table = RouteTable()
+    private var connections: [ConnectionID: RouterStage] = [:]
+    private var lastConnectionID: ConnectionID = 0
+    private var dialGeneration: UInt64 = 0
+    /// `add` calls waiting for the connection they dialed to be identified.
+    private var dialWaiters: [ConnectionID: [Promise<Void>]] = [:]
+    /// Messages waiting for their route to become usable, by route.
+    private var parked: [SocketAddress: [Outgoing]] = [:]
+    private(set) var isShutDown = false
+
+    init(configuration: Node.Configuration, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup, handler: sending ProtocolHandler) {
+        self.configuration = configuration
+        self.loop = loop
+        self.group = group
+        self.handler = handler
+        self.logger = configuration.logger
+        self.recentBroadcasts = RecentIDs(capacity: max(1, configuration.broadcastMemory))
+    }
+
+    var eventLoop: any EventLoop { loop }
+
+    func nextMessageID() -> UInt64 { ids.next() }
+
+    private var socketOptions: SocketOptions {
+        var options = SocketOptions()
+        options.allowRemoteHalfClosure = true
+        options.connectTimeout = configuration.dialTimeout
+        return options
+    }
+
+    // MARK: Listening
+
+    /// Starts the server.
+    func listen(on address: SocketAddress) -> Future<SocketAddress> {
+        loop.assertInEventLoop()
+        guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
+        guard listener == nil else { return loop.makeFailedFuture(ChannelError.alreadyConnected) }
+        let bound = LoopBound(self, eventLoop: loop)
+        return ServerBootstrap(group: group)
+            .childOptions(socketOptions)
+            .childChannelInitializer { channel in try bound.value.accept(channel) }
+            .bind(to: address, on: loop)
+            .map { server in
+                let core = bound.value
+                guard !core.isShutDown else {
+                    server.close()
+                    throw P2PError.nodeShutDown
+                }
+                core.listener = server
+                core.listeningAddress = server.localAddress
+                return server.localAddress ?? address
+            }
+    }
+
+    private func accept(_ channel: SocketChannel) throws {
+        guard !isShutDown else { throw P2PError.nodeShutDown }
+        let role: RouterStage.Role = configuration.connectionType == .short ? .shortServer : .persistent(.inbound)
+        let stage = makeStage(role: role, dialedAddress: nil, facts: ConnectionFacts(direction: .inbound, generation: 0))
+        do {
+            try channel.pipeline.addHandlers(wireHandlers() + [stage, makeProtocolStage(for: stage)])
+        } catch {
+            connections[stage.id] = nil
+            throw error
+        }
+    }
+
+    /// The listening address to tell a peer on `channel`: the configured one, or where the server
+    /// listens, with the wildcard host replaced by the address the peer reached us at.
+    func advertisedAddress(for channel: any Channel) -> SocketAddress? {
+        if let configured = configuration.advertisedAddress { return configured }
+        guard let listening = listeningAddress else { return nil }
+        guard listening.isUnspecified, let local = channel.localAddress else { return listening }
+        return local.withPort(listening.port)
+    }
+
+    // MARK: Stages
+
+    private func makeStage(role: RouterStage.Role, dialedAddress: SocketAddress?, facts: ConnectionFacts) -> RouterStage {
+        lastConnectionID += 1
+        let stage = RouterStage(id: lastConnectionID, role: role, core: self, dialedAddress: dialedAddress, facts: facts)
+        connections[stage.id] = stage
+        return stage
+    }
+
+    private func makeProtocolStage(for router: RouterStage) -> ProtocolStage {
+        ProtocolStage(handler: handler, core: self, router: router)
+    }
+
+    private func wireHandlers() -> [any ChannelHandler] {
+        configuration.wire.handlers(maximumMessageSize: configuration.maximumMessageSize)
+    }
+
+    /// Dials `address` with `handlers` (created here, on the loop, and installed by the
+    /// initializer, which runs on the loop too).
+    private func connect(to address: SocketAddress, handlers: [any ChannelHandler]) -> Future<SocketChannel> {
+        let bound = LoopBound((self, handlers), eventLoop: loop)
+        return ClientBootstrap(group: group)
+            .options(socketOptions)
+            .channelInitializer { channel in
+                let (core, handlers) = bound.value
+                guard !core.isShutDown else { throw P2PError.nodeShutDown }
+                try channel.pipeline.addHandlers(handlers)
+            }
+            .connect(to: address, on: loop)
+    }
+
+    // MARK: Routes
+
+    /// Adds a route (the node's `add(peer:address:)`): short mode records the address; persistent
+    /// mode dials and completes once the peer has identified itself (a connected route is
+    /// replaced by the new connection, after a hand-over).
+    func add(name: String, address: SocketAddress) -> Future<Void> {
+        loop.assertInEventLoop()
+        guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
+        switch configuration.connectionType {
+        case .short:
+            do {
+                try table.addAddress(name: name, address: address)
+                logger.debug("added a route", metadata: ["name": "\(name)", "address": "\(address)"])
+                return loop.makeSucceededFuture(())
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
+        case .persistent:
+            let waiter = loop.makePromise(of: Void.self)
+            let connection = dial(name: name, address: address)
+            dialWaiters[connection, default: []].append(waiter)
+            return waiter.futureResult
+        }
+    }
+
+    /// Dials the route at `address` (unless a dial is under way); returns the connection to wait for.
+    private func dial(name: String, address: SocketAddress) -> ConnectionID {
+        dialGeneration += 1
+        let facts = ConnectionFacts(direction: .outbound, generation: dialGeneration, localAddress: nil, peerAddress: address)
+        let stage = makeStage(role: .persistent(.outbound), dialedAddress: address, facts: facts)
+        switch table.beginDial(name: name, address: address, connection: stage.id, facts: facts) {
+        case .join(let pending):
+            connections[stage.id] = nil
+            return pending
+        case .dial:
+            logger.debug("dialing", metadata: ["name": "\(name)", "address": "\(address)"])
+            let id = stage.id
+            connect(to: address, handlers: wireHandlers() + [stage, makeProtocolStage(for: stage)]).whenCompleteOnLoop { result in
+                if case .failure(let error) = result { self.dialFailed(id, address: address, error: error) }
+            }
+            return stage.id
+        }
+    }
+
+    private func dialFailed(_ connection: ConnectionID, address: SocketAddress, error: any Error) {
+        guard let stage = connections.removeValue(forKey: connection) else { return }
+        let reason = stage.closeReason ?? .connectFailed(address: address, reason: "\(error)")
+        logger.debug("dial failed", metadata: ["address": "\(address)", "error": "\(error)"])
+        for waiter in dialWaiters.removeValue(forKey: connection) ?? [] { waiter.fail(reason) }
+        guard !isShutDown else { return }
+        run(table.closed(connection), failure: reason)
+    }
+
+    /// Adds a route from the protocol (``PeerContext/addRoute(name:address:)-(String,String)``).
+    func addRoute(name: String, address: SocketAddress, over stage: RouterStage?) throws(P2PError) {
+        loop.assertInEventLoop()
+        guard !isShutDown else { throw .nodeShutDown }
+        guard configuration.connectionType == .persistent else {
+            try table.addAddress(name: name, address: address)
+            return
+        }
+        guard let stage, stage.isPersistent, !stage.isClosed else {
+            throw .wrongAddressKind("there is no connection to bind to \(address): the message did not come over a persistent connection")
+        }
+        if let current = stage.routeAddress {
+            guard current == address else {
+                throw .wrongAddressKind("this connection already carries the route to \(current), not \(address)")
+            }
+            guard table.routes[address]?.name != name else { throw .routeExists(name: name, address: address) }
+            table.rename(address, to: name)
+            return
+        }
+        stage.facts.peerAddress = address
+        if stage.facts.localAddress == nil, let channel = stage.context?.channel {
+            stage.facts.localAddress = advertisedAddress(for: channel)
+        }
+        identify(stage, address: address, name: name)
+    }
+
+    /// Removes the route(s) `selector` picks, closing their connections.
+    func delete(_ selector: PeerSelector) throws(P2PError) {
+        loop.assertInEventLoop()
+        guard !isShutDown else { throw .nodeShutDown }
+        let address = try resolve(selector)
+        logger.debug("deleting a route", metadata: ["address": "\(address)"])
+        run(table.remove(address), failure: .unknownPeer(selector.description))
+    }
+
+    /// A snapshot of the routes, by name and then address.
+    func peers() -> [PeerInfo] {
+        loop.assertInEventLoop()
+        return table.routes.values
+            .map { PeerInfo(name: $0.name, address: $0.address, isConnected: table.isConnected($0.address)) }
+            .sorted { $0.name != $1.name ? $0.name < $1.name : $0.address.precedes($1.address) }
+    }
+
+    /// The route `selector` picks (TODO 1: a name shared by several routes is ambiguous).
+    func resolve(_ selector: PeerSelector) throws(P2PError) -> SocketAddress {
+        switch selector {
+        case .address(let address):
+            guard table.routes[address] != nil else { throw .unknownPeer(selector.description) }
+            return address
+        case .name(let name):
+            let matches = table.routes(named: name)
+            guard let first = matches.first else { throw .unknownPeer(name) }
+            guard matches.count == 1 else { throw .ambiguousPeer(name: name, addresses: matches.map(\.address)) }
+            return first.address
+        }
+    }
+
+    func key(of address: SocketAddress) -> PeerKey {
+        PeerKey(name: table.routes[address]?.name ?? "", address: address)
+    }
+
+    // MARK: Connections (called by the stages)
+
+    func helloReceived(_ hello: ControlMessage.Hello, on stage: RouterStage) {
+        guard !isShutDown else { return }
+        switch stage.facts.direction {
+        case .outbound:
+            guard let dialed = stage.dialedAddress else { return }
+            if let advertised = hello.listeningAddress, advertised != dialed {
+                logger.debug("the peer advertises another address than the one dialed; keeping the dialed one",
+                             metadata: ["dialed": "\(dialed)", "advertised": "\(advertised)"])
+            }
+            identify(stage, address: dialed, name: table.routes[dialed]?.name ?? hello.name)
+        case .inbound:
+            guard let address = hello.listeningAddress else {
+                logger.debug("an anonymous peer connected (it does not listen)", metadata: ["name": "\(hello.name)"])
+                return
+            }
+            identify(stage, address: address, name: hello.name)
+        }
+    }
+
+    /// A JSON-wire connection this node dialed is identified by the address dialed.
+    func connectionIdentifiedByDial(_ stage: RouterStage) {
+        guard !isShutDown, let dialed = stage.dialedAddress, let channel = stage.context?.channel else { return }
+        stage.facts.localAddress = advertisedAddress(for: channel)
+        identify(stage, address: dialed, name: table.routes[dialed]?.name ?? "")
+    }
+
+    private func identify(_ stage: RouterStage, address: SocketAddress, name: String) {
+        stage.routeAddress = address
+        logger.debug("connection identified", metadata: ["name": "\(name)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
+        run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
+        for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.succeed(()) }
+    }
+
+    func peerAskedToDrain(_ stage: RouterStage) {
+        guard !isShutDown else { return }
+        guard stage.routeAddress != nil else {
+            stage.drain()
+            return
+        }
+        run(table.drainRequested(stage.id), failure: .connectionLost(stage.peerAddress))
+    }
+
+    func connectionClosed(_ stage: RouterStage) {
+        guard connections.removeValue(forKey: stage.id) != nil else { return }
+        let reason = stage.closeReason ?? .connectFailed(address: stage.peerAddress, reason: "the connection closed before the peer identified itself")
+        for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.fail(reason) }
+        guard !isShutDown else { return }
+        run(table.closed(stage.id), failure: reason)
+    }
+
+    /// Carries out what the route table decided. `failure` is what parked messages fail with if
+    /// their route cannot be reached.
+    private func run(_ actions: [RouteTable.Action], failure: P2PError) {
+        for action in actions {
+            switch action {
+            case .drain(let connection):
+                connections[connection]?.drain()
+            case .close(let connection, let error):
+                connections[connection]?.closeNow(error)
+            case .routeUp(let address, let connection):
+                sendParked(for: address, on: connection)
+            case .routeDown(let address):
+                if parked[address]?.isEmpty == false, let name = table.routes[address]?.name {
+                    _ = dial(name: name, address: address)
+                }
+            case .dialFailed(let address):
+                failParked(for: address, with: failure)
+            case .routeRemoved(let address):
+                failParked(for: address, with: failure)
+            }
+        }
+    }
+
+    // MARK: Sending
+
+    /// Sends `message` to the route at `address` and returns its reply.
+    func dispatch(to address: SocketAddress, _ message: Envelope) -> Future<Envelope?> {
+        loop.assertInEventLoop()
+        guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
+        switch configuration.connectionType {
+        case .short:
+            return dialOnce(address, message)
+        case .persistent:
+            let reply = loop.makePromise(of: Envelope?.self)
+            submit(.dispatch(message, reply), to: address)
+            return reply.futureResult
+        }
+    }
+
+    /// Persistent mode: starts a conversation with the route at `address`.
+    func converse(with address: SocketAddress, starting message: Envelope) -> Future<ConversationSummary> {
+        loop.assertInEventLoop()
+        guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
+        let promise = loop.makePromise(of: ConversationSummary.self)
+        submit(.conversation(message, Conversation(peer: key(of: address), promise: promise, loop: loop)), to: address)
+        return promise.futureResult
+    }
+
+    /// Sends `message` to every route at once; one result per route.
+    func dispatchAll(_ message: Envelope) -> Future<[PeerKey: Result<Envelope?, any Error>]> {
+        loop.assertInEventLoop()
+        let keys = table.routes.values.map { PeerKey(name: $0.name, address: $0.address) }
+        let replies = keys.map { dispatch(to: $0.address, message) }
+        return Future.whenAllComplete(replies, on: loop).map { results in
+            Dictionary(uniqueKeysWithValues: zip(keys, results))
+        }
+    }
+
+    /// Floods `message` through the mesh; returns how many peers it was sent to.
+    func broadcast(_ message: Envelope, hopLimit: UInt8) throws(P2PError) -> Int {
+        loop.assertInEventLoop()
+        guard !isShutDown else { throw .nodeShutDown }
+        var flood = message
+        flood.messageID = nextMessageID()
+        flood.correlationID = 0
+        flood.hopLimit = max(1, hopLimit)
+        _ = recentBroadcasts.insert(flood.messageID)
+        return forward(flood, except: nil)
+    }
+
+    /// Records a broadcast that arrived on `stage`; returns false for a repeat. A new one is
+    /// forwarded to every other route with its hop limit decreased, while the limit allows.
+    func noteBroadcast(_ message: Envelope, from stage: RouterStage) -> Bool {
+        guard recentBroadcasts.insert(message.messageID) else { return false }
+        if configuration.forwardsBroadcasts, message.hopLimit > 1, !isShutDown {
+            var copy = message
+            copy.hopLimit -= 1
+            copy.correlationID = 0
+            _ = forward(copy, except: stage.routeAddress)
+        }
+        return true
+    }
+
+    private func forward(_ message: Envelope, except origin: SocketAddress?) -> Int {
+        let targets = table.routes.keys.filter { $0 != origin }
+        for address in targets {
+            switch configuration.connectionType {
+            case .short:
+                dialOnce(address, message).whenFailure { [logger] error in
+                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\(error)"])
+                }
+            case .persistent:
+                submit(.oneWay(message), to: address)
+            }
+        }
+        return targets.count
+    }
+
+    private func submit(_ outgoing: Outgoing, to address: SocketAddress) {
+        switch table.sendTarget(for: address) {
+        case nil:
+            outgoing.fail(.unknownPeer("\(address)"))
+        case .connection(let connection):
+            guard let stage = connections[connection] else {
+                outgoing.fail(.connectionLost(address))
+                return
+            }
+            outgoing.send(on: stage)
+        case .park:
+            parked[address, default: []].append(outgoing)
+        case .dial:
+            parked[address, default: []].append(outgoing)
+            if let name = table.routes[address]?.name { _ = dial(name: name, address: address) }
+        }
+    }
+
+    private func sendParked(for address: SocketAddress, on connection: ConnectionID) {
+        guard let waiting = parked.removeValue(forKey: address) else { return }
+        guard let stage = connections[connection] else {
+            for outgoing in waiting { outgoing.fail(.connectionLost(address)) }
+            return
+        }
+        for outgoing in waiting { outgoing.send(on: stage) }
+    }
+
+    private func failParked(for address: SocketAddress, with error: P2PError) {
+        for outgoing in parked.removeValue(forKey: address) ?? [] { outgoing.fail(error) }
+    }
+
+    /// Short mode: dials, writes `message`, and returns the one reply.
+    private func dialOnce(_ address: SocketAddress, _ message: Envelope) -> Future<Envelope?> {
+        let reply = loop.makePromise(of: Envelope?.self)
+        let stage = makeStage(role: .shortDial, dialedAddress: address, facts: ConnectionFacts(direction: .outbound, generation: 0))
+        let id = stage.id
+        connect(to: address, handlers: wireHandlers() + [stage]).whenCompleteOnLoop { result in
+            switch result {
+            case .success:
+                stage.sendRequest(message, reply: reply)
+            case .failure(let error):
+                self.connections[id] = nil
+                reply.fail(P2PError.connectFailed(address: address, reason: "\(error)"))
+            }
+        }
+        return reply.futureResult
+    }
+
+    // MARK: Local protocol calls
+
+    /// A context for calling the protocol outside a connection (the short-mode conversation loop).
+    func localContext(for message: Envelope, from address: SocketAddress) -> PeerContext {
+        PeerContext(
+            localName: configuration.name, sender: message.name, remoteAddress: address, peerAddress: address,
+            connectionType: configuration.connectionType, node: node,
+            routes: .node(LoopBound(self, eventLoop: loop), connection: nil))
+    }
+
+    /// Runs the on-loop protocol on `message` (short-mode conversations); nil for an async protocol.
+    func handleLocally(_ message: Envelope, from address: SocketAddress) throws -> Envelope? {
+        guard case .onLoop(let peerProtocol) = handler else { return nil }
+        return try peerProtocol.handle(message, context: localContext(for: message, from: address))
+    }
+
+    // MARK: Shutting down
+
+    /// Closes the listener and every connection, failing what waits with ``P2PError/nodeShutDown``.
+    func shutdown() {
+        loop.assertInEventLoop()
+        guard !isShutDown else { return }
+        isShutDown = true
+        listener?.close()
+        listener = nil
+        let waiting = parked
+        parked = [:]
+        for outgoing in waiting.values.joined() { outgoing.fail(.nodeShutDown) }
+        let waiters = dialWaiters
+        dialWaiters = [:]
+        for waiter in waiters.values.joined() { waiter.fail(P2PError.nodeShutDown) }
+        for stage in connections.values.sorted(by: { $0.id < $1.id }) { stage.closeNow(.nodeShutDown) }
+    }
+}

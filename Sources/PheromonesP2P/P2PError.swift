@@ -1,0 +1,77 @@
+import Pheromones
+
+/// The errors of the peer-to-peer layer, each with a sentence that says what happened.
+///
+/// The Go original's errors (`error.go`) map onto these: `ErrLocalSocketTimeout` is
+/// ``readTimeout(peer:)``, `ErrRemoteSocketEmpty` ``emptyAddress``, `ErrRemoteSocketExist`
+/// ``routeExists(name:address:)``, `ErrRemoteSocketMisType` ``wrongAddressKind(_:)``,
+/// `ErrRemoteSocketConnect` ``connectFailed(address:reason:)``, `ErrUnKnownProtocal`
+/// ``unknownProtocol(_:)``, `ErrMismatchProtocalReq` ``mismatchedRequest(_:)``,
+/// `ErrMismatchProtocalResp` ``mismatchedResponse(_:)`` and `ErrUnknuowPeer` ``unknownPeer(_:)``.
+/// The rest are new: they name what the original left undefined (two peers of one name, a
+/// connection that dies or is replaced while a dispatch waits, a node that shuts down).
+public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// No reply (or no request, on a server connection) arrived in time from `peer`.
+    case readTimeout(peer: String)
+    /// A route was given an empty address.
+    case emptyAddress
+    /// A route to `address` under `name` is already there (persistent mode: this very connection
+    /// is already that route's).
+    case routeExists(name: String, address: SocketAddress)
+    /// The address does not suit the route: not a numeric `ip:port`, or (persistent mode) there
+    /// is no connection to bind to it. The text says which.
+    case wrongAddressKind(String)
+    /// Dialing `address` failed; `reason` says why (refused, timed out, unreachable, ...).
+    case connectFailed(address: SocketAddress, reason: String)
+    /// The peer does not speak this node's protocol (its first bytes are not our wire, or it sent
+    /// a control message we do not know). The text says what was seen.
+    case unknownProtocol(String)
+    /// A request is not a valid message of the protocol. The text says why.
+    case mismatchedRequest(String)
+    /// A reply (or a request's payload the protocol needed, such as the connect greeting) is not
+    /// what the protocol expects. The text says why.
+    case mismatchedResponse(String)
+    /// No route matches the name or address.
+    case unknownPeer(String)
+    /// Several routes carry `name`; dispatch to one of `addresses` instead.
+    case ambiguousPeer(name: String, addresses: [SocketAddress])
+    /// The connection to the peer at `address` dropped while something waited on it.
+    case connectionLost(SocketAddress)
+    /// The connection to the peer at `address` was replaced by a newer one, and what waited on the
+    /// old one did not finish within the hand-over timeout.
+    case connectionReplaced(SocketAddress)
+    /// The node has shut down.
+    case nodeShutDown
+
+    public var description: String {
+        switch self {
+        case .readTimeout(let peer):
+            return "no message arrived from \(peer) in time"
+        case .emptyAddress:
+            return "the peer's address is empty"
+        case .routeExists(let name, let address):
+            return "a route to '\(name)' at \(address) already exists"
+        case .wrongAddressKind(let detail):
+            return "the address does not suit this route: \(detail)"
+        case .connectFailed(let address, let reason):
+            return "could not connect to \(address): \(reason)"
+        case .unknownProtocol(let detail):
+            return "the peer does not speak this protocol: \(detail)"
+        case .mismatchedRequest(let detail):
+            return "the request does not match the protocol: \(detail)"
+        case .mismatchedResponse(let detail):
+            return "the reply does not match the protocol: \(detail)"
+        case .unknownPeer(let peer):
+            return "no route to '\(peer)'"
+        case .ambiguousPeer(let name, let addresses):
+            let list = addresses.map { "\($0)" }.joined(separator: ", ")
+            return "\(addresses.count) routes are named '\(name)' (\(list)); dispatch to an address instead"
+        case .connectionLost(let address):
+            return "the connection to \(address) was lost"
+        case .connectionReplaced(let address):
+            return "the connection to \(address) was replaced by a newer one before it finished"
+        case .nodeShutDown:
+            return "the node has shut down"
+        }
+    }
+}

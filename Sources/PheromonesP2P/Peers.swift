@@ -1,0 +1,130 @@
+import Pheromones
+
+/// A route's identity: the peer's name and the address its server listens on.
+///
+/// Names may repeat (TODO 1); the listening address does not, so it is what routes are keyed by.
+public struct PeerKey: Sendable, Hashable, CustomStringConvertible {
+    /// The peer's name.
+    public var name: String
+    /// The address the peer's server listens on.
+    public var address: SocketAddress
+
+    /// Creates a key.
+    public init(name: String, address: SocketAddress) {
+        self.name = name
+        self.address = address
+    }
+
+    /// `name@ip:port`.
+    public var description: String { "\(name)@\(address)" }
+}
+
+/// A route as ``Node/peers`` reports it.
+public struct PeerInfo: Sendable, Hashable, CustomStringConvertible {
+    /// The peer's name.
+    public var name: String
+    /// The address the peer's server listens on (the route's key).
+    public var address: SocketAddress
+    /// Whether a persistent connection carries the route now (always false in short mode, which
+    /// dials per message).
+    public var isConnected: Bool
+
+    /// The name and address as a ``PeerKey``.
+    public var key: PeerKey { PeerKey(name: name, address: address) }
+
+    /// `name@ip:port (connected)`.
+    public var description: String { "\(key)\(isConnected ? " (connected)" : "")" }
+}
+
+/// Who a message is for: a route's name (which must be unique) or its listening address.
+public enum PeerSelector: Sendable, Hashable, CustomStringConvertible {
+    /// The route with this name; several routes of the name make it ambiguous.
+    case name(String)
+    /// The route at this listening address.
+    case address(SocketAddress)
+
+    /// The name, or the address as `ip:port`.
+    public var description: String {
+        switch self {
+        case .name(let name): return name
+        case .address(let address): return "\(address)"
+        }
+    }
+}
+
+/// How a whole conversation went (``Node/converse(with:starting:)-(String,_)``).
+public struct ConversationSummary: Sendable {
+    /// How the conversation ended.
+    public enum Ending: Sendable, Hashable {
+        /// This node's protocol answered the peer's last message with nothing.
+        case completedHere
+        /// The peer answered this node's last message with nothing.
+        case completedByPeer
+    }
+
+    /// Who the conversation was with.
+    public var peer: PeerKey
+    /// What this node sent, in order (the first message, then its protocol's answers).
+    public var sent: [Envelope]
+    /// What the peer sent, in order.
+    public var received: [Envelope]
+    /// How it ended.
+    public var ending: Ending
+    /// From the first message to the end.
+    public var duration: TimeAmount
+}
+
+/// A conversation under way on a persistent connection: the messages so far, the promise its
+/// caller awaits, and the timer for the answer it waits for. Loop-confined.
+final class Conversation {
+    let peer: PeerKey
+    private let promise: Promise<ConversationSummary>
+    private let started: Deadline
+    private let loop: any EventLoop
+    private var sent: [Envelope] = []
+    private var received: [Envelope] = []
+    private var timer: Scheduled<Void>?
+    private(set) var isFinished = false
+
+    init(peer: PeerKey, promise: Promise<ConversationSummary>, loop: any EventLoop) {
+        self.peer = peer
+        self.promise = promise
+        self.loop = loop
+        self.started = loop.now
+    }
+
+    /// Records a message this node sent in the conversation and waits (at most `timeout`) for its answer.
+    func sent(_ envelope: Envelope, awaitingAnswerWithin timeout: TimeAmount) {
+        guard !isFinished else { return }
+        sent.append(envelope)
+        timer?.cancel()
+        let bound = LoopBound(self, eventLoop: loop)
+        timer = loop.scheduleTask(in: timeout) { bound.value.fail(P2PError.readTimeout(peer: "\(bound.value.peer)")) }
+    }
+
+    /// Records the peer's answer.
+    func received(_ envelope: Envelope) {
+        guard !isFinished else { return }
+        received.append(envelope)
+        timer?.cancel()
+        timer = nil
+    }
+
+    /// Ends the conversation successfully.
+    func complete(_ ending: ConversationSummary.Ending) {
+        guard !isFinished else { return }
+        isFinished = true
+        timer?.cancel()
+        timer = nil
+        promise.succeed(ConversationSummary(peer: peer, sent: sent, received: received, ending: ending, duration: loop.now - started))
+    }
+
+    /// Ends the conversation with `error` (does nothing if it already ended).
+    func fail(_ error: any Error) {
+        guard !isFinished else { return }
+        isFinished = true
+        timer?.cancel()
+        timer = nil
+        promise.fail(error)
+    }
+}

@@ -1,0 +1,316 @@
+import Pheromones
+
+/// A connection's number within its node.
+typealias ConnectionID = Int
+
+/// Which side opened a connection.
+enum DialDirection: Sendable, Hashable {
+    /// This node dialed it.
+    case outbound
+    /// The peer dialed it and this node accepted it.
+    case inbound
+}
+
+/// What the route table needs to know about a connection to pick one of two for the same peer.
+struct ConnectionFacts: Sendable, Hashable {
+    var direction: DialDirection
+    /// The dialer's count of its dials when it made this one: the newer of two connections dialed
+    /// by the same side has the larger generation, as seen from both ends (the dialer tells the
+    /// acceptor in its hello).
+    var generation: UInt64
+    /// The listening address this node advertised on the connection.
+    var localAddress: SocketAddress?
+    /// The listening address the peer advertised (or, without a hello, the address dialed).
+    var peerAddress: SocketAddress?
+}
+
+/// The route table: routes keyed by the peer's listening address, and for persistent mode which
+/// connection carries each route.
+///
+/// A pure state machine. It is touched only on the node's loop (TODO 2: no locks, so no lock
+/// ordering to get wrong), and every change returns the ``Action``s the node must carry out, so
+/// nothing calls out while the table is half-updated.
+///
+/// ### Picking one connection of two (TODO 3 and TODO 4)
+/// When a second connection to the same peer becomes known, both ends apply the same rule:
+/// - dialed by different sides (simultaneous dial): keep the one dialed by the peer with the
+///   smaller listening address;
+/// - dialed by the same side (a reconnect): keep the newer one (larger generation).
+///
+/// The loser is drained (nothing new is sent on it; it closes once both ends have nothing left to
+/// say). If the loser is the route's current connection, the winner waits for it to close (the
+/// route is handing over): what is under way on the old connection finishes there, and new sends
+/// park until the old one is gone. A draining connection that has not closed within the hand-over
+/// timeout is closed by its stage, failing what still waits on it with
+/// ``P2PError/connectionReplaced(_:)``; the route then hands over.
+struct RouteTable {
+    /// What a route's traffic goes over (persistent mode; short-mode routes stay ``down``).
+    enum State: Sendable, Hashable {
+        /// No connection.
+        case down
+        /// Dialing; sends park until the connection is identified.
+        case dialing(ConnectionID)
+        /// Sends go over this connection.
+        case connected(ConnectionID)
+        /// The only connection is draining (the peer asked); sends park until it is gone or a new
+        /// one arrives.
+        case retiring(ConnectionID)
+        /// `from` is draining, `to` takes over once it has closed; sends park meanwhile.
+        case handingOver(from: ConnectionID, to: ConnectionID)
+    }
+
+    /// One peer.
+    struct Route: Sendable, Hashable {
+        var name: String
+        let address: SocketAddress
+        var state: State = .down
+        /// Whether a connection ever carried the route (a first dial that fails removes it).
+        var hasConnected = false
+        /// A dial that will replace the current connection once identified (persistent `add`).
+        var replacementDial: ConnectionID?
+    }
+
+    /// What the node must do after a change, in order.
+    enum Action: Sendable, Hashable {
+        /// Drain the connection: send nothing new, close once both ends are done.
+        case drain(ConnectionID)
+        /// Fail what waits on the connection with `error` and close it now.
+        case close(ConnectionID, P2PError)
+        /// The route at the address is usable over the connection: send what parked.
+        case routeUp(SocketAddress, ConnectionID)
+        /// The route lost its last connection.
+        case routeDown(SocketAddress)
+        /// The route's dial failed: fail what parked on it with the dial's error (a route that never
+        /// had a connection is gone too).
+        case dialFailed(SocketAddress)
+        /// The route was deleted: fail what parked on it.
+        case routeRemoved(SocketAddress)
+    }
+
+    /// What to do with a message for a route.
+    enum SendTarget: Sendable, Hashable {
+        /// Write it on this connection.
+        case connection(ConnectionID)
+        /// Keep it until the route is usable.
+        case park
+        /// The route is down: dial it, and keep the message meanwhile.
+        case dial
+    }
+
+    /// What `beginDial` decided.
+    enum DialDecision: Sendable, Hashable {
+        /// Dial; the connection will be `connection`.
+        case dial
+        /// A dial for the route is already under way: wait for that one.
+        case join(ConnectionID)
+    }
+
+    private(set) var routes: [SocketAddress: Route] = [:]
+    private var facts: [ConnectionID: ConnectionFacts] = [:]
+    /// Which route each known connection belongs to.
+    private var routeOfConnection: [ConnectionID: SocketAddress] = [:]
+
+    // MARK: Reading
+
+    /// The routes whose name is `name`, in address order.
+    func routes(named name: String) -> [Route] {
+        routes.values.filter { $0.name == name }.sorted { $0.address.precedes($1.address) }
+    }
+
+    /// The route a connection belongs to, if it is identified.
+    func route(of connection: ConnectionID) -> SocketAddress? { routeOfConnection[connection] }
+
+    /// Where a message for the route at `address` goes (nil: no such route).
+    func sendTarget(for address: SocketAddress) -> SendTarget? {
+        guard let route = routes[address] else { return nil }
+        switch route.state {
+        case .down: return .dial
+        case .connected(let connection): return .connection(connection)
+        case .dialing, .retiring, .handingOver: return .park
+        }
+    }
+
+    /// Whether the route has a connection that carries (or will carry) its traffic.
+    func isConnected(_ address: SocketAddress) -> Bool {
+        switch routes[address]?.state {
+        case .connected, .retiring, .handingOver: return true
+        case .down, .dialing, nil: return false
+        }
+    }
+
+    // MARK: Short-mode routes
+
+    /// Adds a route by address (short mode; the original's `SRouter.AddRoute`): the same name at
+    /// the same address is an error, another name renames the route.
+    mutating func addAddress(name: String, address: SocketAddress) throws(P2PError) {
+        if let existing = routes[address], existing.name == name {
+            throw .routeExists(name: name, address: address)
+        }
+        if routes[address] == nil {
+            routes[address] = Route(name: name, address: address)
+        } else {
+            routes[address]?.name = name
+        }
+    }
+
+    /// Gives the route at `address` another name (the peer renamed itself).
+    mutating func rename(_ address: SocketAddress, to name: String) {
+        routes[address]?.name = name
+    }
+
+    // MARK: Persistent-mode connections
+
+    /// Records a dial of `connection` for the route at `address` (creating the route), unless one
+    /// is already under way.
+    mutating func beginDial(name: String, address: SocketAddress, connection: ConnectionID, facts connectionFacts: ConnectionFacts) -> DialDecision {
+        var route = routes[address] ?? Route(name: name, address: address)
+        switch route.state {
+        case .dialing(let pending):
+            return .join(pending)
+        case .down:
+            route.name = name
+            route.state = .dialing(connection)
+        case .connected, .retiring, .handingOver:
+            if let pending = route.replacementDial { return .join(pending) }
+            route.replacementDial = connection
+        }
+        routes[address] = route
+        facts[connection] = connectionFacts
+        routeOfConnection[connection] = address
+        return .dial
+    }
+
+    /// A connection has told who is at its other end: the peer listening at `address`, named `name`.
+    mutating func identified(_ connection: ConnectionID, address: SocketAddress, name: String, facts connectionFacts: ConnectionFacts) -> [Action] {
+        facts[connection] = connectionFacts
+        routeOfConnection[connection] = address
+        var route = routes[address] ?? Route(name: name, address: address)
+        if route.replacementDial == connection { route.replacementDial = nil }
+        var actions: [Action] = []
+        switch route.state {
+        case .down:
+            route.state = .connected(connection)
+            actions.append(.routeUp(address, connection))
+        case .dialing(let pending) where pending == connection:
+            route.state = .connected(connection)
+            actions.append(.routeUp(address, connection))
+        case .dialing(let pending):
+            // Our own dial is still connecting: pick now, so the loser never carries anything.
+            if preferred(connection, over: pending) == connection {
+                route.state = .connected(connection)
+                actions.append(.routeUp(address, connection))
+            } else {
+                actions.append(.drain(connection))
+            }
+        case .connected(let current) where current == connection:
+            break
+        case .connected(let current):
+            if preferred(connection, over: current) == connection {
+                route.state = .handingOver(from: current, to: connection)
+                actions.append(.drain(current))
+            } else {
+                actions.append(.drain(connection))
+            }
+        case .retiring(let current):
+            route.state = .handingOver(from: current, to: connection)
+        case .handingOver(let old, let incoming):
+            if incoming == connection || old == connection { break }
+            if preferred(connection, over: incoming) == connection {
+                route.state = .handingOver(from: old, to: connection)
+                actions.append(.drain(incoming))
+            } else {
+                actions.append(.drain(connection))
+            }
+        }
+        route.hasConnected = route.hasConnected || isCarrier(connection, of: route.state)
+        routes[address] = route
+        return actions
+    }
+
+    /// The peer asked to drain `connection` (it found a better one, or is going away).
+    mutating func drainRequested(_ connection: ConnectionID) -> [Action] {
+        guard let address = routeOfConnection[connection], var route = routes[address] else { return [] }
+        let actions: [Action] = [.drain(connection)]
+        switch route.state {
+        case .connected(let current) where current == connection:
+            route.state = .retiring(connection)
+        case .handingOver(let old, let incoming) where incoming == connection:
+            // The two ends disagree about the newcomer (possible only without hellos): keep the old one draining.
+            route.state = .retiring(old)
+        default:
+            break
+        }
+        routes[address] = route
+        return actions
+    }
+
+    /// `connection` closed, or its dial failed.
+    mutating func closed(_ connection: ConnectionID) -> [Action] {
+        facts[connection] = nil
+        guard let address = routeOfConnection.removeValue(forKey: connection), var route = routes[address] else { return [] }
+        if route.replacementDial == connection { route.replacementDial = nil }
+        var actions: [Action] = []
+        switch route.state {
+        case .dialing(let pending) where pending == connection:
+            guard route.hasConnected else {
+                routes[address] = nil
+                return [.dialFailed(address)]
+            }
+            route.state = .down
+            actions.append(.dialFailed(address))
+        case .connected(let current) where current == connection, .retiring(let current) where current == connection:
+            route.state = .down
+            actions.append(.routeDown(address))
+        case .handingOver(let old, let incoming) where old == connection:
+            route.state = .connected(incoming)
+            actions.append(.routeUp(address, incoming))
+        case .handingOver(let old, let incoming) where incoming == connection:
+            route.state = .retiring(old)
+        default:
+            break
+        }
+        routes[address] = route
+        return actions
+    }
+
+    /// Removes the route at `address`; its connections are closed.
+    mutating func remove(_ address: SocketAddress) -> [Action] {
+        guard let route = routes.removeValue(forKey: address) else { return [] }
+        var connections: [ConnectionID] = []
+        switch route.state {
+        case .down: break
+        case .dialing(let c), .connected(let c), .retiring(let c): connections = [c]
+        case .handingOver(let old, let incoming): connections = [old, incoming]
+        }
+        if let replacement = route.replacementDial { connections.append(replacement) }
+        for connection in connections {
+            routeOfConnection[connection] = nil
+            facts[connection] = nil
+        }
+        return connections.map { .close($0, .connectionLost(address)) } + [.routeRemoved(address)]
+    }
+
+    // MARK: The rule
+
+    /// Of two connections to the same peer, the one both ends keep.
+    private func preferred(_ candidate: ConnectionID, over current: ConnectionID) -> ConnectionID {
+        guard let new = facts[candidate], let old = facts[current] else { return current }
+        if new.direction == old.direction {
+            return new.generation > old.generation ? candidate : current
+        }
+        // Simultaneous dial: keep the connection dialed by the side with the smaller listening address.
+        guard let local = new.localAddress ?? old.localAddress, let peer = new.peerAddress ?? old.peerAddress else {
+            return current
+        }
+        let keep: DialDirection = local.precedes(peer) ? .outbound : .inbound
+        return new.direction == keep ? candidate : current
+    }
+
+    private func isCarrier(_ connection: ConnectionID, of state: State) -> Bool {
+        switch state {
+        case .connected(let c), .retiring(let c): return c == connection
+        case .handingOver(let old, let incoming): return old == connection || incoming == connection
+        case .down, .dialing: return false
+        }
+    }
+}

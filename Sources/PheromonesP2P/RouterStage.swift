@@ -1,0 +1,557 @@
+import Logging
+import Pheromones
+
+/// The stage between the wire and the protocol: one connection's place among the node's routes.
+///
+/// It owns what waits on the connection and matches answers to it:
+/// - **Short, dial side** (no protocol stage after it): writes the one request, hands the one reply
+///   (or nil, when the server closes without one) to the waiting dispatch, closes.
+/// - **Short, server side**: lets one request through to the protocol, writes its answer, closes
+///   once that is flushed (at once when there is none).
+/// - **Persistent**: every message goes to the protocol, whose answers come back through here.
+///   On the native wire each message this side sends awaits exactly one answer (a reply, or the
+///   "no reply follows" marker), so the stage always knows what it awaits and what it owes; a
+///   dispatch gets the reply whose correlation id is its message id, a conversation the chain of
+///   messages that answer each other. On the JSON wire there are no ids: a dispatch completes when
+///   written, and a conversation takes the messages in order.
+///
+/// On the native wire, the first frame each side sends is a hello (``ControlMessage``) that tells
+/// the other who it is and where it listens; the route table learns the connection from it.
+///
+/// When the connection drops, whatever waits on it fails at once with
+/// ``P2PError/connectionLost(_:)``. When it is drained (it lost to another connection to the same
+/// peer), nothing new is sent on it; it sends `goaway`, and shuts its output once it awaits and owes
+/// nothing and the peer has said `goaway` too; the socket closes when both ends have shut theirs.
+final class RouterStage: ChannelDuplexHandler {
+    typealias InboundIn = Envelope
+    typealias InboundOut = Envelope
+    typealias OutboundIn = Envelope
+    typealias OutboundOut = Envelope
+
+    /// The connection's job.
+    enum Role: Sendable, Hashable {
+        case shortServer
+        case shortDial
+        case persistent(DialDirection)
+    }
+
+    /// A message sent on this connection that awaits its answer.
+    private struct Expectation {
+        var dispatch: Promise<Envelope?>?
+        var conversation: Conversation?
+        var timer: Scheduled<Void>?
+    }
+
+    /// A message received that the protocol has yet to answer.
+    private struct OwedAnswer {
+        var messageID: UInt64
+        var conversation: Conversation?
+    }
+
+    let id: ConnectionID
+    let role: Role
+    let core: NodeCore
+    /// The address this side dialed (nil for accepted connections).
+    let dialedAddress: SocketAddress?
+    /// What the route table weighs when it picks between two connections to one peer.
+    var facts: ConnectionFacts
+    /// The route the connection carries, once it is known.
+    var routeAddress: SocketAddress?
+    /// Why the stage closed the connection, if it did (a dial waiting on it fails with this).
+    private(set) var closeReason: P2PError?
+    private(set) var isClosed = false
+    private(set) var context: ChannelHandlerContext?
+
+    private var helloReceived = false
+    private var awaiting: [UInt64: Expectation] = [:]
+    /// Messages owed an answer, in arrival order (answers come back in the same order).
+    private var owed: [OwedAnswer] = []
+    /// JSON-wire conversations started here, oldest first.
+    private var jsonConversations: [Conversation] = []
+    private var isDraining = false
+    private var goAwayReceived = false
+    private var inputClosed = false
+    private var outputShut = false
+    private var timer: Scheduled<Void>?
+    private var shortReply: Promise<Envelope?>?
+    private var requestSeen = false
+
+    init(id: ConnectionID, role: Role, core: NodeCore, dialedAddress: SocketAddress?, facts: ConnectionFacts) {
+        self.id = id
+        self.role = role
+        self.core = core
+        self.dialedAddress = dialedAddress
+        self.facts = facts
+    }
+
+    private var configuration: Node.Configuration { core.configuration }
+    private var isNative: Bool { configuration.wire == .native }
+    private var logger: Logger { core.logger }
+
+    /// The best address to name the peer by in errors.
+    var peerAddress: SocketAddress {
+        routeAddress ?? dialedAddress ?? context?.channel.remoteAddress ?? .anyV4(port: 0)
+    }
+
+    /// Whether this connection has been identified and is not being drained.
+    var isPersistent: Bool {
+        if case .persistent = role { return true }
+        return false
+    }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        switch role {
+        case .shortServer:
+            startTimer(configuration.replyTimeout) { stage in
+                stage.logger.debug("no request arrived in time; closing", metadata: ["peer": "\(stage.peerAddress)"])
+                stage.closeNow(.readTimeout(peer: "\(stage.peerAddress)"))
+            }
+        case .shortDial:
+            break
+        case .persistent(let direction):
+            if isNative {
+                sendHello(context: context)
+            } else if direction == .outbound {
+                helloReceived = true
+                core.connectionIdentifiedByDial(self)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isClosed = true
+        timer?.cancel()
+        timer = nil
+        if shortReply != nil, inputClosed {
+            completeShortReply(with: nil)
+        }
+        failEverything(.connectionLost(peerAddress))
+        core.connectionClosed(self)
+        context.fireChannelInactive()
+    }
+
+    // MARK: Sending (called by the node)
+
+    /// Short dial side: writes the request and waits (at most the reply timeout) for one reply.
+    func sendRequest(_ message: Envelope, reply: Promise<Envelope?>) {
+        guard let context, !isClosed else {
+            reply.fail(P2PError.connectionLost(peerAddress))
+            return
+        }
+        shortReply = reply
+        var request = message
+        if isNative, request.messageID == 0 { request.messageID = core.nextMessageID() }
+        startTimer(configuration.replyTimeout) { stage in
+            stage.closeNow(.readTimeout(peer: "\(stage.peerAddress)"))
+        }
+        context.writeAndFlush(request)
+    }
+
+    /// Persistent: sends `message` and completes `reply` with its answer (native), or once it is
+    /// written (JSON, which cannot tell answers apart).
+    func dispatch(_ message: Envelope, reply: Promise<Envelope?>) {
+        guard let context, !isClosed else {
+            reply.fail(P2PError.connectionLost(peerAddress))
+            return
+        }
+        guard isNative else {
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(message, promise: written)
+            let address = peerAddress
+            written.futureResult.whenCompleteOnLoop { result in
+                reply.complete(result.map { nil }.mapError { _ in P2PError.connectionLost(address) })
+            }
+            return
+        }
+        var request = message
+        request.messageID = core.nextMessageID()
+        request.correlationID = 0
+        let messageID = request.messageID
+        let timer = scheduleOnLoop(configuration.replyTimeout) { stage in stage.dispatchTimedOut(messageID) }
+        awaiting[messageID] = Expectation(dispatch: reply, conversation: nil, timer: timer)
+        context.writeAndFlush(request)
+    }
+
+    /// Persistent: starts `conversation` with `message`.
+    func start(_ conversation: Conversation, with message: Envelope) {
+        guard let context, !isClosed else {
+            conversation.fail(P2PError.connectionLost(peerAddress))
+            return
+        }
+        var first = message
+        if isNative {
+            first.messageID = core.nextMessageID()
+            first.correlationID = 0
+            awaiting[first.messageID] = Expectation(dispatch: nil, conversation: conversation, timer: nil)
+        } else {
+            jsonConversations.append(conversation)
+        }
+        conversation.sent(first, awaitingAnswerWithin: configuration.replyTimeout)
+        context.writeAndFlush(first)
+    }
+
+    /// Persistent: sends `message` keeping its id (a broadcast), awaiting an answer only so the
+    /// connection knows when it is idle.
+    func sendOneWay(_ message: Envelope) {
+        guard let context, !isClosed else { return }
+        if isNative {
+            awaiting[message.messageID] = Expectation(dispatch: nil, conversation: nil, timer: nil)
+        }
+        context.writeAndFlush(message)
+    }
+
+    /// Starts draining: nothing new goes out; the output shuts once both ends are done, and the
+    /// connection is closed if that takes longer than the hand-over timeout.
+    func drain() {
+        guard !isDraining, !isClosed, let context else { return }
+        isDraining = true
+        if isNative, isPersistent {
+            context.writeAndFlush(ControlMessage.goAway(from: configuration.name))
+        }
+        startTimer(configuration.handOverTimeout) { stage in
+            stage.logger.debug("a draining connection did not finish in time; closing", metadata: ["peer": "\(stage.peerAddress)"])
+            stage.closeNow(.connectionReplaced(stage.peerAddress))
+        }
+        shutOutputIfDrained()
+    }
+
+    /// Fails what waits on the connection with `error` and closes it.
+    func closeNow(_ error: P2PError) {
+        guard !isClosed else { return }
+        closeReason = closeReason ?? error
+        failEverything(error)
+        context?.close()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: Envelope) {
+        switch role {
+        case .shortDial: receiveShortReply(data, context: context)
+        case .shortServer: receiveShortRequest(data, context: context)
+        case .persistent: receivePersistent(data, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            peerClosedOutput(context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let wireError = error as? WireError, !isNative, wireError.leavesStreamInStep {
+            receiveMalformed(wireError, context: context)
+            return
+        }
+        // Anything else closes the connection (the decoder that raised it does so).
+        if isPersistent, !helloReceived {
+            closeReason = closeReason ?? .unknownProtocol("\(error)")
+        }
+        if role == .shortDial {
+            completeShortReply(failure: .mismatchedResponse("\(error)"))
+        }
+        logger.debug("connection error", metadata: ["peer": "\(peerAddress)", "error": "\(error)"])
+    }
+
+    private func receiveShortReply(_ reply: Envelope, context: ChannelHandlerContext) {
+        completeShortReply(with: reply.isNoReplyMarker ? nil : reply)
+        context.close()
+    }
+
+    private func receiveShortRequest(_ request: Envelope, context: ChannelHandlerContext) {
+        guard !requestSeen else { return }
+        requestSeen = true
+        cancelTimer()
+        if isNative, request.hopLimit > 0, !core.noteBroadcast(request, from: self) {
+            context.close()
+            return
+        }
+        owed.append(OwedAnswer(messageID: request.messageID, conversation: nil))
+        context.fireChannelRead(request)
+    }
+
+    private func receivePersistent(_ message: Envelope, context: ChannelHandlerContext) {
+        if isNative, !helloReceived {
+            guard message.operation == ControlMessage.helloOperation else {
+                closeNow(.unknownProtocol("the peer sent '\(message.operation)' before its hello"))
+                return
+            }
+            receiveHello(message)
+            return
+        }
+        if message.isNoReplyMarker {
+            _ = answerArrived(message.correlationID, answer: nil)
+            shutOutputIfDrained()
+            return
+        }
+        if message.isControl {
+            receiveControl(message)
+            return
+        }
+        if isNative, message.hopLimit > 0, !core.noteBroadcast(message, from: self) {
+            // A broadcast seen before: answer nothing, and do not show it to the protocol again.
+            context.writeAndFlush(Envelope.noReplyMarker(from: configuration.name, answering: message.messageID))
+            return
+        }
+        let conversation: Conversation?
+        if isNative {
+            conversation = message.correlationID == 0 ? nil : answerArrived(message.correlationID, answer: message)
+        } else {
+            conversation = currentJSONConversation
+            conversation?.received(message)
+        }
+        owed.append(OwedAnswer(messageID: message.messageID, conversation: conversation))
+        context.fireChannelRead(message)
+    }
+
+    /// A JSON object that is not an envelope: the protocol answers it (`unknownop` in the example).
+    private func receiveMalformed(_ error: WireError, context: ChannelHandlerContext) {
+        switch role {
+        case .shortDial:
+            completeShortReply(failure: .mismatchedResponse(error.description))
+            context.close()
+            return
+        case .shortServer:
+            guard !requestSeen else { return }
+            requestSeen = true
+            cancelTimer()
+            owed.append(OwedAnswer(messageID: 0, conversation: nil))
+        case .persistent:
+            owed.append(OwedAnswer(messageID: 0, conversation: currentJSONConversation))
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// Matches an answer to the message it answers; returns the conversation it continues, if any.
+    private func answerArrived(_ messageID: UInt64, answer: Envelope?) -> Conversation? {
+        guard let expectation = awaiting.removeValue(forKey: messageID) else { return nil }
+        expectation.timer?.cancel()
+        expectation.dispatch?.succeed(answer)
+        guard let conversation = expectation.conversation, !conversation.isFinished else { return nil }
+        guard let answer else {
+            conversation.complete(.completedByPeer)
+            return nil
+        }
+        conversation.received(answer)
+        return conversation
+    }
+
+    private var currentJSONConversation: Conversation? {
+        jsonConversations.removeAll { $0.isFinished }
+        return jsonConversations.first
+    }
+
+    // MARK: Control messages
+
+    private func sendHello(context: ChannelHandlerContext) {
+        facts.localAddress = core.advertisedAddress(for: context.channel)
+        let generation: UInt64 = facts.direction == .outbound ? facts.generation : 0
+        let hello = ControlMessage.Hello(name: configuration.name, generation: generation, listeningAddress: facts.localAddress)
+        context.writeAndFlush(ControlMessage.hello(hello))
+        startTimer(configuration.dialTimeout) { stage in
+            stage.closeNow(.connectFailed(address: stage.peerAddress, reason: "the peer did not say hello in time"))
+        }
+    }
+
+    private func receiveHello(_ message: Envelope) {
+        let hello: ControlMessage.Hello
+        do {
+            hello = try ControlMessage.parseHello(message)
+        } catch {
+            closeNow(error)
+            return
+        }
+        helloReceived = true
+        cancelTimer()
+        if facts.direction == .inbound {
+            facts.generation = hello.generation
+            facts.peerAddress = hello.listeningAddress
+        } else {
+            facts.peerAddress = hello.listeningAddress ?? dialedAddress
+        }
+        core.helloReceived(hello, on: self)
+    }
+
+    private func receiveControl(_ message: Envelope) {
+        switch message.operation {
+        case ControlMessage.goAwayOperation:
+            goAwayReceived = true
+            if !isDraining { core.peerAskedToDrain(self) }
+            shutOutputIfDrained()
+        case ControlMessage.helloOperation:
+            logger.debug("ignoring a second hello", metadata: ["peer": "\(peerAddress)"])
+        default:
+            logger.debug("ignoring an unknown control message", metadata: ["peer": "\(peerAddress)", "operation": "\(message.operation.dropFirst())"])
+        }
+    }
+
+    // MARK: Outbound: the protocol's answers
+
+    func write(context: ChannelHandlerContext, data: Envelope, promise: Promise<Void>?) {
+        switch role {
+        case .shortDial:
+            promise?.fail(ChannelError.operationUnsupported)
+        case .shortServer:
+            answerShortRequest(data, promise: promise, context: context)
+        case .persistent:
+            answerPersistent(data, promise: promise, context: context)
+        }
+    }
+
+    private func answerShortRequest(_ answer: Envelope, promise: Promise<Void>?, context: ChannelHandlerContext) {
+        let request = owed.isEmpty ? nil : owed.removeFirst()
+        guard !answer.isNoReplyMarker else {
+            promise?.succeed(())
+            context.close()
+            return
+        }
+        var reply = answer
+        if isNative {
+            reply.messageID = core.nextMessageID()
+            reply.correlationID = request?.messageID ?? 0
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(reply, promise: written)
+        written.futureResult.whenCompleteOnLoop { result in
+            promise?.complete(result)
+            context.close()
+        }
+    }
+
+    private func answerPersistent(_ answer: Envelope, promise: Promise<Void>?, context: ChannelHandlerContext) {
+        let request = owed.isEmpty ? OwedAnswer(messageID: 0, conversation: nil) : owed.removeFirst()
+        if answer.isNoReplyMarker {
+            request.conversation?.complete(.completedHere)
+            if isNative, request.messageID != 0 {
+                context.write(Envelope.noReplyMarker(from: configuration.name, answering: request.messageID), promise: promise)
+            } else {
+                promise?.succeed(())
+            }
+        } else {
+            var reply = answer
+            if isNative {
+                reply.messageID = core.nextMessageID()
+                reply.correlationID = request.messageID
+                reply.hopLimit = 0
+                awaiting[reply.messageID] = Expectation(dispatch: nil, conversation: request.conversation, timer: nil)
+            }
+            request.conversation?.sent(reply, awaitingAnswerWithin: configuration.replyTimeout)
+            context.write(reply, promise: promise)
+        }
+        shutOutputIfDrained()
+    }
+
+    // MARK: Endings
+
+    private func peerClosedOutput(context: ChannelHandlerContext) {
+        inputClosed = true
+        switch role {
+        case .shortDial:
+            completeShortReply(with: nil)
+            context.close()
+        case .shortServer:
+            if !requestSeen { context.close() }
+        case .persistent:
+            // Nothing more can arrive, so nothing awaited will.
+            failAwaiting(.connectionLost(peerAddress))
+            if isDraining {
+                shutOutputIfDrained()
+            } else {
+                context.close()
+            }
+        }
+    }
+
+    /// Shuts the output of a draining connection once this side awaits and owes nothing and the
+    /// peer has said it starts nothing new (its `goaway`, or its end of stream).
+    private func shutOutputIfDrained() {
+        guard isDraining, !outputShut, !isClosed, let context else { return }
+        let peerStartsNothing = goAwayReceived || inputClosed || !isNative
+        guard peerStartsNothing, awaiting.isEmpty, owed.isEmpty, currentJSONConversation == nil else { return }
+        outputShut = true
+        context.close(mode: .output)
+    }
+
+    private func completeShortReply(with reply: Envelope?) {
+        guard let promise = shortReply else { return }
+        shortReply = nil
+        cancelTimer()
+        promise.succeed(reply)
+    }
+
+    private func completeShortReply(failure: P2PError) {
+        guard let promise = shortReply else { return }
+        shortReply = nil
+        cancelTimer()
+        promise.fail(failure)
+    }
+
+    private func dispatchTimedOut(_ messageID: UInt64) {
+        guard let expectation = awaiting.removeValue(forKey: messageID) else { return }
+        expectation.dispatch?.fail(P2PError.readTimeout(peer: "\(peerAddress)"))
+        shutOutputIfDrained()
+    }
+
+    private func failAwaiting(_ error: P2PError) {
+        let waiting = awaiting
+        awaiting = [:]
+        for expectation in waiting.values {
+            expectation.timer?.cancel()
+            expectation.dispatch?.fail(error)
+            expectation.conversation?.fail(error)
+        }
+    }
+
+    private func failEverything(_ error: P2PError) {
+        failAwaiting(error)
+        for answer in owed { answer.conversation?.fail(error) }
+        for conversation in jsonConversations { conversation.fail(error) }
+        jsonConversations = []
+        completeShortReply(failure: error)
+    }
+
+    // MARK: Timers
+
+    private func startTimer(_ delay: TimeAmount, _ body: @escaping (RouterStage) -> Void) {
+        timer?.cancel()
+        timer = scheduleOnLoop(delay, body)
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func scheduleOnLoop(_ delay: TimeAmount, _ body: @escaping (RouterStage) -> Void) -> Scheduled<Void> {
+        let bound = LoopBound((self, body), eventLoop: core.loop)
+        return core.loop.scheduleTask(in: delay) {
+            let (stage, body) = bound.value
+            guard !stage.isClosed else { return }
+            body(stage)
+        }
+    }
+}
+
+extension WireError {
+    /// Whether the error concerns one well-framed message (JSON wire), so the connection stays
+    /// open and the protocol answers it.
+    var leavesStreamInStep: Bool {
+        switch self {
+        case .malformedEnvelope, .invalidUTF8, .invalidBase64: return true
+        default: return false
+        }
+    }
+}
