@@ -49,6 +49,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     @exclusivity(unchecked) private var registeredCount = 0
     @exclusivity(unchecked) private var localTasks: Deque<() -> Void> = []
     private let inbox = Mutex(Inbox())
+    /// The queue swapped into the inbox when the loop takes the inbox's tasks (see `runTasks`).
+    @exclusivity(unchecked) private var spareInbox: Deque<@Sendable () -> Void> = []
     @exclusivity(unchecked) private var timers = TimerHeap()
 
     private struct Inbox: @unchecked Sendable {
@@ -200,7 +202,11 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     /// The before-sleep hook: applies the interest changes collected during this turn.
     private func applyInterestUpdates() {
-        for fd in interestUpdates {
+        guard !interestUpdates.isEmpty else { return }
+        // By index: iterating the array itself would hold a second reference to its storage, and
+        // the `removeAll(keepingCapacity:)` below would then copy it.
+        for position in interestUpdates.indices {
+            let fd = interestUpdates[position]
             let index = Int(fd)
             registrations[index].isQueuedForUpdate = false
             let registration = registrations[index]
@@ -272,12 +278,13 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     private func runTasks() {
         waker.rearm()
-        var remote = inbox.withLock { inbox -> Deque<@Sendable () -> Void> in
-            let tasks = inbox.tasks
-            inbox.tasks.removeAll(keepingCapacity: true)
-            return tasks
-        }
+        // Trade the inbox's queue for the spare one (empty, with capacity) instead of copying it out
+        // and clearing it: a copy would make the clear copy-on-write, an allocation every turn.
+        var remote = spareInbox
+        spareInbox = []
+        inbox.withLock { inbox in swap(&inbox.tasks, &remote) }
         while let task = remote.popFirst() { task() }
+        spareInbox = remote
         // Tasks queued by these tasks run in the next turn, after I/O: a task that keeps
         // re-queueing itself cannot starve the sockets.
         var count = localTasks.count
