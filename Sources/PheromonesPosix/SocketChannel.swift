@@ -208,7 +208,10 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         if count == readSize {
             readSize = min(readSize * 2, Self.maximumReadSize)
             smallReads = 0
-        } else if count <= readSize / 2, readSize > Self.minimumReadSize {
+        } else if count < readSize / 2, readSize > Self.minimumReadSize {
+            // Strictly less than half: a read that exactly fills the halved size would double it
+            // again at once, and the size would oscillate, each fill costing a read(2) that can only
+            // say EAGAIN (and a fresh receive buffer when a handler still holds the last one).
             smallReads += 1
             if smallReads >= 2 {
                 readSize /= 2
