@@ -86,6 +86,10 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     public var now: Deadline { .now() }
     public var isShuttingDown: Bool { state.load(ordering: .acquiring) != .running }
 
+    /// How many eventfd writes other threads' submissions have cost so far (coalesced wake-ups
+    /// cost none): for tests.
+    package var wakeUpWriteCount: Int { waker.writeCount }
+
     public func execute(_ task: @escaping @Sendable () -> Void) {
         if inEventLoop {
             localTasks.append(task)

@@ -121,6 +121,7 @@ package struct Poller: ~Copyable {
 package final class Waker: Sendable {
     package let fd: CInt
     private let pending = Atomic<Bool>(false)
+    private let writes = Atomic<Int>(0)
 
     package init() throws(IOError) {
         fd = try Posix.eventfdCreate()
@@ -131,8 +132,12 @@ package final class Waker: Sendable {
     /// Makes the loop's next (or current) `epoll_wait` return.
     package func wake() {
         guard !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        writes.wrappingAdd(1, ordering: .relaxed)
         try? Posix.eventfdWrite(fd)
     }
+
+    /// How many times `wake()` wrote the eventfd (the others found a wake-up pending): for tests.
+    package var writeCount: Int { writes.load(ordering: .relaxed) }
 
     /// Consumes the eventfd's count after it fired.
     package func drain() { _ = try? Posix.eventfdDrain(fd) }
