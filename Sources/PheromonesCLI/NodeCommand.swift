@@ -1,0 +1,190 @@
+import ArgumentParser
+import Glibc
+import Logging
+import Pheromones
+import PheromonesP2P
+
+/// `pheromones node`: one node, driven from standard input, until SIGINT or SIGTERM.
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run one node until SIGINT or SIGTERM, greeting its --peer nodes and reading commands from standard input.",
+        discussion: """
+            Commands: send NAME OPERATION [DATA] | broadcast OPERATION [DATA] | peers | add NAME HOST:PORT | \
+            delete NAME | quit
+            """)
+
+    @Option(help: "The node's name.")
+    var name: String
+
+    @Option(help: "Where the node listens, as HOST:PORT (port 0: any free port).")
+    var listen: String
+
+    @Option(help: "The router: short (a connection per message) or persistent (kept connections).")
+    var router: ConnectionType = .persistent
+
+    @Option(help: "The wire format: native or json (byte-compatible with the Go original).")
+    var wire: WireFormat = .native
+
+    @Option(name: .customLong("peer"), help: "A peer to greet at start, as NAME=HOST:PORT (repeatable).")
+    var peers: [String] = []
+
+    mutating func run() async throws {
+        let transcript = Transcript()
+        var logger = Logger(label: "pheromones.node.\(name)")
+        logger.logLevel = .notice
+        let configuration = Node.Configuration(
+            name: name, connectionType: router, wire: wire, logger: logger, observer: transcript.nodeObserver)
+        let node = try Node(configuration: configuration, protocol: ExampleProtocol(observer: transcript.protocolObserver))
+        let address = try await node.listen(on: SocketAddress.resolve(listen))
+        transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire)")
+
+        let session = NodeSession(node: node, address: address, transcript: transcript)
+        for peer in peers { await session.greet(peerSpecification: peer) }
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await TerminationSignal.wait() }
+            group.addTask { await session.readCommands() }
+            await group.next()
+            group.cancelAll()
+        }
+        transcript.say("\(name) shutting down")
+        await node.shutdown()
+        // The stdin reader may still be blocked in read(2); nothing is left to wait for.
+        Glibc.exit(0)
+    }
+}
+
+/// A running node and the commands typed at it.
+struct NodeSession: Sendable {
+    let node: Node
+    let address: SocketAddress
+    let transcript: Transcript
+
+    /// Adds `NAME=HOST:PORT` and runs the example conversation with it.
+    func greet(peerSpecification: String) async {
+        guard let (name, hostPort) = Self.split(peerSpecification, on: "=") else {
+            transcript.say("error: --peer wants NAME=HOST:PORT, not '\(peerSpecification)'")
+            return
+        }
+        await add(name: name, hostPort: hostPort)
+        do {
+            let summary = try await node.converse(with: name, starting: ExampleProtocol.connectRequest(from: node.name, listeningAddress: address))
+            transcript.say("conversation with \(summary.peer) complete in \(milliseconds(summary.duration)) ms")
+        } catch {
+            transcript.say("error: greeting \(name) failed: \(error)")
+        }
+    }
+
+    /// Reads and runs commands until `quit` or the end of input.
+    func readCommands() async {
+        for await line in StandardInputLines() {
+            let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard let command = words.first else { continue }
+            if command == "quit" { return }
+            await run(command, arguments: Array(words.dropFirst()))
+        }
+        // End of input: keep serving until a signal arrives.
+        await TerminationSignal.wait()
+    }
+
+    private func run(_ command: String, arguments: [String]) async {
+        switch (command, arguments.count) {
+        case ("send", 2...3):
+            await send(to: arguments[0], operation: arguments[1], data: arguments.count == 3 ? arguments[2] : nil)
+        case ("broadcast", 1...2):
+            await broadcast(operation: arguments[0], data: arguments.count == 2 ? arguments[1] : nil)
+        case ("peers", 0):
+            let peers = await node.peers
+            transcript.say(peers.isEmpty ? "no peers" : "peers: " + peers.map(\.description).joined(separator: ", "))
+        case ("add", 2):
+            await add(name: arguments[0], hostPort: arguments[1])
+        case ("delete", 1):
+            do {
+                try await node.delete(peer: arguments[0])
+                transcript.say("deleted \(arguments[0])")
+            } catch {
+                transcript.say("error: \(error)")
+            }
+        default:
+            transcript.say("error: unknown command '\(([command] + arguments).joined(separator: " "))'; "
+                + "try send NAME OPERATION [DATA], broadcast OPERATION [DATA], peers, add NAME HOST:PORT, delete NAME, quit")
+        }
+    }
+
+    private func add(name: String, hostPort: String) async {
+        do {
+            let peerAddress = try SocketAddress.resolve(hostPort)
+            try await node.add(peer: name, address: peerAddress)
+            transcript.say("added \(name) at \(peerAddress)")
+        } catch {
+            transcript.say("error: cannot add \(name): \(error)")
+        }
+    }
+
+    private func send(to peer: String, operation: String, data: String?) async {
+        let message = Envelope(name: node.name, operation: operation, data: data.map { ByteBuffer(string: $0) })
+        do {
+            let reply = try await node.dispatch(to: peer, message)
+            transcript.say("\(peer) answered \(reply.map(Self.describe) ?? "nothing")")
+        } catch {
+            transcript.say("error: send to \(peer) failed: \(error)")
+        }
+    }
+
+    private func broadcast(operation: String, data: String?) async {
+        let message = Envelope(name: node.name, operation: operation, data: data.map { ByteBuffer(string: $0) })
+        let results = await node.dispatchAll(message)
+        if results.isEmpty { transcript.say("no peers to broadcast to") }
+        for (peer, result) in results.sorted(by: { $0.key.description < $1.key.description }) {
+            switch result {
+            case .success(let reply): transcript.say("\(peer) answered \(reply.map(Self.describe) ?? "nothing")")
+            case .failure(let error): transcript.say("error: \(peer) failed: \(error)")
+            }
+        }
+    }
+
+    private static func describe(_ envelope: Envelope) -> String {
+        let data = envelope.data.map { " \(String(decoding: $0.readableBytesView, as: UTF8.self))" } ?? ""
+        return "\(envelope.operation)\(data)"
+    }
+
+    private static func split(_ text: String, on separator: Character) -> (String, String)? {
+        guard let index = text.firstIndex(of: separator) else { return nil }
+        let head = String(text[..<index]), tail = String(text[text.index(after: index)...])
+        return head.isEmpty || tail.isEmpty ? nil : (head, tail)
+    }
+}
+
+/// Standard input's lines, read on a thread of their own so no task blocks in `read(2)`.
+struct StandardInputLines: AsyncSequence, Sendable {
+    typealias Element = String
+
+    func makeAsyncIterator() -> AsyncStream<String>.Iterator {
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+        let thread = LineReaderThread(continuation: continuation)
+        thread.start()
+        return stream.makeAsyncIterator()
+    }
+}
+
+/// Reads lines with `readLine()` on a detached POSIX thread.
+final class LineReaderThread: Sendable {
+    private let continuation: AsyncStream<String>.Continuation
+
+    init(continuation: AsyncStream<String>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func start() {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let result = pthread_create(&thread, nil, { raw in
+            let reader = Unmanaged<LineReaderThread>.fromOpaque(raw!).takeRetainedValue()
+            while let line = readLine() { reader.continuation.yield(line) }
+            reader.continuation.finish()
+            return nil
+        }, context)
+        if result == 0 { pthread_detach(thread) } else { continuation.finish() }
+    }
+}
