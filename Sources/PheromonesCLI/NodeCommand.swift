@@ -42,12 +42,12 @@ struct NodeCommand: AsyncParsableCommand {
         let session = NodeSession(node: node, address: address, transcript: transcript)
         for peer in peers { await session.greet(peerSpecification: peer) }
 
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await TerminationSignal.wait() }
-            group.addTask { await session.readCommands() }
-            await group.next()
-            group.cancelAll()
-        }
+        // Whichever comes first ends the node: a signal, or `quit` on standard input. (Neither
+        // waiter can be cancelled, so they race through a stream instead of a task group.)
+        let (ended, end) = AsyncStream.makeStream(of: Void.self)
+        Task { await TerminationSignal.wait(); end.yield() }
+        Task { await session.readCommands(); end.yield() }
+        for await _ in ended { break }
         transcript.say("\(name) shutting down")
         await node.shutdown()
         // The stdin reader may still be blocked in read(2); nothing is left to wait for.
@@ -76,7 +76,8 @@ struct NodeSession: Sendable {
         }
     }
 
-    /// Reads and runs commands until `quit` or the end of input.
+    /// Reads and runs commands until `quit`. At the end of input it returns only if `quit` came;
+    /// otherwise the node keeps serving (until a signal).
     func readCommands() async {
         for await line in StandardInputLines() {
             let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -84,8 +85,7 @@ struct NodeSession: Sendable {
             if command == "quit" { return }
             await run(command, arguments: Array(words.dropFirst()))
         }
-        // End of input: keep serving until a signal arrives.
-        await TerminationSignal.wait()
+        await withUnsafeContinuation { (_: UnsafeContinuation<Void, Never>) in }
     }
 
     private func run(_ command: String, arguments: [String]) async {

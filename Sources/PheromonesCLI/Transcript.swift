@@ -24,7 +24,12 @@ final class Transcript: Sendable {
     func say(_ line: String) {
         let elapsed = Double((Deadline.now() - start).nanoseconds) / 1e6
         let text = "\(prefix)\(format3(elapsed)) ms  \(line)"
-        counts.withLock { _ in print(text) }
+        counts.withLock { _ in
+            print(text)
+            // Line by line even when standard output is a file or a pipe (another program may be
+            // reading the transcript as it happens).
+            fflush(nil)
+        }
     }
 
     /// An observer for ``ExampleProtocol`` that prints and counts every step.
