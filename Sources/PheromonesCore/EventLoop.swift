@@ -31,12 +31,23 @@ public protocol EventLoop: AnyObject, Sendable {
     /// Whether the loop has begun shutting down and refuses new work.
     var isShuttingDown: Bool { get }
 
+    /// Runs `task` on the loop, like ``execute(_:)``, and returns true; once the loop has shut down
+    /// it runs nothing and returns false.
+    func tryExecute(_ task: @escaping @Sendable () -> Void) -> Bool
+
     /// Runs `task` on the loop and returns a future of its result; a loop that has shut down returns
     /// a future already failed with ``EventLoopError/shutDown`` (never one that hangs).
     func submit<T>(_ task: @escaping @Sendable () throws -> T) -> Future<T>
 }
 
 extension EventLoop {
+    /// Runs `task` unless the loop is shutting down (implementations that know better override this).
+    public func tryExecute(_ task: @escaping @Sendable () -> Void) -> Bool {
+        guard !isShuttingDown else { return false }
+        execute(task)
+        return true
+    }
+
     /// Runs `task` on the loop after `delay`.
     @discardableResult
     @inlinable

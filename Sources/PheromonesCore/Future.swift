@@ -12,41 +12,59 @@ public final class Future<Value>: @unchecked Sendable {
     // invoked on `eventLoop` (or inline for `get()`, whose continuation is thread-safe).
     /// The loop on which this future's callbacks run.
     public let eventLoop: any EventLoop
-    private let state: Mutex<State>
+
+
+    typealias Callback = (Result<Value, any Error>) -> Void
+
+    /// A callback, and whether it may only ever run on the loop (registered with
+    /// ``whenCompleteOnLoop(_:)``, so possibly touching loop-confined state).
+    private struct Entry {
+        let callback: Callback
+        let loopOnly: Bool
+    }
+
+    private enum Callbacks {
+        case none
+        case one(Entry)
+        case many([Entry])
+
+        mutating func append(_ entry: Entry) {
+            switch self {
+            case .none: self = .one(entry)
+            case .one(let first): self = .many([first, entry])
+            case .many(var all):
+                self = .none
+                all.append(entry)
+                self = .many(all)
+            }
+        }
+
+        var isEmpty: Bool {
+            if case .none = self { return true }
+            return false
+        }
+
+        /// Runs the callbacks in order; off a loop that has exited, only those not bound to it.
+        func run(with result: Result<Value, any Error>, onLoop: Bool) {
+            switch self {
+            case .none: break
+            case .one(let entry): if onLoop || !entry.loopOnly { entry.callback(result) }
+            case .many(let all): for entry in all where onLoop || !entry.loopOnly { entry.callback(result) }
+            }
+        }
+    }
 
     // Unchecked: a `State` only ever lives inside `state`'s mutex, and what leaves it is handed over
     // in an `UnsafeTransfer` by its only owner.
     private struct State: @unchecked Sendable {
         var result: Result<Value, any Error>?
+        /// Run on the loop (or, once the loop has exited, wherever the future completes).
         var callbacks: Callbacks = .none
+        /// Thread-safe (continuations of `get()`): run wherever the future completes, at once.
+        var anywhereCallbacks: Callbacks = .none
     }
 
-    typealias Callback = (Result<Value, any Error>) -> Void
-
-    private enum Callbacks {
-        case none
-        case one(Callback)
-        case many([Callback])
-
-        mutating func append(_ callback: @escaping Callback) {
-            switch self {
-            case .none: self = .one(callback)
-            case .one(let first): self = .many([first, callback])
-            case .many(var all):
-                self = .none
-                all.append(callback)
-                self = .many(all)
-            }
-        }
-
-        func run(with result: Result<Value, any Error>) {
-            switch self {
-            case .none: break
-            case .one(let callback): callback(result)
-            case .many(let all): for callback in all { callback(result) }
-            }
-        }
-    }
+    private let state: Mutex<State>
 
     @usableFromInline
     init(eventLoop: any EventLoop, result: Result<Value, any Error>? = nil) {
@@ -73,29 +91,38 @@ public final class Future<Value>: @unchecked Sendable {
     }
 
     func tryComplete(_ result: Result<Value, any Error>) -> Bool {
-        let callbacks: UnsafeTransfer<Callbacks>? = state.withLock { state in
+        let taken: UnsafeTransfer<(Callbacks, Callbacks)>? = state.withLock { state in
             guard state.result == nil else { return nil }
             state.result = result
-            let callbacks = state.callbacks
+            let callbacks = (state.callbacks, state.anywhereCallbacks)
             state.callbacks = .none
+            state.anywhereCallbacks = .none
             return UnsafeTransfer(callbacks)
         }
-        guard let callbacks else { return false }
-        if case .none = callbacks.value { return true }
-        if eventLoop.inEventLoop {
-            callbacks.value.run(with: result)
-        } else {
-            let transfer = UnsafeTransfer((callbacks.value, result))
-            eventLoop.execute { transfer.value.0.run(with: transfer.value.1) }
+        guard let taken else { return false }
+        taken.value.1.run(with: result, onLoop: false)
+        let callbacks = UnsafeTransfer(taken.value.0)
+        if !callbacks.value.isEmpty {
+            deliver(UnsafeTransfer((callbacks.value, result))) { $0.0.run(with: $0.1, onLoop: $1) }
         }
         return true
+    }
+
+    /// Runs `body` on the loop: at once if already there, else through the loop's queue. A loop
+    /// that has exited runs nothing more, so then `body` runs here, told it is off the loop (the
+    /// loop's thread is gone, so nothing can race with it).
+    private func deliver<Payload>(
+        _ payload: UnsafeTransfer<Payload>, _ body: @escaping @Sendable (Payload, _ onLoop: Bool) -> Void
+    ) {
+        if eventLoop.inEventLoop { return body(payload.value, true) }
+        if !eventLoop.tryExecute({ body(payload.value, true) }) { body(payload.value, false) }
     }
 
     // MARK: Observing
 
     /// Calls `callback` on the loop with the result once the future completes.
     public func whenComplete(_ callback: @escaping @Sendable (Result<Value, any Error>) -> Void) {
-        addCallback(callback)
+        addCallback(Entry(callback: callback, loopOnly: false))
     }
 
     /// Calls `callback` on the loop when the future completes, for callers already on the loop.
@@ -104,7 +131,7 @@ public final class Future<Value>: @unchecked Sendable {
     /// off the loop is a programming error (checked in debug builds).
     public func whenCompleteOnLoop(_ callback: @escaping (Result<Value, any Error>) -> Void) {
         eventLoop.assertInEventLoop()
-        addCallback(callback)
+        addCallback(Entry(callback: callback, loopOnly: true))
     }
 
     /// Calls `callback` on the loop with the value if the future succeeds.
@@ -117,18 +144,20 @@ public final class Future<Value>: @unchecked Sendable {
         whenComplete { if case .failure(let error) = $0 { callback(error) } }
     }
 
-    private func addCallback(_ callback: @escaping Callback) {
+    /// Registers a callback the transformations below use (they are all `Sendable`).
+    private func addCallback(_ callback: @escaping @Sendable Callback) {
+        addCallback(Entry(callback: callback, loopOnly: false))
+    }
+
+    private func addCallback(_ entry: Entry) {
         let completed: UnsafeTransfer<Result<Value, any Error>>? = state.withLock { state in
             if let result = state.result { return UnsafeTransfer(result) }
-            state.callbacks.append(callback)
+            state.callbacks.append(entry)
             return nil
         }
         guard let completed else { return }
-        if eventLoop.inEventLoop {
-            callback(completed.value)
-        } else {
-            let transfer = UnsafeTransfer((callback, completed.value))
-            eventLoop.execute { transfer.value.0(transfer.value.1) }
+        deliver(UnsafeTransfer((entry, completed.value))) { payload, onLoop in
+            if onLoop || !payload.0.loopOnly { payload.0.callback(payload.1) }
         }
     }
 
@@ -198,7 +227,7 @@ extension Future where Value: Sendable {
             // Resuming a continuation is thread-safe, so the callback may run inline.
             let completed: Result<Value, any Error>? = state.withLock { state in
                 if let result = state.result { return result }
-                state.callbacks.append { continuation.resume(with: $0) }
+                state.anywhereCallbacks.append(Entry(callback: { continuation.resume(with: $0) }, loopOnly: false))
                 return nil
             }
             if let completed { continuation.resume(with: completed) }

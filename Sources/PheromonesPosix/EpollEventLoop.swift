@@ -98,6 +98,14 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
         }
     }
 
+    public func tryExecute(_ task: @escaping @Sendable () -> Void) -> Bool {
+        if inEventLoop {
+            localTasks.append(task)
+            return true
+        }
+        return enqueueFromOtherThread(task)
+    }
+
     public func submit<T>(_ task: @escaping @Sendable () throws -> T) -> Future<T> {
         let promise = makePromise(of: T.self)
         let job: @Sendable () -> Void = { do { promise.succeed(try task()) } catch { promise.fail(error) } }

@@ -162,7 +162,7 @@ public struct ClientBootstrap: Sendable {
     public func connect(to address: SocketAddress, on loop: EpollEventLoop) -> Future<SocketChannel> {
         let options = options, initializer = initializer
         let promise = loop.makePromise(of: SocketChannel.self)
-        loop.execute {
+        let started = loop.tryExecute {
             let channel: SocketChannel
             do {
                 let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
@@ -189,6 +189,7 @@ public struct ClientBootstrap: Sendable {
             }
             channel.pipeline.connect(to: address, promise: connected)
         }
+        if !started { promise.fail(EventLoopError.shutDown) }
         return promise.futureResult
     }
 

@@ -145,7 +145,6 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     // MARK: Reading
 
     private func readFromSocket() {
-        readPending = false
         var readAnything = false
         for _ in 0..<options.maxReadsPerWakeup {
             var buffer = takeReceiveBuffer()
@@ -176,6 +175,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
                 return
             }
             buffer.moveWriterIndex(forwardBy: count)
+            // The request for input is served only once input arrives: a wake-up that finds nothing
+            // to read (EAGAIN) must not use it up, or a channel without auto-read would stall.
+            readPending = false
             readAnything = true
             let filled = count == readSize
             adaptReadSize(lastRead: count)

@@ -1,0 +1,130 @@
+import PheromonesCore
+@testable import PheromonesPosix
+import Synchronization
+import XCTest
+
+/// What happens at the edges of a loop's life: futures completed after their loop exited, connects
+/// from a group that has shut down, and servers with one listener per loop.
+final class LoopLifetimeTests: XCTestCase {
+    func testGetReturnsWhenThePromiseIsCompletedFromAnotherThreadAfterItsLoopExited() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let promise = group.next().makePromise(of: Int.self)
+        let waiter = Task { try await promise.futureResult.get() }
+        try await group.shutdownGracefully()
+
+        promise.succeed(42)
+        let value = try await waiter.value
+        XCTAssertEqual(value, 42)
+    }
+
+    func testTransformationsOfAFutureWhoseLoopExitedStillComplete() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let promise = group.next().makePromise(of: Int.self)
+        let doubled = promise.futureResult.map { $0 * 2 }.flatMap { value in
+            promise.futureResult.eventLoop.makeSucceededFuture(value + 1)
+        }
+        try await group.shutdownGracefully()
+
+        promise.succeed(20)
+        let value = try await doubled.get()
+        XCTAssertEqual(value, 41)
+    }
+
+    func testConnectingFromAGroupThatHasShutDownFailsAtOnceWithShutDown() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        try await group.shutdownGracefully()
+
+        do {
+            _ = try await ClientBootstrap(group: group).connect(to: .loopbackV4(port: 9)).get()
+            XCTFail("a connect from a dead group succeeded")
+        } catch EventLoopError.shutDown {
+            // expected
+        }
+    }
+
+    func testAListenerPerLoopServerEchoesOnEveryLoopAndClosesAllItsListenersTogether() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var options = ServerSocketOptions()
+        options.listenerPerLoop = true
+        let server = try await ServerBootstrap(group: group)
+            .serverOptions(options)
+            .childChannelInitializer { channel in try channel.pipeline.addHandler(LoopRecordingEcho()) }
+            .bind(host: "127.0.0.1", port: 0)
+        let address = try XCTUnwrap(server.localAddress)
+
+        for index in 0..<32 {
+            let reply = try await exchange(ByteBuffer(string: "hello \(index)"), with: address, group: group)
+            XCTAssertEqual(reply, ByteBuffer(string: "hello \(index)"))
+        }
+        XCTAssertEqual(LoopRecordingEcho.loopsSeen.withLock { $0.count }, 2,
+                       "the kernel spreads 32 connections over both listeners (odds of all on one: 2^-31)")
+
+        try await server.close().get()
+        do {
+            _ = try await exchange(ByteBuffer(string: "late"), with: address, group: group)
+            XCTFail("a listener outlived the server's close")
+        } catch ChannelError.connectionRefused {
+            // expected: every listener is gone
+        }
+        try await group.shutdownGracefully()
+    }
+
+    /// Connects, sends `message`, and returns what comes back before the server closes.
+    private func exchange(_ message: ByteBuffer, with address: SocketAddress, group: MultiThreadedEventLoopGroup) async throws -> ByteBuffer {
+        let collector = ReplyCollector(expected: message.readableBytes, loop: group.next())
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in try channel.pipeline.addHandler(collector.makeHandler()) }
+            .connect(to: address).get()
+        try await channel.writeAndFlush(message).get()
+        let reply = try await collector.reply.futureResult.get()
+        try await channel.close().get()
+        return reply
+    }
+}
+
+/// Echoes, and records which loops served connections.
+private final class LoopRecordingEcho: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    static let loopsSeen = Mutex<Set<ObjectIdentifier>>([])
+
+    func channelActive(context: ChannelHandlerContext) {
+        let loop = ObjectIdentifier(context.eventLoop)
+        _ = Self.loopsSeen.withLock { $0.insert(loop) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: ByteBuffer) { context.write(data) }
+    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+}
+
+/// Collects a reply of a known length on a client channel.
+private final class ReplyCollector: Sendable {
+    let expected: Int
+    let reply: Promise<ByteBuffer>
+
+    init(expected: Int, loop: any EventLoop) {
+        self.expected = expected
+        reply = loop.makePromise(of: ByteBuffer.self)
+    }
+
+    func makeHandler() -> Handler { Handler(owner: self) }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let owner: ReplyCollector
+        var received = ByteBuffer()
+        init(owner: ReplyCollector) { self.owner = owner }
+
+        func channelRead(context: ChannelHandlerContext, data: ByteBuffer) {
+            var data = data
+            received.writeBuffer(&data)
+            if received.readableBytes >= owner.expected { owner.reply.trySucceed(received) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            owner.reply.tryFail(ChannelError.connectionReset)
+            context.fireChannelInactive()
+        }
+    }
+}
