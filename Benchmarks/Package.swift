@@ -13,7 +13,7 @@ let strictSettings: [SwiftSetting] = [
 func benchmarkTarget(_ name: String, dependencies: [Target.Dependency]) -> Target {
     .executableTarget(
         name: name,
-        dependencies: dependencies + [.product(name: "Benchmark", package: "package-benchmark")],
+        dependencies: dependencies + ["BenchmarkSupport", .product(name: "Benchmark", package: "package-benchmark")],
         path: "Benchmarks/\(name)",
         swiftSettings: strictSettings,
         plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
@@ -43,7 +43,15 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        // epoll, eventfd and friends for the load generator (Glibc's module does not import them).
+        // What the micro-benchmark suites share: their configuration and a syscall-only client.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: ["CPerfEvents", .product(name: "Benchmark", package: "package-benchmark")],
+            swiftSettings: strictSettings
+        ),
+        // Probes whether hardware instruction counters are available.
+        .target(name: "CPerfEvents"),
+        // epoll and socket helpers for the load generator (Glibc's Swift module lacks <sys/epoll.h>).
         .target(name: "CEpoll"),
         .executableTarget(
             name: "PheromonesBench",

@@ -1,0 +1,37 @@
+import Pheromones
+
+/// Our `LengthFieldBasedFrameDecoder` in a `ByteToMessageHandler`, fed one buffer of many frames.
+final class PheromonesFrameDecoding {
+    private let input: ByteBuffer
+    private let expected: Int
+
+    init(frames: Int, payloadLength: Int) {
+        var input = ByteBuffer(capacity: frames * (4 + payloadLength))
+        for _ in 0..<frames {
+            input.writeInteger(UInt32(payloadLength))
+            input.writeRepeatingByte(0x61, count: payloadLength)
+        }
+        self.input = input
+        expected = frames
+    }
+
+    /// Decodes every frame through a fresh pipeline; returns how many reached the sink.
+    func decodeAll() -> Int {
+        let sink = FrameCounter()
+        let decoder = ByteToMessageHandler(LengthFieldBasedFrameDecoder(maximumFrameLength: 1 << 20))
+        guard let channel = try? EmbeddedChannel(handlers: [decoder, sink]),
+              (try? channel.writeInbound(input)) != nil, sink.frames == expected else {
+            fatalError("our decoder did not deliver \(expected) frames")
+        }
+        return sink.frames
+    }
+}
+
+private final class FrameCounter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    var frames = 0
+
+    func channelRead(context: ChannelHandlerContext, data: ByteBuffer) {
+        frames &+= data.readableBytes > 0 ? 1 : 0
+    }
+}
