@@ -18,6 +18,7 @@ struct MachineDescription: Codable, Sendable {
     var date: String
     var cpu: String
     var cores: Int
+    var system: String
     var kernel: String
     var memoryGiB: Int
 
@@ -29,7 +30,9 @@ struct MachineDescription: Codable, Sendable {
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
         return MachineDescription(
             date: ISO8601DateFormatter().string(from: Date()), cpu: model, cores: info.activeProcessorCount,
-            kernel: info.operatingSystemVersionString, memoryGiB: Int(info.physicalMemory >> 30))
+            system: info.operatingSystemVersionString,
+            kernel: ProcessStats.readFile("/proc/sys/kernel/osrelease")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?",
+            memoryGiB: Int(info.physicalMemory >> 30))
     }
 }
 
@@ -90,10 +93,13 @@ struct Report: Codable, Sendable {
 extension Report {
     /// Markdown tables, one per scenario: each row's median (min–max) per server, then ours/NIO.
     func table() -> String {
-        var text = "Machine: \(machine.cpu), \(machine.cores) cores, \(machine.memoryGiB) GiB, \(machine.kernel); \(machine.date)\n"
+        var text = "Machine: \(machine.cpu), \(machine.cores) cores, \(machine.memoryGiB) GiB, "
+        text += "\(machine.system), Linux \(machine.kernel); \(machine.date)\n"
         text += "Rounds: \(settings.rounds) per server, alternating; \(settings.warmupSeconds) s warm-up, "
         text += "\(settings.durationSeconds) s measured; \(settings.serverLoops) server loop(s)"
         text += settings.verify ? "; every reply byte verified\n" : "\n"
+        text += "ours/NIO is the ratio of medians: above 1 is better for msg/s, MB/s and answered; "
+        text += "below 1 is better for latency, seconds, CPU and memory.\n"
         var scenarios: [Scenario] = []
         for row in rows where !scenarios.contains(row.scenario) { scenarios.append(row.scenario) }
         for scenario in scenarios {

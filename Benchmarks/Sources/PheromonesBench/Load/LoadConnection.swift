@@ -43,12 +43,10 @@ final class LoadConnection {
     var isOpen: Bool { fd >= 0 }
 
     /// Whether the connection is still on its way to being usable (or, in conns mode, answered).
-    var isUnsettled: Bool {
-        switch state {
-        case .idle, .connecting, .awaitingFirstReply: return true
-        case .connected, .answered, .closed: return false
-        }
-    }
+    var isUnsettled: Bool { state == .idle || isPending }
+
+    /// Whether the generator is waiting on it: connecting, or (conns mode) awaiting its reply.
+    var isPending: Bool { state == .connecting || state == .awaitingFirstReply }
 
     /// Queues one more message of `wireLength` bytes, sent at `time`.
     func queueMessage(wireLength: Int, at time: UInt64) {

@@ -176,17 +176,16 @@ final class LoadGenerator {
         }
         connection.fd = fd
         connection.state = .connecting
+        pending += 1
         guard cepoll_add(epoll, fd, UInt32(CEPOLL_OUT), UInt64(connection.index)) == 0 else {
             fail(connection, error: errno)
             return
         }
-        pending += 1
     }
 
     private func finishConnect(_ connection: LoadConnection) {
         let error = cepoll_socket_error(connection.fd)
         guard error == 0 else {
-            pending -= 1
             fail(connection, error: error)
             return
         }
@@ -213,8 +212,7 @@ final class LoadGenerator {
         }
         let now = monotonicNanoseconds()
         guard let completed = checker.consume(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), on: connection) else {
-            result.bad += 1
-            drop(connection, error: EPROTO)
+            reject(connection)
             return
         }
         if phase == .measuring { measuredBytes += count }
@@ -277,15 +275,21 @@ final class LoadGenerator {
 
     // MARK: Failures and closing
 
-    /// The connection broke while in use: a failed connect in conns mode, dropped otherwise.
+    /// The connection broke while in use: a failed connection in conns mode, dropped otherwise.
     private func drop(_ connection: LoadConnection, error: CInt) {
         if connection.state == .awaitingFirstReply {
-            pending -= 1
             result.failed += 1
         } else if phase != .stopped {
             result.dropped += 1
         }
         close(connection, error: error)
+    }
+
+    /// A reply was not what was sent: counted as bad (and, in conns mode, as a failed connection).
+    private func reject(_ connection: LoadConnection) {
+        result.bad += 1
+        if connection.state == .awaitingFirstReply { result.failed += 1 }
+        close(connection, error: EPROTO)
     }
 
     /// The connection could not be established.
@@ -295,6 +299,7 @@ final class LoadGenerator {
     }
 
     private func close(_ connection: LoadConnection, error: CInt) {
+        if connection.isPending { pending -= 1 }
         if result.firstError == nil { result.firstError = String(cString: strerror(error)) }
         if connection.isOpen { Glibc.close(connection.fd) }
         connection.fd = -1
