@@ -47,6 +47,9 @@ public final class Node: Sendable {
         public var advertisedAddress: SocketAddress?
         /// Where the node logs.
         public var logger: Logger
+        /// Sees what happens to the persistent connections (called on the node's loop; hand the
+        /// events off rather than block).
+        public var observer: (@Sendable (NodeEvent) -> Void)?
 
         /// A configuration with sensible defaults: persistent connections on the native wire, 3 s
         /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB.
@@ -61,7 +64,8 @@ public final class Node: Sendable {
             forwardsBroadcasts: Bool = true,
             broadcastMemory: Int = 4096,
             advertisedAddress: SocketAddress? = nil,
-            logger: Logger = Logger(label: "pheromones.p2p")
+            logger: Logger = Logger(label: "pheromones.p2p"),
+            observer: (@Sendable (NodeEvent) -> Void)? = nil
         ) {
             self.name = name
             self.connectionType = connectionType
@@ -74,6 +78,7 @@ public final class Node: Sendable {
             self.broadcastMemory = broadcastMemory
             self.advertisedAddress = advertisedAddress
             self.logger = logger
+            self.observer = observer
         }
     }
 
@@ -202,6 +207,12 @@ public final class Node: Sendable {
     /// A snapshot of the routes: name, listening address, and whether a connection carries it.
     public var peers: [PeerInfo] {
         get async { (try? await onLoop { core in core.loop.makeSucceededFuture(core.peers()) }) ?? [] }
+    }
+
+    /// How many persistent connections are open, draining ones included (none in short mode,
+    /// whose connections last one message).
+    public var openConnectionCount: Int {
+        get async { (try? await onLoop { core in core.loop.makeSucceededFuture(core.openConnectionCount) }) ?? 0 }
     }
 
     /// The routes named `name` (names may repeat; each route has its own listening address).
@@ -333,17 +344,16 @@ public final class Node: Sendable {
     /// Runs `body` on the loop and awaits the future it returns; a loop that has stopped means the
     /// node has shut down.
     private func onLoop<Value: Sendable>(_ body: @escaping @Sendable (NodeCore) throws -> Future<Value>) async throws -> Value {
+        guard !isShutDown.load(ordering: .acquiring) else { throw P2PError.nodeShutDown }
         let core = core
+        // Two `get()`s rather than `flatSubmit`: `get()` needs nothing from the loop, so it returns
+        // even when the loop has stopped (a callback chained onto a future would wait for the loop).
+        let reply: Future<Value>
         do {
-            return try await eventLoop.flatSubmit {
-                do {
-                    return try body(core.value)
-                } catch {
-                    return core.loop.makeFailedFuture(error)
-                }
-            }.get()
+            reply = try await eventLoop.submit { try body(core.value) }.get()
         } catch EventLoopError.shutDown {
             throw P2PError.nodeShutDown
         }
+        return try await reply.get()
     }
 }

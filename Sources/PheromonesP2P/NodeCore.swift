@@ -234,6 +234,16 @@ final class NodeCore {
         run(table.remove(address), failure: .unknownPeer(selector.description))
     }
 
+    /// The open persistent connections, draining ones included.
+    var openConnectionCount: Int {
+        connections.values.filter { $0.isPersistent && $0.context?.channel.isActive == true }.count
+    }
+
+    /// Tells the observer, if any.
+    func report(_ event: NodeEvent) {
+        configuration.observer?(event)
+    }
+
     /// A snapshot of the routes, by name and then address.
     func peers() -> [PeerInfo] {
         loop.assertInEventLoop()
@@ -291,6 +301,7 @@ final class NodeCore {
     private func identify(_ stage: RouterStage, address: SocketAddress, name: String) {
         stage.routeAddress = address
         logger.debug("connection identified", metadata: ["name": "\(name)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
+        report(.connectionIdentified(PeerKey(name: table.routes[address]?.name ?? name, address: address), stage.facts.direction))
         run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.succeed(()) }
     }
@@ -306,6 +317,7 @@ final class NodeCore {
 
     func connectionClosed(_ stage: RouterStage) {
         guard connections.removeValue(forKey: stage.id) != nil else { return }
+        if stage.isPersistent { report(.connectionClosed(stage.routeAddress.map(key(of:)), stage.facts.direction)) }
         let reason = stage.closeReason ?? .connectFailed(address: stage.peerAddress, reason: "the connection closed before the peer identified itself")
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.fail(reason) }
         guard !isShutDown else { return }

@@ -36,6 +36,35 @@ public struct PeerInfo: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(key)\(isConnected ? " (connected)" : "")" }
 }
 
+/// Which side opened a connection.
+public enum ConnectionDirection: String, Sendable, Hashable {
+    /// This node dialed it.
+    case outbound
+    /// The peer dialed it and this node accepted it.
+    case inbound
+}
+
+/// What happened to a node's persistent connections, for an observer
+/// (``Node/Configuration/observer``): a transcript of the route table's decisions.
+public enum NodeEvent: Sendable, CustomStringConvertible {
+    /// A connection told who is at its other end and now belongs to the peer's route.
+    case connectionIdentified(PeerKey, ConnectionDirection)
+    /// A connection lost to another one to the same peer (or the peer asked): it sends nothing
+    /// new and closes once both ends are done.
+    case connectionDraining(PeerKey?, ConnectionDirection)
+    /// A connection closed.
+    case connectionClosed(PeerKey?, ConnectionDirection)
+
+    /// One line, for a transcript.
+    public var description: String {
+        switch self {
+        case .connectionIdentified(let peer, let direction): return "\(direction) connection to \(peer) identified"
+        case .connectionDraining(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") draining"
+        case .connectionClosed(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") closed"
+        }
+    }
+}
+
 /// Who a message is for: a route's name (which must be unique) or its listening address.
 public enum PeerSelector: Sendable, Hashable, CustomStringConvertible {
     /// The route with this name; several routes of the name make it ambiguous.

@@ -3,17 +3,10 @@ import Pheromones
 /// A connection's number within its node.
 typealias ConnectionID = Int
 
-/// Which side opened a connection.
-enum DialDirection: Sendable, Hashable {
-    /// This node dialed it.
-    case outbound
-    /// The peer dialed it and this node accepted it.
-    case inbound
-}
 
 /// What the route table needs to know about a connection to pick one of two for the same peer.
 struct ConnectionFacts: Sendable, Hashable {
-    var direction: DialDirection
+    var direction: ConnectionDirection
     /// The dialer's count of its dials when it made this one: the newer of two connections dialed
     /// by the same side has the larger generation, as seen from both ends (the dialer tells the
     /// acceptor in its hello).
@@ -302,7 +295,7 @@ struct RouteTable {
         guard let local = new.localAddress ?? old.localAddress, let peer = new.peerAddress ?? old.peerAddress else {
             return current
         }
-        let keep: DialDirection = local.precedes(peer) ? .outbound : .inbound
+        let keep: ConnectionDirection = local.precedes(peer) ? .outbound : .inbound
         return new.direction == keep ? candidate : current
     }
 

@@ -5,9 +5,11 @@ import Pheromones
 ///
 /// It owns what waits on the connection and matches answers to it:
 /// - **Short, dial side** (no protocol stage after it): writes the one request, hands the one reply
-///   (or nil, when the server closes without one) to the waiting dispatch, closes.
-/// - **Short, server side**: lets one request through to the protocol, writes its answer, closes
-///   once that is flushed (at once when there is none).
+///   to the waiting dispatch (nil for the "no reply follows" marker, or on the JSON wire for a
+///   server that closes without a reply), closes.
+/// - **Short, server side**: lets one request through to the protocol, writes its answer (on the
+///   native wire the marker when there is none), closes once that is flushed; on the JSON wire a
+///   request answered with nothing is closed at once, as there is no marker.
 /// - **Persistent**: every message goes to the protocol, whose answers come back through here.
 ///   On the native wire each message this side sends awaits exactly one answer (a reply, or the
 ///   "no reply follows" marker), so the stage always knows what it awaits and what it owes; a
@@ -32,7 +34,7 @@ final class RouterStage: ChannelDuplexHandler {
     enum Role: Sendable, Hashable {
         case shortServer
         case shortDial
-        case persistent(DialDirection)
+        case persistent(ConnectionDirection)
     }
 
     /// A message sent on this connection that awaits its answer.
@@ -93,7 +95,7 @@ final class RouterStage: ChannelDuplexHandler {
         routeAddress ?? dialedAddress ?? context?.channel.remoteAddress ?? .anyV4(port: 0)
     }
 
-    /// Whether this connection has been identified and is not being drained.
+    /// Whether this is a persistent connection (not a short one).
     var isPersistent: Bool {
         if case .persistent = role { return true }
         return false
@@ -133,9 +135,6 @@ final class RouterStage: ChannelDuplexHandler {
         isClosed = true
         timer?.cancel()
         timer = nil
-        if shortReply != nil, inputClosed {
-            completeShortReply(with: nil)
-        }
         failEverything(.connectionLost(peerAddress))
         core.connectionClosed(self)
         context.fireChannelInactive()
@@ -216,6 +215,7 @@ final class RouterStage: ChannelDuplexHandler {
     func drain() {
         guard !isDraining, !isClosed, let context else { return }
         isDraining = true
+        core.report(.connectionDraining(routeAddress.map(core.key(of:)), facts.direction))
         if isNative, isPersistent {
             context.writeAndFlush(ControlMessage.goAway(from: configuration.name))
         }
@@ -413,14 +413,15 @@ final class RouterStage: ChannelDuplexHandler {
 
     private func answerShortRequest(_ answer: Envelope, promise: Promise<Void>?, context: ChannelHandlerContext) {
         let request = owed.isEmpty ? nil : owed.removeFirst()
-        guard !answer.isNoReplyMarker else {
+        if answer.isNoReplyMarker, !isNative {
+            // The JSON wire has no marker: closing without a reply says it.
             promise?.succeed(())
             context.close()
             return
         }
         var reply = answer
         if isNative {
-            reply.messageID = core.nextMessageID()
+            reply.messageID = answer.isNoReplyMarker ? 0 : core.nextMessageID()
             reply.correlationID = request?.messageID ?? 0
         }
         let written = context.eventLoop.makePromise(of: Void.self)
@@ -460,7 +461,13 @@ final class RouterStage: ChannelDuplexHandler {
         inputClosed = true
         switch role {
         case .shortDial:
-            completeShortReply(with: nil)
+            // The native server always answers, if only with the marker, so an end of stream
+            // without one means the peer went away; the JSON wire cannot tell the two apart.
+            if isNative {
+                completeShortReply(failure: .connectionLost(peerAddress))
+            } else {
+                completeShortReply(with: nil)
+            }
             context.close()
         case .shortServer:
             if !requestSeen { context.close() }

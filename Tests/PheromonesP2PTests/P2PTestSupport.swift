@@ -92,6 +92,7 @@ struct ExampleNode: Sendable {
     let node: Node
     let address: SocketAddress
     let events: Recorder<ExampleProtocol.Event>
+    let connections: Recorder<NodeEvent>
 
     var name: String { node.name }
 
@@ -103,21 +104,29 @@ struct ExampleNode: Sendable {
         configure: (inout Node.Configuration) -> Void = { _ in }
     ) async throws -> ExampleNode {
         let events = Recorder<ExampleProtocol.Event>()
+        let connections = Recorder<NodeEvent>()
         var configuration = Node.Configuration(
             name: name, connectionType: connectionType, wire: wire,
             dialTimeout: .seconds(2), replyTimeout: .seconds(5), handOverTimeout: .seconds(5),
-            logger: testLogger("p2p.\(name)"))
+            logger: testLogger("p2p.\(name)"), observer: { connections.append($0) })
         configure(&configuration)
         let example = ExampleProtocol(observer: { events.append($0) }, logger: testLogger("example.\(name)"))
         let node = try Node(configuration: configuration, protocol: example, group: group)
         let address = try await node.listen(on: .loopbackV4(port: 0))
-        return ExampleNode(node: node, address: address, events: events)
+        return ExampleNode(node: node, address: address, events: events, connections: connections)
     }
 
     /// Waits until this node's protocol has seen `count` conversations finish.
     func waitForFinishedConversations(_ count: Int, within seconds: Int64 = 10) async throws {
         try await events.wait("\(count) finished conversations at \(name)", within: seconds, on: node.eventLoop) { events in
             events.filter { if case .conversationFinished = $0 { return true } else { return false } }.count >= count
+        }
+    }
+
+    /// Waits until `count` of this node's persistent connections have closed.
+    func waitForClosedConnections(_ count: Int, within seconds: Int64 = 10) async throws {
+        try await connections.wait("\(count) closed connections at \(name)", within: seconds, on: node.eventLoop) { events in
+            events.filter { if case .connectionClosed = $0 { return true } else { return false } }.count >= count
         }
     }
 
@@ -158,4 +167,87 @@ func ensureDescriptorLimit(atLeast count: Int) throws {
     guard limit.rlim_max >= rlim_t(count) else { throw XCTSkip("the descriptor limit \(limit.rlim_max) is below \(count)") }
     limit.rlim_cur = rlim_t(count)
     guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw XCTSkip("setrlimit failed") }
+}
+
+/// A gate async code can wait at until the test opens it.
+final class Gate: Sendable {
+    private let promise: Promise<Void>
+
+    init(loop: any EventLoop) {
+        promise = loop.makePromise(of: Void.self)
+    }
+
+    func open() { promise.trySucceed(()) }
+
+    func wait() async { try? await promise.futureResult.get() }
+}
+
+/// The example's transitions as an async protocol that holds its answer to `gatedOperation` until
+/// `gate` opens, recording each operation that reaches the gate: a peer that is busy, or stuck.
+struct GatedExample: AsyncPeerProtocol {
+    let gatedOperation: String
+    let gate: Gate
+    let arrivals: Recorder<String>
+
+    static let answers = [
+        "connectreq": "connectresp", "getreq": "getresp", "fetchreq": "fetchresp", "noticereq": "noticeresp",
+        "connectresp": "getreq", "getresp": "fetchreq", "fetchresp": "noticereq",
+    ]
+
+    func handle(_ message: Envelope, context: PeerContext) async throws -> Envelope? {
+        arrivals.append(message.operation)
+        if message.operation == gatedOperation { await gate.wait() }
+        guard let answer = Self.answers[message.operation] else { return nil }
+        return Envelope(name: context.localName, operation: answer)
+    }
+}
+
+/// A node running ``GatedExample``.
+func startGatedNode(
+    _ name: String, _ connectionType: ConnectionType, _ wire: WireFormat, gating operation: String, gate: Gate,
+    arrivals: Recorder<String>, group: MultiThreadedEventLoopGroup, configure: (inout Node.Configuration) -> Void = { _ in }
+) async throws -> (Node, SocketAddress) {
+    var configuration = Node.Configuration(name: name, connectionType: connectionType, wire: wire, logger: testLogger("p2p.\(name)"))
+    configure(&configuration)
+    let node = try Node(configuration: configuration, protocol: GatedExample(gatedOperation: operation, gate: gate, arrivals: arrivals), group: group)
+    let address = try await node.listen(on: .loopbackV4(port: 0))
+    return (node, address)
+}
+
+/// A socket that listens on 127.0.0.1 but never accepts: connecting succeeds (the kernel's
+/// backlog takes it), and nothing is ever answered.
+final class SilentListener: Sendable {
+    let address: SocketAddress
+    private let fd: CInt
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw TestTimedOut(what: "a socket") }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let bound = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(fd, 16) == 0 else { throw TestTimedOut(what: "bind/listen") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        address = .loopbackV4(port: Int(UInt16(bigEndian: sin.sin_port)))
+    }
+
+    func close() { _ = Glibc.close(fd) }
+}
+
+/// An address on 127.0.0.1 where nothing listens (a port just released).
+func deadAddress() throws -> SocketAddress {
+    let listener = try SilentListener()
+    listener.close()
+    return listener.address
+}
+
+/// Measures how long `body` takes.
+func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let value = try await body()
+    return (value, clock.now - start)
 }
