@@ -306,6 +306,11 @@ final class NodeCore {
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.succeed(()) }
     }
 
+    /// Whether a draining connection may shut its output (see ``RouteTable/awaitsSuccessor(_:)``).
+    func mayFinishDraining(_ stage: RouterStage) -> Bool {
+        isShutDown || !table.awaitsSuccessor(stage.id)
+    }
+
     func peerAskedToDrain(_ stage: RouterStage) {
         guard !isShutDown else { return }
         guard stage.routeAddress != nil else {
@@ -317,7 +322,10 @@ final class NodeCore {
 
     func connectionClosed(_ stage: RouterStage) {
         guard connections.removeValue(forKey: stage.id) != nil else { return }
-        if stage.isPersistent { report(.connectionClosed(stage.routeAddress.map(key(of:)), stage.facts.direction)) }
+        if stage.isPersistent {
+            logger.debug("connection closed", metadata: ["peer": "\(stage.peerAddress)", "direction": "\(stage.facts.direction)"])
+            report(.connectionClosed(stage.routeAddress.map(key(of:)), stage.facts.direction))
+        }
         let reason = stage.closeReason ?? .connectFailed(address: stage.peerAddress, reason: "the connection closed before the peer identified itself")
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.fail(reason) }
         guard !isShutDown else { return }
@@ -343,6 +351,8 @@ final class NodeCore {
                 failParked(for: address, with: failure)
             case .routeRemoved(let address):
                 failParked(for: address, with: failure)
+            case .resumeDrain(let connection):
+                connections[connection]?.resumeDrain()
             }
         }
     }

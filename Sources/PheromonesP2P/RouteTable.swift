@@ -78,6 +78,8 @@ struct RouteTable {
         case dialFailed(SocketAddress)
         /// The route was deleted: fail what parked on it.
         case routeRemoved(SocketAddress)
+        /// A draining connection that waited for its successor may finish now.
+        case resumeDrain(ConnectionID)
     }
 
     /// What to do with a message for a route.
@@ -121,6 +123,14 @@ struct RouteTable {
         case .connected(let connection): return .connection(connection)
         case .dialing, .retiring, .handingOver: return .park
         }
+    }
+
+    /// Whether `connection` is draining as its route's only connection: it then stays open until
+    /// a successor is known, so that the route never goes down in the middle of a simultaneous dial
+    /// (the peer may ask us to drain before our end has seen the connection that replaces it).
+    func awaitsSuccessor(_ connection: ConnectionID) -> Bool {
+        guard let address = routeOfConnection[connection], let route = routes[address] else { return false }
+        return route.state == .retiring(connection)
     }
 
     /// Whether the route has a connection that carries (or will carry) its traffic.
@@ -206,6 +216,7 @@ struct RouteTable {
             }
         case .retiring(let current):
             route.state = .handingOver(from: current, to: connection)
+            actions.append(.resumeDrain(current))
         case .handingOver(let old, let incoming):
             if incoming == connection || old == connection { break }
             if preferred(connection, over: incoming) == connection {

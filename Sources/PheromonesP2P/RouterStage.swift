@@ -95,6 +95,12 @@ final class RouterStage: ChannelDuplexHandler {
         routeAddress ?? dialedAddress ?? context?.channel.remoteAddress ?? .anyV4(port: 0)
     }
 
+    /// What waits on the connection fails with when it drops: a draining connection was being
+    /// replaced, whichever end gave up on it first.
+    private var droppedError: P2PError {
+        isDraining ? .connectionReplaced(peerAddress) : .connectionLost(peerAddress)
+    }
+
     /// Whether this is a persistent connection (not a short one).
     var isPersistent: Bool {
         if case .persistent = role { return true }
@@ -135,7 +141,7 @@ final class RouterStage: ChannelDuplexHandler {
         isClosed = true
         timer?.cancel()
         timer = nil
-        failEverything(.connectionLost(peerAddress))
+        failEverything(droppedError)
         core.connectionClosed(self)
         context.fireChannelInactive()
     }
@@ -215,6 +221,7 @@ final class RouterStage: ChannelDuplexHandler {
     func drain() {
         guard !isDraining, !isClosed, let context else { return }
         isDraining = true
+        logger.debug("draining a connection", metadata: ["peer": "\(peerAddress)", "direction": "\(facts.direction)"])
         core.report(.connectionDraining(routeAddress.map(core.key(of:)), facts.direction))
         if isNative, isPersistent {
             context.writeAndFlush(ControlMessage.goAway(from: configuration.name))
@@ -223,6 +230,11 @@ final class RouterStage: ChannelDuplexHandler {
             stage.logger.debug("a draining connection did not finish in time; closing", metadata: ["peer": "\(stage.peerAddress)"])
             stage.closeNow(.connectionReplaced(stage.peerAddress))
         }
+        shutOutputIfDrained()
+    }
+
+    /// Finishes draining if nothing holds the connection any more (its successor has arrived).
+    func resumeDrain() {
         shutOutputIfDrained()
     }
 
@@ -473,7 +485,7 @@ final class RouterStage: ChannelDuplexHandler {
             if !requestSeen { context.close() }
         case .persistent:
             // Nothing more can arrive, so nothing awaited will.
-            failAwaiting(.connectionLost(peerAddress))
+            failAwaiting(droppedError)
             if isDraining {
                 shutOutputIfDrained()
             } else {
@@ -482,12 +494,14 @@ final class RouterStage: ChannelDuplexHandler {
         }
     }
 
-    /// Shuts the output of a draining connection once this side awaits and owes nothing and the
-    /// peer has said it starts nothing new (its `goaway`, or its end of stream).
+    /// Shuts the output of a draining connection once this side awaits and owes nothing, the peer
+    /// has said it starts nothing new (its `goaway`, or its end of stream), and the route knows the
+    /// connection that replaces this one.
     private func shutOutputIfDrained() {
         guard isDraining, !outputShut, !isClosed, let context else { return }
         let peerStartsNothing = goAwayReceived || inputClosed || !isNative
         guard peerStartsNothing, awaiting.isEmpty, owed.isEmpty, currentJSONConversation == nil else { return }
+        guard core.mayFinishDraining(self) else { return }
         outputShut = true
         context.close(mode: .output)
     }

@@ -251,3 +251,13 @@ func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
     let value = try await body()
     return (value, clock.now - start)
 }
+
+/// What each open descriptor is (`fd -> target`), for leak reports; leaves out the descriptor
+/// that reads the directory.
+func openDescriptors() -> [String] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return names.sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }.compactMap { name in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)") else { return nil }
+        return "\(name) -> \(target)"
+    }
+}
