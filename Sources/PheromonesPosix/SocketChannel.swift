@@ -237,6 +237,13 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private func closeAfterHangUp() {
         if let code = try? Posix.socketError(fd), code != 0 {
             failAndClose(code == ECONNRESET ? ChannelError.connectionReset : IOError(errnoCode: code, function: "socket"))
+        } else if !inputClosed {
+            // Both directions are down (the peer's end of stream arrived and our output is shut), but
+            // bytes before that end of stream may still wait in the kernel, unread because the pipeline
+            // holds its reads back. The peer can send no more, so read them, up to the end of stream
+            // (which closes the channel), instead of dropping them, as SwiftNIO does. Without an error
+            // a hang-up always leaves something to read (bytes or the end), so this cannot spin.
+            readFromSocket()
         } else {
             close0(mode: .all, promise: nil)
         }
