@@ -365,9 +365,16 @@ private final class TimerHandle: @unchecked Sendable {
 extension EpollEventLoop: SerialExecutor, TaskExecutor {
     /// Runs a Swift concurrency job on the loop, so an actor whose executor is this loop, or a task
     /// started with `Task(executorPreference: loop)`, runs on the loop's thread with no hop.
+    ///
+    /// Once the loop has shut down, a job runs at once on the thread that enqueued it: the loop's
+    /// thread is gone, so nothing can run concurrently with it, and the task finishes instead of
+    /// hanging forever.
     public func enqueue(_ job: consuming ExecutorJob) {
         let unownedJob = UnownedJob(job)
-        execute { [self] in
+        let accepted = tryExecute { [self] in
+            unownedJob.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+        }
+        if !accepted {
             unownedJob.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
         }
     }

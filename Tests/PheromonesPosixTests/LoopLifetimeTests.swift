@@ -30,6 +30,16 @@ final class LoopLifetimeTests: XCTestCase {
         XCTAssertEqual(value, 41)
     }
 
+    func testAnActorOnALoopThatHasShutDownStillRunsItsMethodsInsteadOfHanging() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let counter = LoopCounter(loop: group.epollLoops[0])
+        let before = await counter.increment()
+        try await group.shutdownGracefully()
+
+        let after = await counter.increment()
+        XCTAssertEqual([before, after], [1, 2])
+    }
+
     func testConnectingFromAGroupThatHasShutDownFailsAtOnceWithShutDown() async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
         try await group.shutdownGracefully()
@@ -126,5 +136,22 @@ private final class ReplyCollector: Sendable {
             owner.reply.tryFail(ChannelError.connectionReset)
             context.fireChannelInactive()
         }
+    }
+}
+
+/// An actor isolated to an event loop.
+private actor LoopCounter {
+    private let loop: EpollEventLoop
+    private var count = 0
+
+    init(loop: EpollEventLoop) {
+        self.loop = loop
+    }
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+
+    func increment() -> Int {
+        count += 1
+        return count
     }
 }
