@@ -363,6 +363,7 @@ final class NodeCore {
     func dispatch(to address: SocketAddress, _ message: Envelope) -> Future<Envelope?> {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
+        let message = Self.pointToPoint(message)
         switch configuration.connectionType {
         case .short:
             return dialOnce(address, message)
@@ -378,7 +379,8 @@ final class NodeCore {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
         let promise = loop.makePromise(of: ConversationSummary.self)
-        submit(.conversation(message, Conversation(peer: key(of: address), promise: promise, loop: loop)), to: address)
+        let conversation = Conversation(peer: key(of: address), promise: promise, loop: loop)
+        submit(.conversation(Self.pointToPoint(message), conversation), to: address)
         return promise.futureResult
     }
 
@@ -390,6 +392,13 @@ final class NodeCore {
         return Future.whenAllComplete(replies, on: loop).map { results in
             Dictionary(uniqueKeysWithValues: zip(keys, results))
         }
+    }
+
+    /// `message` as a message for one peer: a hop limit would make the peer take it for a broadcast.
+    private static func pointToPoint(_ message: Envelope) -> Envelope {
+        var single = message
+        single.hopLimit = 0
+        return single
     }
 
     /// Floods `message` through the mesh; returns how many peers it was sent to.
@@ -474,7 +483,7 @@ final class NodeCore {
                 stage.sendRequest(message, reply: reply)
             case .failure(let error):
                 self.connections[id] = nil
-                reply.fail(P2PError.connectFailed(address: address, reason: "\(error)"))
+                reply.fail(self.isShutDown ? P2PError.nodeShutDown : P2PError.connectFailed(address: address, reason: "\(error)"))
             }
         }
         return reply.futureResult

@@ -50,6 +50,10 @@ final class RouterStage: ChannelDuplexHandler {
         var conversation: Conversation?
     }
 
+    /// The most messages a connection may leave unanswered in either direction; a peer that goes
+    /// past it is misbehaving (flooding, or never answering), and its connection is closed.
+    static let maximumPendingMessages = 1 << 16
+
     let id: ConnectionID
     let role: Role
     let core: NodeCore
@@ -150,6 +154,7 @@ final class RouterStage: ChannelDuplexHandler {
 
     /// Short dial side: writes the request and waits (at most the reply timeout) for one reply.
     func sendRequest(_ message: Envelope, reply: Promise<Envelope?>) {
+        core.loop.assertInEventLoop()
         guard let context, !isClosed else {
             reply.fail(P2PError.connectionLost(peerAddress))
             return
@@ -166,6 +171,7 @@ final class RouterStage: ChannelDuplexHandler {
     /// Persistent: sends `message` and completes `reply` with its answer (native), or once it is
     /// written (JSON, which cannot tell answers apart).
     func dispatch(_ message: Envelope, reply: Promise<Envelope?>) {
+        core.loop.assertInEventLoop()
         guard let context, !isClosed else {
             reply.fail(P2PError.connectionLost(peerAddress))
             return
@@ -190,6 +196,7 @@ final class RouterStage: ChannelDuplexHandler {
 
     /// Persistent: starts `conversation` with `message`.
     func start(_ conversation: Conversation, with message: Envelope) {
+        core.loop.assertInEventLoop()
         guard let context, !isClosed else {
             conversation.fail(P2PError.connectionLost(peerAddress))
             return
@@ -209,6 +216,7 @@ final class RouterStage: ChannelDuplexHandler {
     /// Persistent: sends `message` keeping its id (a broadcast), awaiting an answer only so the
     /// connection knows when it is idle.
     func sendOneWay(_ message: Envelope) {
+        core.loop.assertInEventLoop()
         guard let context, !isClosed else { return }
         if isNative {
             awaiting[message.messageID] = Expectation(dispatch: nil, conversation: nil, timer: nil)
@@ -219,6 +227,7 @@ final class RouterStage: ChannelDuplexHandler {
     /// Starts draining: nothing new goes out; the output shuts once both ends are done, and the
     /// connection is closed if that takes longer than the hand-over timeout.
     func drain() {
+        core.loop.assertInEventLoop()
         guard !isDraining, !isClosed, let context else { return }
         isDraining = true
         logger.debug("draining a connection", metadata: ["peer": "\(peerAddress)", "direction": "\(facts.direction)"])
@@ -235,11 +244,13 @@ final class RouterStage: ChannelDuplexHandler {
 
     /// Finishes draining if nothing holds the connection any more (its successor has arrived).
     func resumeDrain() {
+        core.loop.assertInEventLoop()
         shutOutputIfDrained()
     }
 
     /// Fails what waits on the connection with `error` and closes it.
     func closeNow(_ error: P2PError) {
+        core.loop.assertInEventLoop()
         guard !isClosed else { return }
         closeReason = closeReason ?? error
         failEverything(error)
@@ -269,7 +280,7 @@ final class RouterStage: ChannelDuplexHandler {
             return
         }
         // Anything else closes the connection (the decoder that raised it does so).
-        if isPersistent, !helloReceived {
+        if isPersistent, isNative, !helloReceived {
             closeReason = closeReason ?? .unknownProtocol("\(error)")
         }
         if role == .shortDial {
@@ -324,6 +335,10 @@ final class RouterStage: ChannelDuplexHandler {
         } else {
             conversation = currentJSONConversation
             conversation?.received(message)
+        }
+        guard owed.count < Self.maximumPendingMessages, awaiting.count < Self.maximumPendingMessages else {
+            closeNow(.mismatchedRequest("the peer leaves more than \(Self.maximumPendingMessages) messages unanswered"))
+            return
         }
         owed.append(OwedAnswer(messageID: message.messageID, conversation: conversation))
         context.fireChannelRead(message)
