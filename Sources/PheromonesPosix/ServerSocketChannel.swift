@@ -38,6 +38,8 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private let boundAddress: SocketAddress
     private let activeFlag = Atomic<Bool>(false)
     private var closed = false
+    /// How many times accepting paused for want of descriptors (loop-confined; for tests and metrics).
+    package private(set) var acceptPauses = 0
     /// The other listeners of a listener-per-loop server, closed with this one.
     private var siblings: [ServerSocketChannel] = []
     private var acceptPaused = false
@@ -116,6 +118,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private func pauseAccepting() {
         guard let token else { return }
         acceptPaused = true
+        acceptPauses += 1
         loop.setInterest([], for: token)
         loop.scheduleTask(in: options.acceptBackoff) { [self] in
             guard !closed else { return }
