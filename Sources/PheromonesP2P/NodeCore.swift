@@ -214,10 +214,15 @@ final class NodeCore {
             guard current == address else {
                 throw .wrongAddressKind("this connection already carries the route to \(current), not \(address)")
             }
-            guard table.routes[address]?.name != name else { throw .routeExists(name: name, address: address) }
+            // The hello bound the connection already; the protocol's first `addRoute` on it confirms
+            // that (as the original's first `AddRoute(name, conn)` succeeds), a second one finds it there.
+            let confirmed = stage.routeConfirmedByProtocol
+            stage.routeConfirmedByProtocol = true
+            guard !confirmed || table.routes[address]?.name != name else { throw .routeExists(name: name, address: address) }
             table.rename(address, to: name)
             return
         }
+        stage.routeConfirmedByProtocol = true
         stage.facts.peerAddress = address
         if stage.facts.localAddress == nil, let channel = stage.context?.channel {
             stage.facts.localAddress = advertisedAddress(for: channel)

@@ -43,6 +43,7 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The node has shut down.
     case nodeShutDown
 
+    /// A sentence saying what went wrong, for logs and messages.
     public var description: String {
         switch self {
         case .readTimeout(let peer):

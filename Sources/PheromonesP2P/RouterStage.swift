@@ -63,6 +63,8 @@ final class RouterStage: ChannelDuplexHandler {
     var facts: ConnectionFacts
     /// The route the connection carries, once it is known.
     var routeAddress: SocketAddress?
+    /// Whether the protocol has added this connection's route (``PeerContext/addRoute(name:address:)-(String,String)``).
+    var routeConfirmedByProtocol = false
     /// Why the stage closed the connection, if it did (a dial waiting on it fails with this).
     private(set) var closeReason: P2PError?
     private(set) var isClosed = false
@@ -447,6 +449,7 @@ final class RouterStage: ChannelDuplexHandler {
             return
         }
         var reply = answer
+        reply.hopLimit = 0
         if isNative {
             reply.messageID = answer.isNoReplyMarker ? 0 : core.nextMessageID()
             reply.correlationID = request?.messageID ?? 0

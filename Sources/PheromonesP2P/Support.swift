@@ -4,9 +4,9 @@ import Pheromones
 ///
 /// Unlike `LoopBound`, it can be made off the loop: the owner creates the object, hands it over
 /// here, and from then on reaches it only on the loop.
+// Unchecked: the object is handed over (`sending`) when the box is made, before the box is shared,
+// and is reachable afterwards only through `value`, which traps off `loop`.
 struct LoopConfined<Value: AnyObject>: @unchecked Sendable {
-    // Unchecked: the object is handed over (`sending`) when the box is made, before the box is
-    // shared, and is reachable afterwards only through `value`, which traps off `loop`.
     let loop: any EventLoop
     private let object: Value
 

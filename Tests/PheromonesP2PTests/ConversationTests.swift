@@ -40,6 +40,9 @@ final class ConversationTests: XCTestCase {
         XCTAssertEqual(first.received.map(\.name), ["yoghurt", "yoghurt", "yoghurt", "yoghurt"])
         try await luda.waitForFinishedConversations(1)
         XCTAssertEqual(yoghurt.handledOperations, ["connectreq", "getreq", "fetchreq", "noticereq"])
+        XCTAssertTrue(yoghurt.events.all.contains {
+            if case .routeAdded("yoghurt", "luda", "\(luda.address)") = $0 { return true } else { return false }
+        }, "the connect request added luda's route, as in the original")
 
         // The greeting gave yoghurt a route back to luda, keyed by luda's listening address.
         let yoghurtsPeers = await yoghurt.node.peers

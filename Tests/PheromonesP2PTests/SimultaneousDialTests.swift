@@ -103,8 +103,8 @@ final class SimultaneousDialTests: XCTestCase {
 }
 
 /// A loop the test must not keep alive.
+// Unchecked: the reference is only compared with nil, after the loop's thread has exited.
 struct WeakLoop: @unchecked Sendable {
-    // Unchecked: only compared with nil, after the loop's thread has exited.
     weak var loop: EpollEventLoop?
 
     init(_ loop: EpollEventLoop) { self.loop = loop }
