@@ -271,6 +271,13 @@ final class NodeCore {
         }
     }
 
+    /// The route a connection carries, named as it was when the connection was identified (the
+    /// route may be gone since).
+    func peerKey(of stage: RouterStage) -> PeerKey? {
+        guard let address = stage.routeAddress else { return nil }
+        return PeerKey(name: table.routes[address]?.name ?? stage.routeName, address: address)
+    }
+
     func key(of address: SocketAddress) -> PeerKey {
         PeerKey(name: table.routes[address]?.name ?? "", address: address)
     }
@@ -305,6 +312,7 @@ final class NodeCore {
 
     private func identify(_ stage: RouterStage, address: SocketAddress, name: String) {
         stage.routeAddress = address
+        stage.routeName = table.routes[address]?.name ?? name
         logger.debug("connection identified", metadata: ["name": "\(name)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
         report(.connectionIdentified(PeerKey(name: table.routes[address]?.name ?? name, address: address), stage.facts.direction))
         run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
@@ -329,7 +337,7 @@ final class NodeCore {
         guard connections.removeValue(forKey: stage.id) != nil else { return }
         if stage.isPersistent {
             logger.debug("connection closed", metadata: ["peer": "\(stage.peerAddress)", "direction": "\(stage.facts.direction)"])
-            report(.connectionClosed(stage.routeAddress.map(key(of:)), stage.facts.direction))
+            report(.connectionClosed(peerKey(of: stage), stage.facts.direction))
         }
         let reason = stage.closeReason ?? .connectFailed(address: stage.peerAddress, reason: "the connection closed before the peer identified itself")
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.fail(reason) }

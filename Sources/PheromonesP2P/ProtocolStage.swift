@@ -5,7 +5,8 @@ import Pheromones
 /// its answer back.
 ///
 /// An on-loop ``PeerProtocol`` is called right in `channelRead` (the fast path: the answer is
-/// written in the same turn and flushed at the end of the read batch). An ``AsyncPeerProtocol`` is
+/// written in the same turn and, on the native wire, flushed with the rest of the read batch; on
+/// the JSON wire each answer is flushed alone, as the Go original reads one message per read). An ``AsyncPeerProtocol`` is
 /// awaited in a task; messages that arrive meanwhile wait their turn, so each connection's
 /// messages are handled one at a time, in order.
 ///
@@ -37,6 +38,9 @@ public final class ProtocolStage: ChannelInboundHandler {
     private let logger: Logger
     /// Whether nil answers are written as markers (for a router to handle).
     private let writesNoReplyMarkers: Bool
+    /// Whether each answer is flushed on its own: the Go original reads one message per `Read`,
+    /// so on its JSON wire two answers must never share a write.
+    private let flushesEachAnswer: Bool
     private var queue: [Work] = []
     private var isBusy = false
     private var needsFlush = false
@@ -51,6 +55,7 @@ public final class ProtocolStage: ChannelInboundHandler {
         self.onAddRoute = nil
         self.logger = core.logger
         self.writesNoReplyMarkers = true
+        self.flushesEachAnswer = core.configuration.wire == .json
     }
 
     /// A stand-alone stage running `protocol` (for tests and custom pipelines); `onAddRoute` sees
@@ -68,6 +73,7 @@ public final class ProtocolStage: ChannelInboundHandler {
         self.onAddRoute = onAddRoute
         self.logger = logger
         self.writesNoReplyMarkers = false
+        self.flushesEachAnswer = true
     }
 
     /// Keeps the context, for answers that arrive after an await.
@@ -130,7 +136,7 @@ public final class ProtocolStage: ChannelInboundHandler {
                 reportFailure(error, of: work)
                 answer = nil
             }
-            respond(answer, flushNow: false)
+            respond(answer, flushNow: flushesEachAnswer)
         case .async(let peerProtocol):
             isBusy = true
             let bound = LoopBound(self, eventLoop: context.eventLoop)

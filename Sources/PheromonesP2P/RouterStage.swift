@@ -63,6 +63,8 @@ final class RouterStage: ChannelDuplexHandler {
     var facts: ConnectionFacts
     /// The route the connection carries, once it is known.
     var routeAddress: SocketAddress?
+    /// The route's name when the connection was identified.
+    var routeName = ""
     /// Whether the protocol has added this connection's route (``PeerContext/addRoute(name:address:)-(String,String)``).
     var routeConfirmedByProtocol = false
     /// Why the stage closed the connection, if it did (a dial waiting on it fails with this).
@@ -233,7 +235,7 @@ final class RouterStage: ChannelDuplexHandler {
         guard !isDraining, !isClosed, let context else { return }
         isDraining = true
         logger.debug("draining a connection", metadata: ["peer": "\(peerAddress)", "direction": "\(facts.direction)"])
-        core.report(.connectionDraining(routeAddress.map(core.key(of:)), facts.direction))
+        core.report(.connectionDraining(core.peerKey(of: self), facts.direction))
         if isNative, isPersistent {
             context.writeAndFlush(ControlMessage.goAway(from: configuration.name))
         }
