@@ -154,6 +154,9 @@ final class NodeCore {
     func add(name: String, address: SocketAddress) -> Future<Void> {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
+        guard !isOwnAddress(address) else {
+            return loop.makeFailedFuture(P2PError.wrongAddressKind("\(address) is this node's own listening address"))
+        }
         switch configuration.connectionType {
         case .short:
             do {
@@ -199,10 +202,16 @@ final class NodeCore {
         run(table.closed(connection), failure: reason)
     }
 
+    /// Whether `address` is where this node itself listens (a route to it would be a loop).
+    private func isOwnAddress(_ address: SocketAddress) -> Bool {
+        address == listeningAddress || address == configuration.advertisedAddress
+    }
+
     /// Adds a route from the protocol (``PeerContext/addRoute(name:address:)-(String,String)``).
     func addRoute(name: String, address: SocketAddress, over stage: RouterStage?) throws(P2PError) {
         loop.assertInEventLoop()
         guard !isShutDown else { throw .nodeShutDown }
+        guard !isOwnAddress(address) else { throw .wrongAddressKind("\(address) is this node's own listening address") }
         guard configuration.connectionType == .persistent else {
             try table.addAddress(name: name, address: address)
             return
@@ -285,6 +294,7 @@ final class NodeCore {
     // MARK: Connections (called by the stages)
 
     func helloReceived(_ hello: ControlMessage.Hello, on stage: RouterStage) {
+        loop.assertInEventLoop()
         guard !isShutDown else { return }
         switch stage.facts.direction {
         case .outbound:
@@ -305,6 +315,7 @@ final class NodeCore {
 
     /// A JSON-wire connection this node dialed is identified by the address dialed.
     func connectionIdentifiedByDial(_ stage: RouterStage) {
+        loop.assertInEventLoop()
         guard !isShutDown, let dialed = stage.dialedAddress, let channel = stage.context?.channel else { return }
         stage.facts.localAddress = advertisedAddress(for: channel)
         identify(stage, address: dialed, name: table.routes[dialed]?.name ?? "")
@@ -321,10 +332,12 @@ final class NodeCore {
 
     /// Whether a draining connection may shut its output (see ``RouteTable/awaitsSuccessor(_:)``).
     func mayFinishDraining(_ stage: RouterStage) -> Bool {
-        isShutDown || !table.awaitsSuccessor(stage.id)
+        loop.assertInEventLoop()
+        return isShutDown || !table.awaitsSuccessor(stage.id)
     }
 
     func peerAskedToDrain(_ stage: RouterStage) {
+        loop.assertInEventLoop()
         guard !isShutDown else { return }
         guard stage.routeAddress != nil else {
             stage.drain()
@@ -334,6 +347,7 @@ final class NodeCore {
     }
 
     func connectionClosed(_ stage: RouterStage) {
+        loop.assertInEventLoop()
         guard connections.removeValue(forKey: stage.id) != nil else { return }
         if stage.isPersistent {
             logger.debug("connection closed", metadata: ["peer": "\(stage.peerAddress)", "direction": "\(stage.facts.direction)"])
@@ -429,6 +443,7 @@ final class NodeCore {
     /// Records a broadcast that arrived on `stage`; returns false for a repeat. A new one is
     /// forwarded to every other route with its hop limit decreased, while the limit allows.
     func noteBroadcast(_ message: Envelope, from stage: RouterStage) -> Bool {
+        loop.assertInEventLoop()
         guard recentBroadcasts.insert(message.messageID) else { return false }
         if configuration.forwardsBroadcasts, message.hopLimit > 1, !isShutDown {
             var copy = message

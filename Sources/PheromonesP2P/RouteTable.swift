@@ -167,14 +167,18 @@ struct RouteTable {
     /// is already under way.
     mutating func beginDial(name: String, address: SocketAddress, connection: ConnectionID, facts connectionFacts: ConnectionFacts) -> DialDecision {
         var route = routes[address] ?? Route(name: name, address: address)
+        route.name = name
         switch route.state {
         case .dialing(let pending):
+            routes[address] = route
             return .join(pending)
         case .down:
-            route.name = name
             route.state = .dialing(connection)
         case .connected, .retiring, .handingOver:
-            if let pending = route.replacementDial { return .join(pending) }
+            if let pending = route.replacementDial {
+                routes[address] = route
+                return .join(pending)
+            }
             route.replacementDial = connection
         }
         routes[address] = route

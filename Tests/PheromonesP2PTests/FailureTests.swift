@@ -61,6 +61,22 @@ final class FailureTests: XCTestCase {
         }
     }
 
+    func testARouteToTheNodeItselfOrToAnAddressThatIsNotIPAndPortIsRefused() async throws {
+        let node = try await ExampleNode.start("self", .persistent, .native, group: group)
+        await assertThrows(P2PError.wrongAddressKind("\(node.address) is this node's own listening address")) {
+            try await node.node.add(peer: "self", address: node.address)
+        }
+        await assertThrows(P2PError.emptyAddress) { try await node.node.add(peer: "nobody", address: "") }
+        do {
+            try await node.node.add(peer: "host", address: "localhost:80")
+            XCTFail("a host name is not an ip:port")
+        } catch P2PError.wrongAddressKind {
+        }
+        let peers = await node.node.peers
+        XCTAssertEqual(peers, [])
+        await node.node.shutdown()
+    }
+
     // MARK: Dead and slow peers
 
     func testDispatchAllToShortPeersReportsTheDeadAndTheSlowAndCostsOnlyTheSlowOnesTimeout() async throws {
