@@ -12,7 +12,7 @@ import Pheromones
 ///
 /// In a node the stage follows a ``RouterStage``, which numbers the answers and matches them to
 /// requests; an answer of nil is written as the "no reply follows" marker for the router to send
-/// or drop. Stand-alone (``init(protocol:localName:connectionType:onAddRoute:)``), it sits right
+/// or drop. Stand-alone (``init(protocol:localName:connectionType:onAddRoute:logger:)``), it sits right
 /// after a wire's stages, and nil answers are simply not written: that is how the example
 /// protocol is tested on an `EmbeddedChannel`.
 ///

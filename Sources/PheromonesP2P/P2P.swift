@@ -1,1 +1,0 @@
-// The peer-to-peer layer lives in this module.
