@@ -39,10 +39,12 @@ struct RunOptions: ParsableArguments {
     /// if any measurement went wrong (the figures themselves are never judged).
     func run(_ rows: [Row]) throws {
         let timing = timing
+        let loadBefore = RunDescription.loadAverage()
         let measurements = Runner(loops: loops, rounds: timing.rounds).run(rows)
         let settings = RunDescription(
             rounds: timing.rounds, warmupSeconds: timing.warmup, durationSeconds: timing.duration,
-            serverLoops: loops, verify: verify)
+            serverLoops: loops, verify: verify,
+            loadAverageBefore: loadBefore, loadAverageAfter: RunDescription.loadAverage())
         let report = Report(rows: rows, measurements: measurements, settings: settings)
         print(report.table())
         if let json { try report.writeJSON(to: json) }

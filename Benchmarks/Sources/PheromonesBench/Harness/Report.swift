@@ -36,13 +36,22 @@ struct MachineDescription: Codable, Sendable {
     }
 }
 
-/// The settings a run used.
+/// The settings a run used, and how busy the machine was around it.
 struct RunDescription: Codable, Sendable {
     var rounds: Int
     var warmupSeconds: Double
     var durationSeconds: Double
     var serverLoops: Int
     var verify: Bool
+    /// The 1-minute load average before the first measurement and after the last: other work on
+    /// the machine shows here (the run itself adds about 2 on a busy row).
+    var loadAverageBefore: Double?
+    var loadAverageAfter: Double?
+
+    /// The 1-minute load average, from `/proc/loadavg`.
+    static func loadAverage() -> Double? {
+        ProcessStats.readFile("/proc/loadavg")?.split(separator: " ").first.flatMap { Double($0) }
+    }
 }
 
 /// The results of a run: a readable table and a JSON document with one object per row and server.
@@ -97,7 +106,9 @@ extension Report {
         text += "\(machine.system), Linux \(machine.kernel); \(machine.date)\n"
         text += "Rounds: \(settings.rounds) per server, alternating; \(settings.warmupSeconds) s warm-up, "
         text += "\(settings.durationSeconds) s measured; \(settings.serverLoops) server loop(s)"
-        text += settings.verify ? "; every reply byte verified\n" : "\n"
+        text += settings.verify ? "; every reply byte verified" : ""
+        text += "; load average \(Self.format(settings.loadAverageBefore)) before, "
+        text += "\(Self.format(settings.loadAverageAfter)) after\n"
         text += "ours/NIO is the ratio of medians: above 1 is better for msg/s, MB/s and answered; "
         text += "below 1 is better for latency, seconds, CPU and memory.\n"
         var scenarios: [Scenario] = []
@@ -134,6 +145,10 @@ extension Report {
             text += "| \(report.row) | ours/NIO | " + ratios.joined(separator: " | ") + " |\n"
         }
         return text
+    }
+
+    private static func format(_ loadAverage: Double?) -> String {
+        loadAverage.map { NumberText.format($0, decimals: 2) } ?? "?"
     }
 
     private func cell(_ spread: Spread, _ metric: Metric) -> String {

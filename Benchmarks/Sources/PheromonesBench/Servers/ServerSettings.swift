@@ -22,7 +22,8 @@ enum ReadyLine {
     static let marker = "listening on port "
 
     static func print(_ implementation: Implementation, _ settings: ServerSettings, port: Int) {
-        Swift.print("\(implementation.rawValue) \(settings.proto.rawValue) server \(marker)\(port) (\(settings.host), \(settings.loops) loop(s))")
+        let server = "\(implementation.rawValue) \(settings.proto.rawValue) server"
+        Swift.print("\(server) \(marker)\(port) (\(settings.host), \(settings.loops) loop(s))")
         fflush(nil)  // all streams: stdout is a pipe when the harness reads it
     }
 
