@@ -269,14 +269,16 @@ public final class ByteToMessageHandler<Decoder: ByteToMessageDecoder>: ChannelI
     @inline(__always)
     private func decodeLoop(context: ChannelHandlerContext, buffer: inout ByteBuffer) -> Bool {
         while true {
-            let message: Decoder.InboundOut?
+            let message: Decoder.InboundOut
             do {
-                message = try decoder.decode(buffer: &buffer)
+                // Bound straight from the call's result, which the binding takes over: unwrapping a
+                // stored optional would copy the message (a retain and a release per message).
+                guard let decoded = try decoder.decode(buffer: &buffer) else { return true }
+                message = decoded
             } catch {
                 fail(context: context, error: error)
                 return false
             }
-            guard let message else { return true }
             context.fireChannelRead(message)
             guard state == .decoding, !context.isRemoved else { return false }
         }
