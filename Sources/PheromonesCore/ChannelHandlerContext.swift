@@ -20,10 +20,26 @@ public class ChannelHandlerContext {
     /// Whether the handler has been removed from the pipeline.
     @exclusivity(unchecked) public internal(set) var isRemoved = false
 
+    // The links to the next stages are unretained, and events are passed along them as guaranteed
+    // references: a strong (or `unowned(unsafe)`) load would retain and release the next context on
+    // every hop. Safe because the pipeline always owns every context, live or removed: it hands a
+    // removed one to its graveyard before letting go of it, and keeps it there until the loop's next
+    // turn, when no event can be inside it.
     /// The next handler toward the tail that handles inbound events.
-    @exclusivity(unchecked) @usableFromInline unowned(unsafe) var nextInbound: ChannelHandlerContext?
+    @exclusivity(unchecked) @usableFromInline var nextInboundLink: Unmanaged<ChannelHandlerContext>?
     /// The next handler toward the head that handles outbound operations.
-    @exclusivity(unchecked) @usableFromInline unowned(unsafe) var nextOutbound: ChannelHandlerContext?
+    @exclusivity(unchecked) @usableFromInline var nextOutboundLink: Unmanaged<ChannelHandlerContext>?
+
+    /// The next handler toward the tail that handles inbound events.
+    final var nextInbound: ChannelHandlerContext? {
+        get { nextInboundLink?.takeUnretainedValue() }
+        set { nextInboundLink = newValue.map { Unmanaged.passUnretained($0) } }
+    }
+    /// The next handler toward the head that handles outbound operations.
+    final var nextOutbound: ChannelHandlerContext? {
+        get { nextOutboundLink?.takeUnretainedValue() }
+        set { nextOutboundLink = newValue.map { Unmanaged.passUnretained($0) } }
+    }
 
     /// The identity of the message type this stage reads, or nil when it takes any type unchanged.
     @usableFromInline let inboundInID: ObjectIdentifier?
@@ -55,19 +71,21 @@ public class ChannelHandlerContext {
     // MARK: Inbound events, fired toward the tail
 
     /// Tells the next inbound handler that the channel was registered.
-    @inlinable public func fireChannelRegistered() { nextInbound?.invokeChannelRegistered() }
+    @inlinable public func fireChannelRegistered() { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeChannelRegistered() } }
     /// Tells the next inbound handler that the channel is active.
-    @inlinable public func fireChannelActive() { nextInbound?.invokeChannelActive() }
+    @inlinable public func fireChannelActive() { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeChannelActive() } }
     /// Tells the next inbound handler that the channel is inactive.
-    @inlinable public func fireChannelInactive() { nextInbound?.invokeChannelInactive() }
+    @inlinable public func fireChannelInactive() { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeChannelInactive() } }
     /// Tells the next inbound handler that a read batch completed.
-    @inlinable public func fireChannelReadComplete() { nextInbound?.invokeChannelReadComplete() }
+    @inlinable public func fireChannelReadComplete() { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeChannelReadComplete() } }
     /// Passes an error to the next inbound handler.
-    @inlinable public func fireErrorCaught(_ error: any Error) { nextInbound?.invokeErrorCaught(error) }
+    @inlinable public func fireErrorCaught(_ error: any Error) { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeErrorCaught(error) } }
     /// Passes a user event to the next inbound handler.
-    @inlinable public func fireUserInboundEventTriggered(_ event: Any) { nextInbound?.invokeUserInboundEventTriggered(event) }
+    @inlinable public func fireUserInboundEventTriggered(_ event: Any) {
+        nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeUserInboundEventTriggered(event) }
+    }
     /// Tells the next inbound handler that writability changed.
-    @inlinable public func fireChannelWritabilityChanged() { nextInbound?.invokeChannelWritabilityChanged() }
+    @inlinable public func fireChannelWritabilityChanged() { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeChannelWritabilityChanged() } }
 
     /// Passes a message to the next inbound handler.
     ///
@@ -75,11 +93,12 @@ public class ChannelHandlerContext {
     /// it was configured). A mismatch is reported to the next stage as an error and the message dropped.
     @inlinable
     public func fireChannelRead<Message>(_ data: Message) {
-        guard let next = nextInbound else { return }
-        if next.inboundInID == ObjectIdentifier(Message.self) {
-            next.invokeChannelRead(data)
-        } else {
-            next.invokeChannelReadChecked(data, from: self)
+        nextInboundLink?._withUnsafeGuaranteedRef { next in
+            if next.inboundInID == ObjectIdentifier(Message.self) {
+                next.invokeChannelRead(data)
+            } else {
+                next.invokeChannelReadChecked(data, from: self)
+            }
         }
     }
 
@@ -91,14 +110,16 @@ public class ChannelHandlerContext {
     /// ``ChannelPipelineError/messageTypeMismatch(_:)``.
     @inlinable
     public func write<Message>(_ data: Message, promise: Promise<Void>? = nil) {
-        guard let next = nextOutbound else {
+        guard let link = nextOutboundLink else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        if next.outboundInID == ObjectIdentifier(Message.self) {
-            next.invokeWrite(data, promise: promise)
-        } else {
-            next.invokeWriteChecked(data, promise: promise, from: self)
+        link._withUnsafeGuaranteedRef { next in
+            if next.outboundInID == ObjectIdentifier(Message.self) {
+                next.invokeWrite(data, promise: promise)
+            } else {
+                next.invokeWriteChecked(data, promise: promise, from: self)
+            }
         }
     }
 
@@ -110,9 +131,9 @@ public class ChannelHandlerContext {
     }
 
     /// Asks the next outbound handler to send what is queued.
-    @inlinable public func flush() { nextOutbound?.invokeFlush() }
+    @inlinable public func flush() { nextOutboundLink?._withUnsafeGuaranteedRef { $0.invokeFlush() } }
     /// Asks for more input (when auto-read is off).
-    @inlinable public func read() { nextOutbound?.invokeRead() }
+    @inlinable public func read() { nextOutboundLink?._withUnsafeGuaranteedRef { $0.invokeRead() } }
 
     /// Closes the channel, or one direction of it.
     public func close(mode: CloseMode = .all, promise: Promise<Void>? = nil) {

@@ -126,12 +126,14 @@ public final class ChannelPipeline: @unchecked Sendable {
         guard !context.isRemoved, let index = contexts.firstIndex(where: { $0 === context }) else {
             throw .notFound(context.name)
         }
-        contexts.remove(at: index)
+        // Held here until `retire` hands it to the graveyard: an event may be inside it right now,
+        // and the links that event travels along do not retain it.
+        let removed = contexts.remove(at: index)
         if let mismatch = typeMismatch() {
-            contexts.insert(context, at: index)
+            contexts.insert(removed, at: index)
             throw mismatch
         }
-        retire(context)
+        retire(removed)
     }
 
     /// Removes every handler (after the channel closed), breaking reference cycles between handlers
