@@ -130,8 +130,11 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private func hand(_ childFD: CInt, to childLoop: EpollEventLoop) {
         if childLoop === loop {
             startChild(childFD, on: childLoop)
-        } else {
-            childLoop.execute { [self] in startChild(childFD, on: childLoop) }
+        } else if !childLoop.tryExecute({ [self] in startChild(childFD, on: childLoop) }) {
+            // The child group has shut down: nobody will serve the connection, so close it rather
+            // than leak its descriptor (and leave the peer waiting on it).
+            loop.logger.debug("the child loop has shut down: closing an accepted connection")
+            try? Posix.close(childFD)
         }
     }
 

@@ -1,10 +1,12 @@
+import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
 import Synchronization
 import XCTest
 
 /// What happens at the edges of a loop's life: futures completed after their loop exited, connects
-/// from a group that has shut down, and servers with one listener per loop.
+/// from a group that has shut down, connections accepted for one, and servers with one listener per
+/// loop.
 final class LoopLifetimeTests: XCTestCase {
     func testGetReturnsWhenThePromiseIsCompletedFromAnotherThreadAfterItsLoopExited() async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -50,6 +52,34 @@ final class LoopLifetimeTests: XCTestCase {
         } catch EventLoopError.shutDown {
             // expected
         }
+    }
+
+    func testAConnectionAcceptedForAChildGroupThatHasShutDownIsClosedInsteadOfLeaked() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let childGroup = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await ServerBootstrap(group: group, childGroup: childGroup).bind(host: "127.0.0.1", port: 0)
+        guard case .v4(let address) = try XCTUnwrap(server.localAddress) else { return XCTFail("not IPv4") }
+        try await childGroup.shutdownGracefully()
+
+        // A plain blocking socket, so the test sees exactly what the peer of such a server sees.
+        let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var peer = address.sockaddrIn
+        let connected = withUnsafePointer(to: &peer) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        XCTAssertEqual(connected, 0, "connect: errno \(errno)")
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        let count = read(fd, &byte, 1)
+        XCTAssertEqual(count, 0, "the server closes the connection it cannot serve (read: errno \(errno))")
+
+        try await server.close().get()
+        try await group.shutdownGracefully()
     }
 
     func testAListenerPerLoopServerEchoesOnEveryLoopAndClosesAllItsListenersTogether() async throws {
