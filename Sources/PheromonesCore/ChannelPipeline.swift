@@ -12,10 +12,9 @@
 /// A pipeline is confined to its channel's event loop: call its methods from that loop (handlers
 /// and channel initializers already run there). To change a pipeline from another thread, go
 /// through the loop: `channel.eventLoop.submit { try channel.pipeline.addHandler(MyHandler()) }`.
+// Sendable only so that `Channel` (which is) can expose it: every method asserts that it runs
+// on `eventLoop`, the one thread that touches the stages.
 public final class ChannelPipeline: @unchecked Sendable {
-    // Sendable only so that `Channel` (which is) can expose it: every method asserts that it runs
-    // on `eventLoop`, the one thread that touches the stages.
-
     /// Where to insert a handler.
     public enum Position: Sendable {
         /// Next to the head (first to see inbound events, last to see outbound operations).

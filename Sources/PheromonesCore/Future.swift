@@ -7,9 +7,9 @@ import Synchronization
 /// async code await the result from any thread.
 ///
 /// Futures are not on the per-message hot path: a write without a promise creates none.
+// Safe to share: `state` is only read and written under its `Mutex`, and callbacks are only
+// invoked on `eventLoop` (or inline for `get()`, whose continuation is thread-safe).
 public final class Future<Value>: @unchecked Sendable {
-    // Safe to share: `state` is only read and written under its `Mutex`, and callbacks are only
-    // invoked on `eventLoop` (or inline for `get()`, whose continuation is thread-safe).
     /// The loop on which this future's callbacks run.
     public let eventLoop: any EventLoop
 
@@ -283,8 +283,8 @@ extension Future {
 /// Used where the compiler cannot see that ownership moves with the value (a result handed from the
 /// completing thread to the loop, callbacks taken out from under a lock).
 @usableFromInline
+// Safe: each use hands the wrapped value over; the sender keeps no access to it afterwards.
 struct UnsafeTransfer<Wrapped>: @unchecked Sendable {
-    // Safe: each use hands the wrapped value over; the sender keeps no access to it afterwards.
     @usableFromInline var value: Wrapped
     @inlinable init(_ value: Wrapped) { self.value = value }
 }

@@ -8,8 +8,8 @@
 /// let bound = LoopBound((self, context), eventLoop: context.eventLoop)
 /// context.eventLoop.scheduleTask(in: .seconds(5)) { bound.value.0.timeout(context: bound.value.1) }
 /// ```
+// Unchecked: `value` is only reachable through accessors that check `eventLoop.inEventLoop`.
 public struct LoopBound<Value>: @unchecked Sendable {
-    // Unchecked: `value` is only reachable through accessors that check `eventLoop.inEventLoop`.
     /// The loop the value belongs to.
     public let eventLoop: any EventLoop
     @usableFromInline var storage: Value

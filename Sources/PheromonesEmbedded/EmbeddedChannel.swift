@@ -10,9 +10,8 @@ import PheromonesCore
 /// through ``loop``'s ``EmbeddedEventLoop/advanceTime(by:)``.
 ///
 /// Unlike socket channels, the embedded channel carries messages of any type at both ends.
+// Unchecked: an embedded channel is confined to the test's thread, like its embedded loop.
 public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
-    // Unchecked: an embedded channel is confined to the test's thread, like its embedded loop.
-
     /// The channel's loop.
     public let loop: EmbeddedEventLoop
     private var pipelineStorage: ChannelPipeline!

@@ -9,9 +9,9 @@ import PheromonesCore
 /// deterministic: a 30-second idle timeout is tested in microseconds.
 ///
 /// The loop is confined to the test's thread, and ``inEventLoop`` is always true.
+// Unchecked: an embedded loop belongs to the single thread of the test that drives it; like
+// SwiftNIO's EmbeddedEventLoop it is not safe to use from several threads.
 public final class EmbeddedEventLoop: EventLoop, @unchecked Sendable {
-    // Unchecked: an embedded loop belongs to the single thread of the test that drives it; like
-    // SwiftNIO's EmbeddedEventLoop it is not safe to use from several threads.
     private var tasks: Deque<() -> Void> = []
     private var timers = TimerHeap()
     private var virtualNow: Deadline
@@ -98,8 +98,8 @@ public final class EmbeddedEventLoop: EventLoop, @unchecked Sendable {
 }
 
 /// Lets a `Scheduled` handle (which is `Sendable`) cancel an entry of a loop-confined heap.
+// Unchecked: embedded loops run on the test's single thread, so the entry is never shared.
 private struct UnsafeEntry: @unchecked Sendable {
-    // Unchecked: embedded loops run on the test's single thread, so the entry is never shared.
     let entry: TimerEntry
     let loop: EmbeddedEventLoop
     func cancel() { loop.cancel(entry) }

@@ -16,11 +16,10 @@ import Synchronization
 ///    check the generation, and tell its channel it can read and/or write.
 ///
 /// Loops are created by a ``MultiThreadedEventLoopGroup``. Channels never move between loops.
+// Unchecked: the loop-confined state below (registrations, local tasks, timers, buffers) is only
+// touched on the loop's thread, which every entry point checks (`assertInEventLoop`); what other
+// threads reach is the `inbox` (a Mutex), `state` and `threadID` (atomics) and the `waker`.
 public final class EpollEventLoop: EventLoop, @unchecked Sendable {
-    // Unchecked: the loop-confined state below (registrations, local tasks, timers, buffers) is only
-    // touched on the loop's thread, which every entry point checks (`assertInEventLoop`); what other
-    // threads reach is the `inbox` (a Mutex), `state` and `threadID` (atomics) and the `waker`.
-
     private enum LifeCycle: UInt8, AtomicRepresentable {
         case running, shuttingDown, shutDown
     }
@@ -53,8 +52,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     @exclusivity(unchecked) private var spareInbox: Deque<@Sendable () -> Void> = []
     @exclusivity(unchecked) private var timers = TimerHeap()
 
+    // Unchecked: holds `@Sendable` closures only; the struct is only touched under the mutex.
     private struct Inbox: @unchecked Sendable {
-        // Unchecked: holds `@Sendable` closures only; the struct is only touched under the mutex.
         var tasks: Deque<@Sendable () -> Void> = []
         var closed = false
     }
@@ -353,9 +352,9 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
 }
 
 /// Lets a cancellation (from any thread) find its timer, which only the loop's thread touches.
+// Unchecked: `entry` and `isCancelled` are read and written only on the loop's thread (both the
+// insertion and the cancellation run there).
 private final class TimerHandle: @unchecked Sendable {
-    // Unchecked: `entry` and `isCancelled` are read and written only on the loop's thread (both the
-    // insertion and the cancellation run there).
     var entry: TimerEntry?
     var isCancelled = false
 }

@@ -64,8 +64,8 @@ private final class LoopThread: Sendable {
     private let handle: Mutex<pthread_t?> = Mutex(nil)
     private let lifecycle = Mutex(Lifecycle())
 
+    // Unchecked: only touched under the mutex; the continuations are resumed exactly once.
     private struct Lifecycle: @unchecked Sendable {
-        // Unchecked: only touched under the mutex; the continuations are resumed exactly once.
         var running = false
         var exited = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []

@@ -10,10 +10,9 @@ import Synchronization
 /// connections cannot starve established ones. When the process runs out of descriptors
 /// (`EMFILE`/`ENFILE`) the listener stops accepting for ``ServerSocketOptions/acceptBackoff`` instead
 /// of spinning on the connection it cannot take, and resumes by itself once descriptors free up.
+// Unchecked: mutable state is touched only on `loop`'s thread; `activeFlag` is atomic and
+// `boundAddress` is written once before the channel is published.
 public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
-    // Unchecked: mutable state is touched only on `loop`'s thread; `activeFlag` is atomic and
-    // `boundAddress` is written once before the channel is published.
-
     /// Installs a new connection's handlers; runs on the connection's loop.
     public typealias ChildInitializer = @Sendable (SocketChannel) throws -> Void
 

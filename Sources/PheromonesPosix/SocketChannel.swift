@@ -19,10 +19,9 @@ import Synchronization
 ///   channel reading, and the kernel's buffers then push back on the peer.
 ///
 /// All state is confined to the loop; the `Channel` members that other threads may call hop there.
+// Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
+// except `activeFlag`/`writableFlag` (atomics) and `addresses` (a mutex), which other threads read.
 public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
-    // Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
-    // except `activeFlag`/`writableFlag` (atomics) and `addresses` (a mutex), which other threads read.
-
     private enum State {
         /// Created, handlers being installed; not yet in epoll.
         case fresh

@@ -17,9 +17,9 @@ import Synchronization
 final class InboundBuffer<Element: Sendable>: Sendable {
     typealias Reader = @Sendable () -> Void
 
+    // Unchecked: lives only inside `state`'s mutex; `waiter` is resumed exactly once, after
+    // unlocking, by whoever took it out.
     private struct State: @unchecked Sendable {
-        // Unchecked: lives only inside `state`'s mutex; `waiter` is resumed exactly once, after
-        // unlocking, by whoever took it out.
         var messages: Deque<Element> = []
         /// The consumer suspended in `next`. Only set while `messages` is empty and `ending` is nil.
         var waiter: CheckedContinuation<Element?, any Error>?
