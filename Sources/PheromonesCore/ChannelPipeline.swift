@@ -199,21 +199,21 @@ public final class ChannelPipeline: @unchecked Sendable {
     // MARK: Inbound events, from the transport
 
     /// Fires `channelRegistered` from the head.
-    public func fireChannelRegistered() { head.fireChannelRegistered() }
+    public func fireChannelRegistered() { headContext.fireChannelRegistered() }
     /// Fires `channelActive` from the head.
-    public func fireChannelActive() { head.fireChannelActive() }
+    public func fireChannelActive() { headContext.fireChannelActive() }
     /// Fires `channelInactive` from the head.
-    public func fireChannelInactive() { head.fireChannelInactive() }
+    public func fireChannelInactive() { headContext.fireChannelInactive() }
     /// Fires `channelRead` from the head.
     @inlinable public func fireChannelRead<Message>(_ data: Message) { headContext.fireChannelRead(data) }
     /// Fires `channelReadComplete` from the head.
-    public func fireChannelReadComplete() { head.fireChannelReadComplete() }
+    public func fireChannelReadComplete() { headContext.fireChannelReadComplete() }
     /// Fires `errorCaught` from the head.
-    public func fireErrorCaught(_ error: any Error) { head.fireErrorCaught(error) }
+    public func fireErrorCaught(_ error: any Error) { headContext.fireErrorCaught(error) }
     /// Fires `userInboundEventTriggered` from the head.
-    public func fireUserInboundEventTriggered(_ event: Any) { head.fireUserInboundEventTriggered(event) }
+    public func fireUserInboundEventTriggered(_ event: Any) { headContext.fireUserInboundEventTriggered(event) }
     /// Fires `channelWritabilityChanged` from the head.
-    public func fireChannelWritabilityChanged() { head.fireChannelWritabilityChanged() }
+    public func fireChannelWritabilityChanged() { headContext.fireChannelWritabilityChanged() }
 
     // MARK: Outbound operations, from the application
 
@@ -224,22 +224,30 @@ public final class ChannelPipeline: @unchecked Sendable {
         tailContext.writeAndFlush(data, promise: promise)
     }
     /// Flushes from the tail.
-    public func flush() { tail.flush() }
+    public func flush() { tailContext.flush() }
     /// Requests input from the tail.
-    public func read() { tail.read() }
+    public func read() { tailContext.read() }
     /// Closes from the tail.
-    public func close(mode: CloseMode = .all, promise: Promise<Void>? = nil) { tail.close(mode: mode, promise: promise) }
+    public func close(mode: CloseMode = .all, promise: Promise<Void>? = nil) { tailContext.close(mode: mode, promise: promise) }
     /// Binds from the tail.
-    public func bind(to address: SocketAddress, promise: Promise<Void>? = nil) { tail.bind(to: address, promise: promise) }
+    public func bind(to address: SocketAddress, promise: Promise<Void>? = nil) { tailContext.bind(to: address, promise: promise) }
     /// Connects from the tail.
-    public func connect(to address: SocketAddress, promise: Promise<Void>? = nil) { tail.connect(to: address, promise: promise) }
+    public func connect(to address: SocketAddress, promise: Promise<Void>? = nil) { tailContext.connect(to: address, promise: promise) }
     /// Sends a user event from the tail.
     public func triggerUserOutboundEvent(_ event: Any, promise: Promise<Void>? = nil) {
-        tail.triggerUserOutboundEvent(event, promise: promise)
+        tailContext.triggerUserOutboundEvent(event, promise: promise)
     }
 
-    @usableFromInline var headContext: ChannelHandlerContext { head }
-    @usableFromInline var tailContext: ChannelHandlerContext { tail }
+    /// Where inbound events enter; checks that they do so on the loop.
+    @usableFromInline var headContext: ChannelHandlerContext {
+        eventLoop.assertInEventLoop()
+        return head
+    }
+    /// Where outbound operations enter; checks that they do so on the loop.
+    @usableFromInline var tailContext: ChannelHandlerContext {
+        eventLoop.assertInEventLoop()
+        return tail
+    }
 
     // MARK: Structure
 
