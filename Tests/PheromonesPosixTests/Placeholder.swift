@@ -1,5 +1,0 @@
-import XCTest
-
-final class PheromonesPosixTestsPlaceholder: XCTestCase {
-    func testNothingYet() {}
-}
