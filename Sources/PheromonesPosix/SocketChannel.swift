@@ -113,6 +113,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     /// starts reading if auto-read is on.
     func becomeActive() {
         state = .active
+        // Drop the write interest a connect waited with: `flush0` reads it as "the socket is full",
+        // and would hold back what `channelActive` sends until the next turn.
+        updateInterest()
         activeFlag.store(true, ordering: .relaxed)
         let local = try? Posix.localAddress(fd)
         let remote = (try? Posix.remoteAddress(fd)) ?? connectTarget

@@ -359,6 +359,20 @@ final class TCPChannelTests: XCTestCase {
         try await group.shutdownGracefully()
     }
 
+    func testWhatAClientWritesInChannelActiveGoesOutAtOnceNotAfterAnotherLoopTurn() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let serverLog = ServerLog()
+        let server = try await echoServer(group: group, log: serverLog)
+        let sentAtOnce = SharedCounter()
+        let client = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in try channel.pipeline.addHandler(GreetsOnActive(sentAtOnce: sentAtOnce)) }
+            .connect(to: try XCTUnwrap(server.localAddress)).get(within: 10)
+
+        XCTAssertEqual(sentAtOnce.value, 1, "the greeting's write promise was still pending when writeAndFlush returned")
+        try await client.close().get(within: 10)
+        try await group.shutdownGracefully()
+    }
+
     // MARK: Framing
 
     func testTheLengthFramedPipelineEchoesOneThousandFramesOfRandomSizes() async throws {
@@ -692,6 +706,24 @@ final class Recorder: ChannelInboundHandler {
 }
 
 /// Writes back every message it reads, flushing once per read batch.
+/// Writes a greeting from `channelActive` and counts it in `sentAtOnce` if its write promise was
+/// fulfilled by the time `writeAndFlush` returned (the bytes went straight into the socket).
+private final class GreetsOnActive: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let sentAtOnce: SharedCounter
+
+    init(sentAtOnce: SharedCounter) { self.sentAtOnce = sentAtOnce }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(ByteBuffer(string: "hello"), promise: written)
+        if written.futureResult.isFulfilled { sentAtOnce.increment() }
+        context.fireChannelActive()
+    }
+}
+
 final class EchoingHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
