@@ -66,6 +66,7 @@ let package = Package(
             name: "PheromonesP2P",
             dependencies: [
                 "Pheromones",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import Pheromones
 
@@ -41,7 +42,8 @@ public final class ProtocolStage: ChannelInboundHandler {
     /// Whether each answer is flushed on its own: the Go original reads one message per `Read`,
     /// so on its JSON wire two answers must never share a write.
     private let flushesEachAnswer: Bool
-    private var queue: [Work] = []
+    /// Work waiting for an async protocol, oldest first (a deque: it may hold thousands).
+    private var queue: Deque<Work> = []
     private var isBusy = false
     private var needsFlush = false
     private var context: ChannelHandlerContext?

@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import Pheromones
 
@@ -74,8 +75,9 @@ final class RouterStage: ChannelDuplexHandler {
 
     private var helloReceived = false
     private var awaiting: [UInt64: Expectation] = [:]
-    /// Messages owed an answer, in arrival order (answers come back in the same order).
-    private var owed: [OwedAnswer] = []
+    /// Messages owed an answer, in arrival order (answers come back in the same order). A deque:
+    /// up to `maximumPendingMessages` of them, each answer taking the first.
+    private var owed: Deque<OwedAnswer> = []
     /// JSON-wire conversations started here, oldest first.
     private var jsonConversations: [Conversation] = []
     private var isDraining = false
