@@ -60,6 +60,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     @exclusivity(unchecked) private var pendingWrites = PendingWrites()
     @exclusivity(unchecked) private var completedWrites: [Promise<Void>] = []
+    /// How many of `completedWrites` have been succeeded: a promise callback may close the channel,
+    /// and the close must first succeed the rest (they were sent) before it fails the queued ones.
+    @exclusivity(unchecked) private var completedWritesReported = 0
     @exclusivity(unchecked) private var isFlushing = false
     @exclusivity(unchecked) private var writable = true
 
@@ -288,10 +291,17 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         updateInterest()
     }
 
+    /// Succeeds the promises of sent writes, in order. Re-entrant: a callback that closes the
+    /// channel makes the close call this again, which reports the rest before anything fails.
     private func completeWrites() {
         guard !completedWrites.isEmpty else { return }
-        for promise in completedWrites { promise.succeed(()) }
+        while completedWritesReported < completedWrites.count {
+            let promise = completedWrites[completedWritesReported]
+            completedWritesReported += 1
+            promise.succeed(())
+        }
         completedWrites.removeAll(keepingCapacity: true)
+        completedWritesReported = 0
     }
 
     private func updateWritability() {
@@ -438,6 +448,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         connecting = nil
         if case .some(let shutdownPromise) = shutdownOutputWhenFlushed { shutdownPromise?.fail(ChannelError.alreadyClosed) }
         shutdownOutputWhenFlushed = nil
+        completeWrites()
         for pending in pendingWrites.removeAll() { pending.fail(ChannelError.closedBeforeWriteCompleted) }
         promise?.succeed(())
         if wasActive { pipeline.fireChannelInactive() }
