@@ -267,7 +267,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     private func sleepTimeoutMs() -> CInt {
-        if !localTasks.isEmpty || !inbox.withLock({ $0.tasks.isEmpty }) { return 0 }
+        if !localTasks.isEmpty || waker.isWakeUpPending { return 0 }
         guard let deadline = timers.earliestDeadline else { return -1 }
         let remaining = deadline - now
         if remaining.nanoseconds <= 0 { return 0 }
@@ -288,14 +288,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     private func runTasks() {
-        waker.rearm()
-        // Trade the inbox's queue for the spare one (empty, with capacity) instead of copying it out
-        // and clearing it: a copy would make the clear copy-on-write, an allocation every turn.
-        var remote = spareInbox
-        spareInbox = []
-        inbox.withLock { inbox in swap(&inbox.tasks, &remote) }
-        while let task = remote.popFirst() { task() }
-        spareInbox = remote
+        // Other threads set the waker's flag after queueing, so a turn nobody woke skips the lock.
+        if waker.takeWakeUp() { runInboxTasks() }
         // Tasks queued by these tasks run in the next turn, after I/O: a task that keeps
         // re-queueing itself cannot starve the sockets.
         var count = localTasks.count
@@ -303,6 +297,16 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             task()
             count -= 1
         }
+    }
+
+    private func runInboxTasks() {
+        // Trade the inbox's queue for the spare one (empty, with capacity) instead of copying it out
+        // and clearing it: a copy would make the clear copy-on-write, an allocation every turn.
+        var remote = spareInbox
+        spareInbox = []
+        inbox.withLock { inbox in swap(&inbox.tasks, &remote) }
+        while let task = remote.popFirst() { task() }
+        spareInbox = remote
     }
 
     // MARK: Shutdown

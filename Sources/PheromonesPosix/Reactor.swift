@@ -116,8 +116,9 @@ package struct Poller: ~Copyable {
 /// Wakes a sleeping loop from other threads through an eventfd, at most once per sleep.
 ///
 /// `wake()` writes the eventfd only if no wake-up is already pending; the loop calls
-/// `rearm()` just before it drains its inbox, so a task submitted after that drain causes a new
-/// write and is never stranded. Many submitters between two sleeps cost one write.
+/// `takeWakeUp()` just before it drains its inbox, so a task submitted after that drain causes a
+/// new write and is never stranded. Many submitters between two sleeps cost one write, and a turn
+/// that nobody woke skips the inbox (and its lock) altogether.
 package final class Waker: Sendable {
     package let fd: CInt
     private let pending = Atomic<Bool>(false)
@@ -142,8 +143,12 @@ package final class Waker: Sendable {
     /// Consumes the eventfd's count after it fired.
     package func drain() { _ = try? Posix.eventfdDrain(fd) }
 
-    /// Allows the next `wake()` to write again. Called by the loop before it drains its inbox.
-    package func rearm() { pending.store(false, ordering: .sequentiallyConsistent) }
+    /// Whether a wake-up is pending (a task may be waiting in the inbox).
+    package var isWakeUpPending: Bool { pending.load(ordering: .acquiring) }
+
+    /// Clears a pending wake-up and reports whether there was one, so that the next `wake()` writes
+    /// again. Called by the loop before it drains its inbox; false means no task arrived since.
+    package func takeWakeUp() -> Bool { pending.exchange(false, ordering: .acquiringAndReleasing) }
 }
 
 /// Something registered with a loop's poller: it is told when its descriptor is ready.
