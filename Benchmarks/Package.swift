@@ -58,6 +58,7 @@ let package = Package(
             dependencies: [
                 "CEpoll",
                 .product(name: "Pheromones", package: library),
+                .product(name: "PheromonesP2P", package: library),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
