@@ -35,17 +35,20 @@ struct RunOptions: ParsableArguments {
             hold: quick ? 0.2 : 1, verify: verify)
     }
 
-    /// Measures `rows` against both servers, prints the table, writes the JSON if asked, and fails
-    /// if any measurement went wrong (the figures themselves are never judged).
-    func run(_ rows: [Row]) throws {
+    /// Measures `rows` against both servers, then the `p2p` rows if any, prints the table, writes
+    /// the JSON if asked, and fails if any measurement went wrong (the figures themselves are never
+    /// judged).
+    func run(_ rows: [Row], p2p: P2PPlan? = nil) async throws {
         let timing = timing
         let loadBefore = RunDescription.loadAverage()
         let measurements = Runner(loops: loops, rounds: timing.rounds).run(rows)
+        let p2pReports = await p2p?.run()
         let settings = RunDescription(
             rounds: timing.rounds, warmupSeconds: timing.warmup, durationSeconds: timing.duration,
             serverLoops: loops, verify: verify,
             loadAverageBefore: loadBefore, loadAverageAfter: RunDescription.loadAverage())
-        let report = Report(rows: rows, measurements: measurements, settings: settings)
+        var report = Report(rows: rows, measurements: measurements, settings: settings)
+        report.p2p = p2pReports
         print(report.table())
         if let json { try report.writeJSON(to: json) }
         if report.hasProblems { throw ExitCode.failure }
@@ -75,7 +78,7 @@ struct PingPongOptions: ParsableArguments {
     }
 }
 
-struct PingPongCommand: ParsableCommand {
+struct PingPongCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pingpong",
         abstract: "Echo ping-pong: msg/s, latency p50/p99/p999, server CPU per message.")
@@ -83,10 +86,10 @@ struct PingPongCommand: ParsableCommand {
     @OptionGroup var shape: PingPongOptions
     @OptionGroup var options: RunOptions
 
-    func run() throws { try options.run(shape.rows(.pingpong, timing: options.timing)) }
+    func run() async throws { try await options.run(shape.rows(.pingpong, timing: options.timing)) }
 }
 
-struct FramedCommand: ParsableCommand {
+struct FramedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "framed",
         abstract: "Ping-pong over 4-byte length-prefixed frames (decoder, handler, encoder in the pipeline).")
@@ -94,10 +97,10 @@ struct FramedCommand: ParsableCommand {
     @OptionGroup var shape: PingPongOptions
     @OptionGroup var options: RunOptions
 
-    func run() throws { try options.run(shape.rows(.framed, timing: options.timing)) }
+    func run() async throws { try await options.run(shape.rows(.framed, timing: options.timing)) }
 }
 
-struct StreamCommand: ParsableCommand {
+struct StreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream",
         abstract: "Connections writing messages continuously within a window: MB/s echoed back.")
@@ -107,12 +110,12 @@ struct StreamCommand: ParsableCommand {
     @Option(help: "Bytes in flight per connection.") var window: Int = 65_536
     @OptionGroup var options: RunOptions
 
-    func run() throws {
-        try options.run([Row.stream(connections: connections, size: size, window: window, timing: options.timing)])
+    func run() async throws {
+        try await options.run([Row.stream(connections: connections, size: size, window: window, timing: options.timing)])
     }
 }
 
-struct ConnsCommand: ParsableCommand {
+struct ConnsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conns",
         abstract: "Many concurrent connections to one loop: time until all answered once, server RSS per connection.")
@@ -121,24 +124,50 @@ struct ConnsCommand: ParsableCommand {
     var connections: Int?
     @OptionGroup var options: RunOptions
 
-    func run() throws {
-        try options.run([Row.connections(connections ?? (options.quick ? 1000 : 10_000), timing: options.timing)])
+    func run() async throws {
+        try await options.run([Row.connections(connections ?? (options.quick ? 1000 : 10_000), timing: options.timing)])
     }
 }
 
-struct AllCommand: ParsableCommand {
+struct AllCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every scenario with its default rows (--quick: a smoke run of well under a minute).")
+        abstract: "Every scenario with its default rows, p2p included (--quick: a smoke run of well under a minute).")
 
     @OptionGroup var options: RunOptions
 
-    func run() throws {
+    func run() async throws {
         let timing = options.timing
         let shapes = try PingPongOptions.parse([])
         var rows = shapes.rows(.pingpong, timing: timing) + shapes.rows(.framed, timing: timing)
         rows.append(Row.stream(connections: 10, size: 4096, window: 65_536, timing: timing))
         rows.append(Row.connections(options.quick ? 1000 : 10_000, timing: timing))
-        try options.run(rows)
+        try await options.run(rows, p2p: P2PPlan(quick: options.quick, timing: timing, loops: options.loops))
+    }
+}
+
+struct P2PCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "p2p",
+        abstract: "P2P nodes in this process (ours only): dispatch rate and latency between two nodes, broadcast over a mesh.",
+        discussion: """
+            dispatch rows: two nodes on one event loop group (--loops), native wire, --size-byte pings             answered with pongs; C tasks each awaiting one dispatch at a time: persistent router C=1             and C=64, short router (a connection per message) C=1 and C=16. broadcast row: --nodes             persistent nodes meshed as a ring plus chords to the node a quarter of the ring ahead;             node 0 broadcasts --broadcasts times; time until every node's protocol saw it, and the             copies each node received.
+            """)
+
+    @Option(help: "Nodes in the broadcast mesh (default 16; 8 with --quick).") var nodes: Int?
+    @Option(help: "Broadcasts measured (default 20; 5 with --quick).") var broadcasts: Int?
+    @Option(help: "Payload bytes per message.") var size: Int = 64
+    @OptionGroup var options: RunOptions
+
+    func validate() throws {
+        guard (nodes ?? 3) >= 3, (broadcasts ?? 1) > 0, size >= 0 else {
+            throw ValidationError("--nodes must be at least 3, --broadcasts at least 1")
+        }
+    }
+
+    func run() async throws {
+        var plan = P2PPlan(quick: options.quick, timing: options.timing, loops: options.loops, nodes: nodes, broadcasts: broadcasts)
+        plan.size = size
+        try await options.run([], p2p: plan)
     }
 }

@@ -59,6 +59,8 @@ struct Report: Codable, Sendable {
     var machine: MachineDescription
     var settings: RunDescription
     var rows: [RowReport]
+    /// The `p2p` rows, when the run had them (ours only).
+    var p2p: [P2PRowReport]? = nil
 
     init(rows: [Row], measurements: [Measurement], settings: RunDescription) {
         machine = .current()
@@ -68,7 +70,7 @@ struct Report: Codable, Sendable {
         }
     }
 
-    var hasProblems: Bool { rows.contains { !$0.problems.isEmpty } }
+    var hasProblems: Bool { rows.contains { !$0.problems.isEmpty } || (p2p ?? []).contains { !$0.problems.isEmpty } }
 
     func writeJSON(to path: String) throws {
         let encoder = JSONEncoder()
@@ -109,18 +111,25 @@ extension Report {
         text += settings.verify ? "; every reply byte verified" : ""
         text += "; load average \(Self.format(settings.loadAverageBefore)) before, "
         text += "\(Self.format(settings.loadAverageAfter)) after\n"
-        text += "ours/NIO is the ratio of medians: above 1 is better for msg/s, MB/s and answered; "
-        text += "below 1 is better for latency, seconds, CPU and memory.\n"
+        if !rows.isEmpty {
+            text += "ours/NIO is the ratio of medians: above 1 is better for msg/s, MB/s and answered; "
+            text += "below 1 is better for latency, seconds, CPU and memory.\n"
+        }
         var scenarios: [Scenario] = []
         for row in rows where !scenarios.contains(row.scenario) { scenarios.append(row.scenario) }
         for scenario in scenarios {
             text += "\n" + table(for: scenario)
         }
+        if let p2p { text += "\n" + p2pTable(p2p, loops: settings.serverLoops) }
         let problems = rows.filter { !$0.problems.isEmpty }
-        if !problems.isEmpty {
+        let p2pProblems = (p2p ?? []).filter { !$0.problems.isEmpty }
+        if !problems.isEmpty || !p2pProblems.isEmpty {
             text += "\nProblems (flagged ! above):\n"
             for row in problems {
                 text += row.problems.map { "- \(row.scenario.rawValue) \(row.row) \(row.implementation.rawValue): \($0)\n" }.joined()
+            }
+            for row in p2pProblems {
+                text += row.problems.map { "- p2p \(row.row): \($0)\n" }.joined()
             }
         }
         return text

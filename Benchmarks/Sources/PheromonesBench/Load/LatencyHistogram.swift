@@ -6,8 +6,8 @@ struct LatencyHistogram {
     private static let subBuckets = 64
     private static let bucketCount = linearBuckets + 48 * subBuckets
 
-    private var counts = [UInt64](repeating: 0, count: bucketCount)
-    private(set) var total: UInt64 = 0
+    fileprivate var counts = [UInt64](repeating: 0, count: bucketCount)
+    fileprivate(set) var total: UInt64 = 0
 
     mutating func record(nanoseconds value: UInt64) {
         counts[Self.index(of: value)] &+= 1
@@ -39,5 +39,13 @@ struct LatencyHistogram {
         let mantissa = (index - linearBuckets) % subBuckets
         let low = Double(UInt64(subBuckets + mantissa) << UInt64(exponent - 6))
         return low + Double(UInt64(1) << UInt64(exponent - 6)) / 2
+    }
+}
+
+extension LatencyHistogram {
+    /// Adds every value recorded in `other`.
+    mutating func merge(_ other: LatencyHistogram) {
+        for (index, count) in other.counts.enumerated() where count > 0 { counts[index] &+= count }
+        total &+= other.total
     }
 }

@@ -1,0 +1,72 @@
+import Foundation
+
+/// The `p2p` rows of a run, measured in this process (there is no NIO counterpart to alternate with).
+struct P2PPlan: Sendable {
+    var dispatchRows = DispatchRow.defaults
+    var broadcast: BroadcastRow
+    var timing: Timing
+    /// Event loops in the nodes' group.
+    var loops: Int
+    var size = 64
+
+    init(quick: Bool, timing: Timing, loops: Int, nodes: Int? = nil, broadcasts: Int? = nil) {
+        broadcast = BroadcastRow(nodes: nodes ?? (quick ? 8 : 16), rounds: broadcasts ?? (quick ? 5 : 20))
+        self.timing = timing
+        self.loops = loops
+    }
+
+    /// Each dispatch row `timing.rounds` times (fresh nodes each round), then the broadcasts.
+    func run() async -> [P2PRowReport] {
+        var reports: [P2PRowReport] = []
+        for row in dispatchRows { reports.append(await measure(row)) }
+        reports.append(await measureBroadcast())
+        return reports
+    }
+
+    private func measure(_ row: DispatchRow) async -> P2PRowReport {
+        var results: [DispatchResult] = []
+        var problems: [String] = []
+        for round in 1...timing.rounds {
+            do {
+                let result = try await DispatchBench.measure(row, timing: timing, loops: loops, size: size)
+                results.append(result)
+                problems += result.problems.map { "round \(round): \($0)" }
+                P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): "
+                    + "\(NumberText.format(result.dispatchesPerSecond, decimals: 0)) dispatches/s, "
+                    + "p99 \(NumberText.format(result.latencyP99, decimals: 1)) µs")
+            } catch {
+                problems.append("round \(round): \(error)")
+                P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): \(error)")
+            }
+        }
+        return P2PRowReport(
+            kind: .dispatch, row: row.name, connectionType: row.connectionType.rawValue, concurrency: row.concurrency,
+            metrics: P2PRowReport.spreads(results, P2PMetric<DispatchResult>.dispatch), problems: problems)
+    }
+
+    private func measureBroadcast() async -> P2PRowReport {
+        let row = broadcast
+        var report = P2PRowReport(
+            kind: .broadcast, row: row.name, connectionType: "persistent", nodes: row.nodes,
+            linksPerNode: Double(2 * row.links.count) / Double(row.nodes), metrics: [:], problems: [])
+        do {
+            let results = try await BroadcastBench.measure(row, loops: loops, size: size)
+            report.metrics = P2PRowReport.spreads(results, P2PMetric<BroadcastResult>.broadcast)
+            for (round, result) in results.enumerated() {
+                report.problems += result.problems.map { "broadcast \(round + 1): \($0)" }
+            }
+            let times = results.map { NumberText.format($0.microsecondsToCoverage, decimals: 0) }
+            P2PProgress.report("\(row.name), \(results.count) broadcasts: µs to full coverage \(times.joined(separator: ", "))")
+        } catch {
+            report.problems.append("\(error)")
+            P2PProgress.report("\(row.name): \(error)")
+        }
+        return report
+    }
+}
+
+enum P2PProgress {
+    static func report(_ line: String) {
+        FileHandle.standardError.write(Data(("p2p " + line + "\n").utf8))
+    }
+}
