@@ -106,7 +106,8 @@ extension Report {
     func table() -> String {
         var text = "Machine: \(machine.cpu), \(machine.cores) cores, \(machine.memoryGiB) GiB, "
         text += "\(machine.system), Linux \(machine.kernel); \(machine.date)\n"
-        text += "Rounds: \(settings.rounds) per server, alternating; \(settings.warmupSeconds) s warm-up, "
+        text += "Rounds: \(settings.rounds) " + (rows.isEmpty ? "per row" : "per server, alternating")
+        text += "; \(settings.warmupSeconds) s warm-up, "
         text += "\(settings.durationSeconds) s measured; \(settings.serverLoops) server loop(s)"
         text += settings.verify ? "; every reply byte verified" : ""
         text += "; load average \(Self.format(settings.loadAverageBefore)) before, "

@@ -1,6 +1,6 @@
 /// The load scenarios, each a list of rows run against both servers.
 ///
-/// (P2P rows will join these once the P2P layer exists.)
+/// (The `p2p` rows, which have no NIO counterpart, are measured in process: see `P2PPlan`.)
 enum Scenario: String, Codable, Sendable, CaseIterable {
     case pingpong, framed, stream, conns
 
