@@ -45,6 +45,8 @@ public protocol ChannelCore: AnyObject {
     var producedInboundType: Any.Type? { get }
     /// Queues `data` for sending; `promise` completes when it has been handed to the kernel.
     func write0<Message>(_ data: Message, promise: Promise<Void>?)
+    /// Queues a `ByteBuffer` (the common case, without going through the generic `write0`).
+    func writeByteBuffer0(_ data: ByteBuffer, promise: Promise<Void>?)
     /// Sends everything queued.
     func flush0()
     /// Asks for more input (when auto-read is off).
@@ -63,6 +65,11 @@ public protocol ChannelCore: AnyObject {
     func errorCaughtReachedTail(_ error: any Error)
     /// Receives a user event that reached the end of the pipeline unhandled.
     func userInboundEventReachedTail(_ event: Any)
+}
+
+extension ChannelCore {
+    /// Queues a `ByteBuffer` through the generic `write0`.
+    public func writeByteBuffer0(_ data: ByteBuffer, promise: Promise<Void>?) { write0(data, promise: promise) }
 }
 
 extension Channel {

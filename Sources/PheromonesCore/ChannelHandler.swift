@@ -50,6 +50,12 @@ public protocol ChannelInboundHandler: ChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any)
     /// The channel's writability flipped (see ``Channel/isWritable``).
     func channelWritabilityChanged(context: ChannelHandlerContext)
+
+    /// Part of the pipeline's machinery; do not implement it. Delivers a `ByteBuffer` to a stage
+    /// whose `InboundIn` the pipeline has checked is `ByteBuffer`. The default implementation is
+    /// specialised in the handler's own module, so the most common hop costs no generic
+    /// indirection (no metadata lookup, no value-witness copy).
+    func _channelReadByteBuffer(context: ChannelHandlerContext, data: ByteBuffer)
 }
 
 extension ChannelInboundHandler {
@@ -62,6 +68,13 @@ extension ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
     }
     public func channelWritabilityChanged(context: ChannelHandlerContext) { context.fireChannelWritabilityChanged() }
+}
+
+extension ChannelInboundHandler {
+    @inlinable
+    public func _channelReadByteBuffer(context: ChannelHandlerContext, data: ByteBuffer) {
+        channelRead(context: context, data: unsafeBitCast(data, to: InboundIn.self))
+    }
 }
 
 extension ChannelInboundHandler where InboundOut == InboundIn {
@@ -94,6 +107,11 @@ public protocol ChannelOutboundHandler: ChannelHandler {
     func connect(context: ChannelHandlerContext, to address: SocketAddress, promise: Promise<Void>?)
     /// A user-defined outbound event.
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: Promise<Void>?)
+
+    /// Part of the pipeline's machinery; do not implement it. Delivers a `ByteBuffer` write to a
+    /// stage whose `OutboundIn` the pipeline has checked is `ByteBuffer` (see
+    /// ``ChannelInboundHandler/_channelReadByteBuffer(context:data:)``).
+    func _writeByteBuffer(context: ChannelHandlerContext, data: ByteBuffer, promise: Promise<Void>?)
 }
 
 extension ChannelOutboundHandler {
@@ -110,6 +128,13 @@ extension ChannelOutboundHandler {
     }
     public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: Promise<Void>?) {
         context.triggerUserOutboundEvent(event, promise: promise)
+    }
+}
+
+extension ChannelOutboundHandler {
+    @inlinable
+    public func _writeByteBuffer(context: ChannelHandlerContext, data: ByteBuffer, promise: Promise<Void>?) {
+        write(context: context, data: unsafeBitCast(data, to: OutboundIn.self), promise: promise)
     }
 }
 

@@ -95,7 +95,13 @@ public class ChannelHandlerContext {
     public func fireChannelRead<Message>(_ data: Message) {
         nextInboundLink?._withUnsafeGuaranteedRef { next in
             if next.inboundInID == ObjectIdentifier(Message.self) {
-                next.invokeChannelRead(data)
+                // The commonest message takes a concrete path (the branch folds away where the
+                // caller's type is known).
+                if Message.self == ByteBuffer.self {
+                    next.invokeChannelReadByteBuffer(unsafeBitCast(data, to: ByteBuffer.self))
+                } else {
+                    next.invokeChannelRead(data)
+                }
             } else {
                 next.invokeChannelReadChecked(data, from: self)
             }
@@ -116,7 +122,11 @@ public class ChannelHandlerContext {
         }
         link._withUnsafeGuaranteedRef { next in
             if next.outboundInID == ObjectIdentifier(Message.self) {
-                next.invokeWrite(data, promise: promise)
+                if Message.self == ByteBuffer.self {
+                    next.invokeWriteByteBuffer(unsafeBitCast(data, to: ByteBuffer.self), promise: promise)
+                } else {
+                    next.invokeWrite(data, promise: promise)
+                }
             } else {
                 next.invokeWriteChecked(data, promise: promise, from: self)
             }
@@ -170,6 +180,11 @@ public class ChannelHandlerContext {
     @usableFromInline func invokeErrorCaught(_ error: any Error) { preconditionFailure("not an inbound stage") }
     @usableFromInline func invokeUserInboundEventTriggered(_ event: Any) { preconditionFailure("not an inbound stage") }
     @usableFromInline func invokeChannelWritabilityChanged() { preconditionFailure("not an inbound stage") }
+
+    /// Delivers a `ByteBuffer` the caller has checked is this stage's `InboundIn`.
+    @usableFromInline func invokeChannelReadByteBuffer(_ data: ByteBuffer) { invokeChannelRead(data) }
+    /// Delivers a `ByteBuffer` write the caller has checked is this stage's `OutboundIn`.
+    @usableFromInline func invokeWriteByteBuffer(_ data: ByteBuffer, promise: Promise<Void>?) { invokeWrite(data, promise: promise) }
 
     /// Delivers `data`, whose type the caller has checked is this stage's `OutboundIn`.
     @usableFromInline func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
@@ -255,6 +270,7 @@ final class InboundHandlerContext<Handler: ChannelInboundHandler>: ChannelHandle
     override func invokeChannelRead<Message>(_ data: Message) {
         handler.channelRead(context: self, data: unsafeBitCast(data, to: Handler.InboundIn.self))
     }
+    override func invokeChannelReadByteBuffer(_ data: ByteBuffer) { handler._channelReadByteBuffer(context: self, data: data) }
     override func unboxAndInvokeChannelRead(_ value: Any) -> Bool {
         guard let data = value as? Handler.InboundIn else { return false }
         handler.channelRead(context: self, data: data)
@@ -281,6 +297,9 @@ final class OutboundHandlerContext<Handler: ChannelOutboundHandler>: ChannelHand
     override var anyHandler: any ChannelHandler { handler }
     override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
         handler.write(context: self, data: unsafeBitCast(data, to: Handler.OutboundIn.self), promise: promise)
+    }
+    override func invokeWriteByteBuffer(_ data: ByteBuffer, promise: Promise<Void>?) {
+        handler._writeByteBuffer(context: self, data: data, promise: promise)
     }
     override func unboxAndInvokeWrite(_ value: Any, promise: Promise<Void>?) -> Bool {
         guard let data = value as? Handler.OutboundIn else { return false }
@@ -319,6 +338,7 @@ final class DuplexHandlerContext<Handler: ChannelInboundHandler & ChannelOutboun
     override func invokeChannelRead<Message>(_ data: Message) {
         handler.channelRead(context: self, data: unsafeBitCast(data, to: Handler.InboundIn.self))
     }
+    override func invokeChannelReadByteBuffer(_ data: ByteBuffer) { handler._channelReadByteBuffer(context: self, data: data) }
     override func unboxAndInvokeChannelRead(_ value: Any) -> Bool {
         guard let data = value as? Handler.InboundIn else { return false }
         handler.channelRead(context: self, data: data)
@@ -330,6 +350,9 @@ final class DuplexHandlerContext<Handler: ChannelInboundHandler & ChannelOutboun
     override func invokeChannelWritabilityChanged() { handler.channelWritabilityChanged(context: self) }
     override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
         handler.write(context: self, data: unsafeBitCast(data, to: Handler.OutboundIn.self), promise: promise)
+    }
+    override func invokeWriteByteBuffer(_ data: ByteBuffer, promise: Promise<Void>?) {
+        handler._writeByteBuffer(context: self, data: data, promise: promise)
     }
     override func unboxAndInvokeWrite(_ value: Any, promise: Promise<Void>?) -> Bool {
         guard let data = value as? Handler.OutboundIn else { return false }
@@ -377,6 +400,7 @@ final class HeadContext: ChannelHandlerContext, ChannelHandler {
     }
     override var anyHandler: any ChannelHandler { self }
     override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) { core.write0(data, promise: promise) }
+    override func invokeWriteByteBuffer(_ data: ByteBuffer, promise: Promise<Void>?) { core.writeByteBuffer0(data, promise: promise) }
     override func invokeFlush() { core.flush0() }
     override func invokeRead() { core.read0() }
     override func invokeClose(mode: CloseMode, promise: Promise<Void>?) { core.close0(mode: mode, promise: promise) }

@@ -380,11 +380,15 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     public var producedInboundType: Any.Type? { ByteBuffer.self }
 
     public func write0<Message>(_ data: Message, promise: Promise<Void>?) {
-        loop.assertInEventLoop()
         guard Message.self == ByteBuffer.self else {
             promise?.fail(ChannelPipelineError.messageTypeMismatch("a socket channel sends ByteBuffer, not \(Message.self)"))
             return
         }
+        writeByteBuffer0(unsafeBitCast(data, to: ByteBuffer.self), promise: promise)
+    }
+
+    public func writeByteBuffer0(_ data: ByteBuffer, promise: Promise<Void>?) {
+        loop.assertInEventLoop()
         guard state != .closed else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
@@ -393,7 +397,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             promise?.fail(ChannelError.outputClosed)
             return
         }
-        pendingWrites.append(unsafeBitCast(data, to: ByteBuffer.self), promise: promise)
+        pendingWrites.append(data, promise: promise)
         updateWritability()
     }
 
