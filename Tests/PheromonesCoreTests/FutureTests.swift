@@ -213,7 +213,9 @@ final class FutureTests: XCTestCase {
         let loop = EmbeddedEventLoop()
         let promise = loop.makePromise(of: Int.self)
         let waiter = Task { try await promise.futureResult.get() }
-        try await Task.sleep(for: .milliseconds(10))
+        // Let the waiter start waiting (no sleep: yielding gives it the thread; whichever order
+        // results, `get()` must return the value).
+        for _ in 0..<100 { await Task.yield() }
         promise.succeed(42)
         let result = try await waiter.value
         XCTAssertEqual(result, 42)

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Synchronization
 import XCTest
@@ -513,12 +514,11 @@ private func withDeadline<T: Sendable>(
         let work = Task {
             do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
         }
-        let timer = Task {
-            // The deadline itself: it never decides when the awaited thing is done.
-            try? await Task.sleep(for: .seconds(seconds))
+        // The deadline itself, on a timer thread: it never decides when the awaited thing is done
+        // (once the body has won the race, the timer's late `finish` does nothing).
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) {
             if race.finish(.failure(DeadlineExceeded(what: what, seconds: seconds))) { work.cancel() }
         }
-        race.whenFinished { timer.cancel() }
     }
 }
 
@@ -528,7 +528,6 @@ private final class Race<T: Sendable>: Sendable {
         // Unchecked: only touched under the mutex.
         var continuation: CheckedContinuation<T, any Error>?
         var finished = false
-        var onFinish: (@Sendable () -> Void)?
     }
 
     private let state = Mutex(State())
@@ -540,27 +539,15 @@ private final class Race<T: Sendable>: Sendable {
     /// Resumes the continuation unless an outcome came first; returns whether this one won.
     @discardableResult
     func finish(_ result: Result<T, any Error>) -> Bool {
-        let won = state.withLock { state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?)? in
+        let won = state.withLock { state -> CheckedContinuation<T, any Error>?? in
             guard !state.finished else { return nil }
             state.finished = true
-            let taken = (state.continuation, state.onFinish)
+            let taken = state.continuation
             state.continuation = nil
-            state.onFinish = nil
-            return taken
+            return .some(taken)
         }
-        guard let (continuation, onFinish) = won else { return false }
+        guard let continuation = won else { return false }
         continuation?.resume(with: result)
-        onFinish?()
         return true
-    }
-
-    /// Runs `action` once an outcome is in (now, if it already is).
-    func whenFinished(_ action: @escaping @Sendable () -> Void) {
-        let now = state.withLock { state -> Bool in
-            if state.finished { return true }
-            state.onFinish = action
-            return false
-        }
-        if now { action() }
     }
 }
