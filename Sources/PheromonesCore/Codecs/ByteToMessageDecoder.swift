@@ -143,6 +143,7 @@ public final class ByteToMessageHandler<Decoder: ByteToMessageDecoder>: ChannelI
     // MARK: Events
 
     /// Decodes every complete message in the buffered bytes plus `data`, firing each one.
+    @_specialize(exported: false, where Decoder == LengthFieldBasedFrameDecoder)
     public func channelRead(context: ChannelHandlerContext, data: ByteBuffer) {
         guard state == .decoding, !context.isRemoved else { return }
         if isDecoding {

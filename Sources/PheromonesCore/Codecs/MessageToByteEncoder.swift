@@ -66,6 +66,7 @@ public final class MessageToByteHandler<Encoder: MessageToByteEncoder>: ChannelO
     }
 
     /// Encodes `data` into the pending batch; it is sent at the next `flush`.
+    @_specialize(exported: false, where Encoder == LengthFieldPrepender)
     public func write(context: ChannelHandlerContext, data: Encoder.OutboundIn, promise: Promise<Void>?) {
         if pendingIsStale {
             pendingIsStale = false
