@@ -5,18 +5,7 @@ import XCTest
 /// Broadcasts flood the mesh without storms (the original's README warns of them): every node's
 /// protocol sees a broadcast once, repeats die at the first node that has seen them, and the hop
 /// limit and the forwarding switch bound how far one goes.
-final class BroadcastTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-        group = nil
-    }
-
+final class BroadcastTests: GroupTestCase {
     func testABroadcastReachesEveryNodeOfAMeshWithCyclesExactlyOnce() async throws {
         // A ring of five with a chord: every node is reachable along several paths.
         let links = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (0, 2)]

@@ -4,18 +4,7 @@ import XCTest
 
 /// What goes wrong: unknown and ambiguous peers, dead and slow peers, peers that die mid-way,
 /// timeouts, and a node that shuts down.
-final class FailureTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-        group = nil
-    }
-
+final class FailureTests: GroupTestCase {
     // MARK: Unknown and ambiguous peers
 
     func testDispatchingToAnUnknownPeerFailsWithUnknownPeerAndLeavesTheTableUsable() async throws {

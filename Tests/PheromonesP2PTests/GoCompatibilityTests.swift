@@ -9,18 +9,7 @@ import XCTest
 /// exactly as `server.go`, `router_short.go` and the example's `IOLoop` use theirs: each message is
 /// one `Read` of up to 10240 bytes (so two messages in one read would not parse), and each message
 /// written is the bytes `json.Marshal` produces.
-final class GoCompatibilityTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-        group = nil
-    }
-
+final class GoCompatibilityTests: GroupTestCase {
     // MARK: Short connections
 
     func testAGoPeerDialingPerMessageCompletesTheConversationWithAShortNode() async throws {

@@ -5,18 +5,7 @@ import XCTest
 /// TODO 3: a new connection for a peer whose connection carries a conversation waits until the old
 /// one is idle, then the old one closes; past the hand-over timeout the old conversation fails
 /// with `connectionReplaced` and the new connection takes over. Replies stay with their connection.
-final class HandOverTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-        group = nil
-    }
-
+final class HandOverTests: GroupTestCase {
     func testANewConnectionWaitsForTheOldOneToFinishItsConversationAndThenTakesOver() async throws {
         let hub = try await ExampleNode.start("hub", .persistent, .native, group: group)
         let gate = Gate(loop: hub.node.eventLoop)

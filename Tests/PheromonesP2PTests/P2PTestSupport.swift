@@ -261,3 +261,18 @@ func openDescriptors() -> [String] {
         return "\(name) -> \(target)"
     }
 }
+
+/// A test case with a two-loop group of its own, made before each test and shut down after it.
+class GroupTestCase: XCTestCase {
+    /// The group the test's nodes run on.
+    var group: MultiThreadedEventLoopGroup!
+
+    override func setUp() async throws {
+        group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    }
+
+    override func tearDown() async throws {
+        try await group.shutdownGracefully()
+        group = nil
+    }
+}
