@@ -54,9 +54,9 @@ public struct ClientBootstrap: Sendable {
         let started = loop.tryExecute {
             let channel: SocketChannel
             do {
-                let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
+                let fd = try loop.posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
                 channel = SocketChannel(fd: fd, loop: loop, options: SharedSocketOptions(options), parent: nil)
-                try options.apply(to: fd)
+                try options.apply(to: fd, using: loop.posix)
             } catch {
                 promise.fail(error)
                 return

@@ -18,7 +18,7 @@ import Synchronization
 /// Loops are created by a ``MultiThreadedEventLoopGroup``. Channels never move between loops.
 // Unchecked: the loop-confined state below (registrations, local tasks, timers, buffers) is only
 // touched on the loop's thread, which every entry point checks (`assertInEventLoop`); what other
-// threads reach is the `inbox` (a Mutex), `state` and `threadID` (atomics) and the `waker`.
+// threads reach is the `inbox` (under a lock), `state` and `threadID` (atomics) and the `waker`.
 public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private enum LifeCycle: UInt8, AtomicRepresentable {
         case running, shuttingDown, shutDown
@@ -36,6 +36,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     package let logger: Logger
+    /// The system calls this loop and its channels make (the seam tests inject faults through).
+    package let posix: Posix
     private let poller: Poller
     private let waker: Waker
     private let threadID = Atomic<UInt>(0)
@@ -47,7 +49,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     @exclusivity(unchecked) private var interestUpdates: [CInt] = []
     @exclusivity(unchecked) private var registeredCount = 0
     @exclusivity(unchecked) private var localTasks: Deque<() -> Void> = []
-    private let inbox = Mutex(Inbox())
+    private let inbox = LockedValue(Inbox())
     /// The queue swapped into the inbox when the loop takes the inbox's tasks (see `runTasks`).
     @exclusivity(unchecked) private var spareInbox: Deque<@Sendable () -> Void> = []
     @exclusivity(unchecked) private var timers = TimerHeap()
@@ -66,10 +68,11 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     package let iovecs: UnsafeMutablePointer<iovec>
     package static let iovecCount = 1024
 
-    init(logger: Logger) throws(IOError) {
+    init(logger: Logger, posix: Posix = .live) throws(IOError) {
         self.logger = logger
-        poller = try Poller()
-        waker = try Waker()
+        self.posix = posix
+        poller = try Poller(posix: posix)
+        waker = try Waker(posix: posix)
         iovecs = .allocate(capacity: Self.iovecCount)
         iovecs.initialize(repeating: iovec(), count: Self.iovecCount)
         try poller.register(Token(fd: waker.fd, generation: 0), interest: .readable)

@@ -59,7 +59,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     }
 
     deinit {
-        if !closed { try? Posix.close(fd) }
+        if !closed { try? loop.posix.close(fd) }
     }
 
     // MARK: Channel
@@ -89,7 +89,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         for _ in 0..<options.maxAcceptsPerWakeup {
             let accepted: IOResult<CInt>
             do throws(IOError) {
-                accepted = try Posix.accept(fd)
+                accepted = try loop.posix.accept(fd)
             } catch {
                 handleAcceptError(error)
                 return
@@ -133,7 +133,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
             // The child group has shut down: nobody will serve the connection, so close it rather
             // than leak its descriptor (and leave the peer waiting on it).
             loop.logger.debug("the child loop has shut down: closing an accepted connection")
-            try? Posix.close(childFD)
+            try? loop.posix.close(childFD)
         }
     }
 
@@ -142,7 +142,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private func startChild(_ childFD: CInt, on childLoop: EpollEventLoop) {
         let child = SocketChannel(fd: childFD, loop: childLoop, options: childOptions, parent: self)
         do {
-            try childOptions.value.apply(to: childFD)
+            try childOptions.value.apply(to: childFD, using: childLoop.posix)
             try childInitializer(child)
             try child.register()
         } catch {
@@ -181,7 +181,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         for sibling in siblings { sibling.close() }
         siblings = []
         if let token { loop.deregister(token) }
-        try? Posix.close(fd)
+        try? loop.posix.close(fd)
         promise?.succeed(())
         pipeline.fireChannelInactive()
         pipeline.removeAllHandlers()

@@ -20,7 +20,7 @@ import Synchronization
 ///
 /// All state is confined to the loop; the `Channel` members that other threads may call hop there.
 // Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
-// except `activeFlag`/`writableFlag` (atomics) and `addresses` (a mutex), which other threads read.
+// except `activeFlag`/`writableFlag` (atomics) and `addressStorage` (under `addressLock`), which other threads read.
 public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
     private enum State {
         /// Created, handlers being installed; not yet in epoll.
@@ -73,7 +73,11 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     private let activeFlag = Atomic<Bool>(false)
     private let writableFlag = Atomic<Bool>(true)
-    private let addresses = Mutex<(local: SocketAddress?, remote: SocketAddress?)>((nil, nil))
+    /// Guards `addressStorage`, which other threads read: an inline lock word, not a separate
+    /// allocation per connection.
+    private let addressLock = AtomicLock()
+    // `@exclusivity(unchecked)`: threads take turns through `addressLock`.
+    @exclusivity(unchecked) private var addressStorage: (local: SocketAddress?, remote: SocketAddress?) = (nil, nil)
 
     private static let minimumReadSize = 64
     private static let maximumReadSize = 64 * 1024
@@ -89,7 +93,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     deinit {
-        if state != .closed { try? Posix.close(fd) }
+        if state != .closed { try? loop.posix.close(fd) }
     }
 
     // MARK: Channel
@@ -99,8 +103,14 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     public var closeFuture: Future<Void> { closePromise.futureResult }
     public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
     public var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
-    public var localAddress: SocketAddress? { addresses.withLock { $0.local } }
-    public var remoteAddress: SocketAddress? { addresses.withLock { $0.remote } }
+    public var localAddress: SocketAddress? { withAddresses { $0.local } }
+    public var remoteAddress: SocketAddress? { withAddresses { $0.remote } }
+
+    private func withAddresses<Result>(_ body: (inout (local: SocketAddress?, remote: SocketAddress?)) -> Result) -> Result {
+        addressLock.lock()
+        defer { addressLock.unlock() }
+        return body(&addressStorage)
+    }
 
     // MARK: Lifecycle (loop thread)
 
@@ -120,9 +130,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         // and would hold back what `channelActive` sends until the next turn.
         updateInterest()
         activeFlag.store(true, ordering: .relaxed)
-        let local = try? Posix.localAddress(fd)
-        let remote = (try? Posix.remoteAddress(fd)) ?? connectTarget
-        addresses.withLock { $0 = (local, remote) }
+        let local = try? loop.posix.localAddress(fd)
+        let remote = (try? loop.posix.remoteAddress(fd)) ?? connectTarget
+        withAddresses { $0 = (local, remote) }
         pipeline.fireChannelActive()
         if options.autoRead, state == .active { pipeline.read() }
     }
@@ -156,7 +166,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             let size = readSize
             let attempt = buffer.withUnsafeMutableWritableBytes { bytes in
                 Result { () throws(IOError) in
-                    try Posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: bytes.prefix(size)))
+                    try loop.posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: bytes.prefix(size)))
                 }
             }
             let result: IOResult<Int>
@@ -240,7 +250,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     private func closeAfterHangUp() {
-        if let code = try? Posix.socketError(fd), code != 0 {
+        if let code = try? loop.posix.socketError(fd), code != 0 {
             failAndClose(code == ECONNRESET ? ChannelError.connectionReset : IOError(errnoCode: code, function: "socket"))
         } else if !inputClosed {
             // Both directions are down (the peer's end of stream arrived and our output is shut), but
@@ -270,7 +280,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             let outcome: PendingWrites.Outcome
             do throws(IOError) {
                 outcome = try pendingWrites.writeFlushed(
-                    fd: fd, iovecs: loop.iovecs, maxIovecs: EpollEventLoop.iovecCount, completed: &completedWrites)
+                    fd: fd, posix: loop.posix, iovecs: loop.iovecs, maxIovecs: EpollEventLoop.iovecCount, completed: &completedWrites)
             } catch {
                 completeWrites()
                 isFlushing = false
@@ -319,7 +329,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private func shutdownOutput(promise: Promise<Void>?) {
         outputClosed = true
         do {
-            try Posix.shutdown(fd, how: .write)
+            try loop.posix.shutdown(fd, how: .write)
         } catch {
             promise?.fail(error)
             return
@@ -343,7 +353,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     private func finishConnect() {
         guard state == .connecting, let target = connectTarget else { return }
-        let code = (try? Posix.socketError(fd)) ?? EINVAL
+        let code = (try? loop.posix.socketError(fd)) ?? EINVAL
         let promise = connecting?.finish()
         connecting = nil
         guard code == 0 else {
@@ -433,7 +443,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             }
         case .input:
             inputClosed = true
-            try? Posix.shutdown(fd, how: .read)
+            try? loop.posix.shutdown(fd, how: .read)
             updateInterest()
             promise?.succeed(())
             pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
@@ -447,7 +457,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         state = .closed
         activeFlag.store(false, ordering: .relaxed)
         if let token { loop.deregister(token) }
-        try? Posix.close(fd)
+        try? loop.posix.close(fd)
         connecting?.finish()?.fail(ChannelError.ioOnClosedChannel)
         connecting = nil
         if case .some(let shutdownPromise) = shutdownOutputWhenFlushed { shutdownPromise?.fail(ChannelError.alreadyClosed) }
@@ -463,7 +473,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     public func bind0(to address: SocketAddress, promise: Promise<Void>?) {
         loop.assertInEventLoop()
         do {
-            try Posix.bind(fd, to: address)
+            try loop.posix.bind(fd, to: address)
             promise?.succeed(())
         } catch {
             promise?.fail(error)
@@ -478,7 +488,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         }
         connectTarget = address
         do throws(IOError) {
-            if try Posix.connect(fd, to: address) {
+            if try loop.posix.connect(fd, to: address) {
                 becomeActive()
                 updateInterest()
                 promise?.succeed(())
