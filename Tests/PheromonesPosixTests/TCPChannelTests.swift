@@ -592,6 +592,8 @@ final class ConnectionRecord: @unchecked Sendable {
         var events: [ChannelEvent] = []
         var received = ByteBuffer()
         var receivedCount = 0
+        /// The channel, from its first `channelActive` on.
+        var channel: (any Channel)?
     }
 
     let name: String
@@ -617,9 +619,17 @@ final class ConnectionRecord: @unchecked Sendable {
 
     var snapshot: Snapshot { state.withLock { $0 } }
 
-    func noteActive() {
-        if state.withLock({ $0.activeCount += 1; return $0.activeCount }) == 1 { active.fulfill() }
+    func noteActive(_ channel: any Channel) {
+        let first = state.withLock { state -> Bool in
+            state.activeCount += 1
+            if state.channel == nil { state.channel = channel }
+            return state.activeCount == 1
+        }
+        if first { active.fulfill() }
     }
+
+    /// The recorded socket channel, once it has become active.
+    var channel: SocketChannel? { state.withLock { $0.channel as? SocketChannel } }
 
     func noteInactive() {
         if state.withLock({ $0.inactiveCount += 1; return $0.inactiveCount }) == 1 { inactive.fulfill() }
@@ -674,7 +684,7 @@ final class Recorder: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        record.noteActive()
+        record.noteActive(context.channel)
         if let greeting { context.writeAndFlush(greeting) }
         context.fireChannelActive()
     }
