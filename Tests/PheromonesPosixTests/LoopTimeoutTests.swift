@@ -28,6 +28,20 @@ final class LoopTimeoutTests: XCTestCase {
         try await group.shutdownGracefully()
     }
 
+    func testATimerScheduledByTheCallbackOfATimerThatShutdownFailedIsFailedTooNotParkedForever() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.epollLoops[0]
+        let second = LockedValue<Future<Void>?>(nil)
+        let first = loop.scheduleTask(in: .seconds(3600)) {}
+        first.futureResult.whenComplete { _ in
+            second.withLock { $0 = loop.scheduleTask(in: .seconds(3600)) {}.futureResult }
+        }
+        try await group.shutdownGracefully()
+        await assertFails(first.futureResult, with: EventLoopError.shutDown)
+        let scheduledDuringShutdown = try XCTUnwrap(second.withLock { $0 })
+        await assertFails(scheduledDuringShutdown, within: 5, with: EventLoopError.shutDown)
+    }
+
     func testTheSleepTimeoutRoundsUpToMillisecondsAndClampsWithoutTrapping() {
         XCTAssertEqual(EpollEventLoop.timeoutMs(until: .nanoseconds(.min)), 0)
         XCTAssertEqual(EpollEventLoop.timeoutMs(until: .zero), 0)
