@@ -22,6 +22,10 @@ final class FaultInjectionTests: XCTestCase {
         faults.clear()
         try await clientGroup.shutdownGracefully()
         try await serverGroup.shutdownGracefully()
+        // XCTest keeps every test case object until the process exits: let the groups go now.
+        clientGroup = nil
+        serverGroup = nil
+        faults = nil
     }
 
     // MARK: Interrupted and spurious calls

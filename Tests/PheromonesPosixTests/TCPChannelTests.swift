@@ -592,7 +592,8 @@ final class ConnectionRecord: @unchecked Sendable {
         var events: [ChannelEvent] = []
         var received = ByteBuffer()
         var receivedCount = 0
-        /// The channel, from its first `channelActive` on.
+        /// The channel, from its first `channelActive` until its `channelInactive` (held no longer:
+        /// the channel's pipeline holds the recorder that holds this).
         var channel: (any Channel)?
     }
 
@@ -632,7 +633,12 @@ final class ConnectionRecord: @unchecked Sendable {
     var channel: SocketChannel? { state.withLock { $0.channel as? SocketChannel } }
 
     func noteInactive() {
-        if state.withLock({ $0.inactiveCount += 1; return $0.inactiveCount }) == 1 { inactive.fulfill() }
+        let first = state.withLock { state -> Bool in
+            state.inactiveCount += 1
+            state.channel = nil
+            return state.inactiveCount == 1
+        }
+        if first { inactive.fulfill() }
     }
 
     func note(error: any Error) { state.withLock { $0.errors.append(error) } }
