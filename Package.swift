@@ -102,5 +102,11 @@ let package = Package(
             dependencies: ["PheromonesP2P"],
             swiftSettings: strictSettings
         ),
+        // The example, tested through its own code (`@testable import` of an executable target).
+        .testTarget(
+            name: "EchoExampleTests",
+            dependencies: ["EchoExample", "Pheromones"],
+            swiftSettings: strictSettings
+        ),
     ]
 )
