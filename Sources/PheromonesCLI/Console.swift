@@ -1,6 +1,5 @@
 import Glibc
 import Pheromones
-import Synchronization
 
 /// The command's standard output: whole lines, escaped, written straight to the descriptor.
 ///
@@ -17,13 +16,13 @@ import Synchronization
 ///   node's loop, printing a transcript line, stopped until the user typed one;
 /// - lines printed from several threads (event loops, tasks) never interleave.
 enum Console {
-    private static let lock = Mutex(())
+    private static let lock = Lock()
 
     /// Prints `line`, escaped, followed by a newline.
     static func printLine(_ line: String) {
         var bytes = Array(line.escapedForTerminal.utf8)
         bytes.append(UInt8(ascii: "\n"))
-        lock.withLock { _ in writeAll(bytes, to: STDOUT_FILENO) }
+        lock.withLock { writeAll(bytes, to: STDOUT_FILENO) }
     }
 
     /// Writes every byte, resuming after signals and partial writes. Gives up silently when the

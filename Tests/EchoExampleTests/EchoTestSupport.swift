@@ -83,7 +83,7 @@ final class ConnectionRecord: Sendable {
         var description: String { "a read reached the socket while the channel was unwritable: \(stats)" }
     }
 
-    private let state = Mutex(ConnectionStats())
+    private let state = LockedValue(ConnectionStats())
     /// Succeeds once a read batch ended and no `read()` request followed it (the socket stopped
     /// reading); fails with ``ReadWhileUnwritable`` if the socket was asked to read while unwritable.
     let stalled: Promise<ConnectionStats>

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PheromonesCore
 import Synchronization
 import XCTest
 
@@ -116,7 +117,7 @@ final class NodeProcess: Sendable {
 
 /// Bytes collected from a pipe on one thread and read on another.
 private final class OutputBuffer: Sendable {
-    private let storage = Mutex<[UInt8]>([])
+    private let storage = LockedValue<[UInt8]>([])
 
     var bytes: [UInt8] { storage.withLock { $0 } }
 

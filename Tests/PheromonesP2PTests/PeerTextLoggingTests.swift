@@ -65,7 +65,7 @@ final class PeerTextLoggingTests: GroupTestCase {
 
 /// Every log entry as one line of text: the message, then each metadata key and value.
 private final class CapturedLog: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = LockedValue<[String]>([])
 
     var entries: [String] { lines.withLock { $0 } }
 
