@@ -52,11 +52,12 @@ struct ChaosCommand: ParsableCommand {
     }
 
     func run() throws {
-        signal(SIGPIPE, SIG_IGN)
         let limit = cepoll_raise_open_files_limit()
         guard clients + 64 <= limit else { throw ValidationError("\(clients) clients exceed the open-files limit of \(limit)") }
+        // The server starts before SIGPIPE is ignored here, so that it does not inherit that.
         let server = try ChaosServer.start(serverCommand ?? ChaosServer.defaultCommand(), proto: proto)
         defer { server.process.stop() }
+        signal(SIGPIPE, SIG_IGN)
         var report = try measure(server)
         if let exit = server.process.exitDescription {
             report.serverExit = "exited (\(exit))"

@@ -15,12 +15,20 @@ final class ChildProcess {
     }
 
     /// Runs `program` with `arguments`, its standard output discarded (`readLine` and `readToEnd`
-    /// then see nothing).
+    /// then see nothing), with no signal blocked.
+    ///
+    /// The child inherits the signal mask of the thread that starts it, and Dispatch's worker
+    /// threads (where an async command runs) block most signals, SIGTERM included: a program that
+    /// relies on SIGTERM's default action would then ignore `stop()` until SIGKILL.
     init(program: URL, arguments: [String]) throws {
         process.executableURL = program
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         try output.fileHandleForWriting.close()
+        var none = sigset_t(), previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
     }
 
