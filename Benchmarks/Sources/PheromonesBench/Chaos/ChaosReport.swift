@@ -41,6 +41,10 @@ struct ChaosReport: Codable, Sendable {
     var endRSSKiB: Int?
     var peakFDs: Int?
     var peakRSSKiB: Int?
+    /// The lowest and highest RSS sampled from the reference on: how much it swings under load
+    /// (the check compares two points of it).
+    var minimumRSSFromReferenceKiB: Int?
+    var maximumRSSFromReferenceKiB: Int?
     /// The server's CPU use over the load, in percent of one core.
     var averageCPUPercent: Double?
     /// After every client closed: the server's file descriptors, how long until they were back at
@@ -122,7 +126,8 @@ struct ChaosReport: Codable, Sendable {
             + "(peak \(Self.text(peakFDs))), \(Self.text(fdsAfterStop)) after the clients stopped")
         lines.append("  server RSS: baseline \(Self.mebibytes(baselineRSSKiB)), \(Self.mebibytes(referenceRSSKiB)) at "
             + "\(NumberText.format(referenceSeconds ?? 0, decimals: 1)) s, \(Self.mebibytes(endRSSKiB)) at the end of the load, "
-            + "peak \(Self.mebibytes(peakRSSKiB)), \(Self.mebibytes(rssAfterStopKiB)) after the clients stopped")
+            + "peak \(Self.mebibytes(peakRSSKiB)), \(Self.mebibytes(rssAfterStopKiB)) after the clients stopped; "
+            + "\(Self.mebibytes(minimumRSSFromReferenceKiB))-\(Self.mebibytes(maximumRSSFromReferenceKiB)) from the reference on")
         lines.append("  server CPU: \(averageCPUPercent.map { NumberText.format($0, decimals: 0) } ?? "-")% of a core on average; "
             + "server \(serverExit ?? "running")")
         lines.append("Checks:")

@@ -116,6 +116,9 @@ struct ChaosCommand: ParsableCommand {
         report.endRSSKiB = end?.rssKiB
         report.peakFDs = monitor.samples.compactMap(\.fds).max()
         report.peakRSSKiB = monitor.samples.compactMap(\.rssKiB).max()
+        let fromReference = monitor.samples.filter { $0.seconds >= (monitor.reference?.seconds ?? 0) }.compactMap(\.rssKiB)
+        report.minimumRSSFromReferenceKiB = fromReference.min()
+        report.maximumRSSFromReferenceKiB = fromReference.max()
     }
 
     private func printHeader(_ report: ChaosReport, pid: Int32) {
