@@ -12,8 +12,8 @@ struct ChaosCommand: ParsableCommand {
             Each client runs one connection at a time and, each time it reconnects, draws what it \
             does next from a generator seeded by --seed and its number: ping-pong with every reply \
             byte verified, a reset at a random moment (before the server accepts, before the first \
-            reply, in the middle of a pipelined stream), a slow reader (pipelines up to 4 MiB, reads \
-            rarely or never, leaves), a half-closer (sends, shuts its write side, expects every byte \
+            reply, in the middle of a pipelined stream), a slow reader (pipelines up to 16 MiB, reads \
+            rarely or never, leaves), a half-closer (sends up to 8 MiB, shuts its write side, expects every byte \
             back before EOF) or an idle connection. Loopback only; the load stops by itself. The \
             server is started on a free 127.0.0.1 port: by default the repository's \
             .build/release/pheromones-echo, otherwise --server-cmd, with {port} and {proto} \
