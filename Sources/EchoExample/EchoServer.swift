@@ -58,10 +58,10 @@ struct EchoServer: AsyncParsableCommand {
                 try channel.pipeline.addHandlers(proto.handlers(maximumFrameLength: maxFrameLength))
             }
             .bind(host: host, port: port)
-        print("pheromones-echo: \(proto.rawValue) on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)")
-        // Through a pipe stdout is block-buffered: flush, so that a parent waiting for this
-        // ready line sees it now rather than at exit.
-        fflush(stdout)
+        // Written with write(2), not print: through a pipe stdout is block-buffered, and a parent
+        // waiting for this ready line must see it now rather than at exit.
+        let ready = "pheromones-echo: \(proto.rawValue) on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)\n"
+        _ = ready.utf8CString.withUnsafeBufferPointer { write(STDOUT_FILENO, $0.baseAddress, $0.count - 1) }
         await TerminationSignal.wait()
         try await server.close().get()
         try await group.shutdownGracefully()

@@ -17,7 +17,7 @@ final class LoopTimeoutTests: XCTestCase {
         ]
         // The loop goes to sleep with those timers pending and still serves what comes next.
         for _ in 0..<3 {
-            try await loop.submit { 1 }.get(within: 10)
+            _ = try await loop.submit { 1 }.get(within: 10)
             try await loop.scheduleTask(in: .milliseconds(1)) {}.futureResult.get(within: 10)
         }
         for scheduled in never {
