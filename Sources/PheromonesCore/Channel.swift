@@ -3,6 +3,12 @@
 /// A channel lives on one ``EventLoop`` for its whole life. The methods on this protocol are safe
 /// to call from any thread: off the loop they hop onto it. Handlers, the pipeline and the
 /// transport underneath are loop-confined.
+///
+/// A channel stays alive while anything refers to it: its pipeline holds it until it has closed,
+/// and a context a handler kept, a reference the application holds or a pending future keep it
+/// after that. Nothing it does after the close traps: writes fail with
+/// ``ChannelError/ioOnClosedChannel``, `close` with ``ChannelError/alreadyClosed``, and `flush` and
+/// `read` do nothing. A closed channel nothing refers to is freed.
 public protocol Channel: AnyObject, Sendable {
     /// The loop that owns this channel.
     var eventLoop: any EventLoop { get }

@@ -56,12 +56,14 @@ public struct ClientBootstrap: Sendable {
             do {
                 let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
                 channel = SocketChannel(fd: fd, loop: loop, options: SharedSocketOptions(options), parent: nil)
-                try options.apply(to: fd)
             } catch {
                 promise.fail(error)
                 return
             }
+            // From here the channel owns the descriptor: every failure closes the channel, which
+            // closes the descriptor and lets the channel go.
             do {
+                try options.apply(to: channel.fd)
                 try initializer(channel)
                 try channel.register()
             } catch {

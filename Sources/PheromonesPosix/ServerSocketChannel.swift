@@ -55,7 +55,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         self.childOptions = SharedSocketOptions(childOptions)
         self.childInitializer = childInitializer
         closePromise = loop.makePromise(of: Void.self)
-        pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
+        pipelineStorage = ChannelPipeline(channel: self, eventLoop: loop)
     }
 
     deinit {
@@ -184,7 +184,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         try? Posix.close(fd)
         promise?.succeed(())
         pipeline.fireChannelInactive()
-        pipeline.removeAllHandlers()
+        pipeline.channelDidClose()
         closePromise.succeed(())
     }
 

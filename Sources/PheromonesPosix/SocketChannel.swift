@@ -42,7 +42,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
     // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
     @exclusivity(unchecked) private var pipelineStorage: ChannelPipeline!
-    private let fd: CInt
+    private let descriptor: CInt
     @exclusivity(unchecked) private var token: Token?
     @exclusivity(unchecked) private var state = State.fresh
     /// Shared with the other channels of the same bootstrap: one allocation per server, not per connection.
@@ -80,17 +80,21 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private static let writeSpinCount = 16
 
     init(fd: CInt, loop: EpollEventLoop, options: SharedSocketOptions, parent: (any Channel)?) {
-        self.fd = fd
+        self.descriptor = fd
         self.loop = loop
         self.settings = options
         self.parent = parent
         closePromise = loop.makePromise(of: Void.self)
-        pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
+        pipelineStorage = ChannelPipeline(channel: self, eventLoop: loop)
     }
 
     deinit {
+        // Not reached before the close in practice: until the close has finished, the pipeline holds the channel.
         if state != .closed { try? Posix.close(fd) }
     }
+
+    /// The socket's descriptor (for tests that interfere with the socket behind the channel's back).
+    package var fd: CInt { descriptor }
 
     // MARK: Channel
 
@@ -456,7 +460,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         for pending in pendingWrites.removeAll() { pending.fail(ChannelError.closedBeforeWriteCompleted) }
         promise?.succeed(())
         if wasActive { pipeline.fireChannelInactive() }
-        pipeline.removeAllHandlers()
+        pipeline.channelDidClose()
         closePromise.succeed(())
     }
 
