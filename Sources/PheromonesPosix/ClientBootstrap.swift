@@ -65,7 +65,7 @@ public struct ClientBootstrap: Sendable {
             do {
                 try options.apply(to: channel.fd)
                 try initializer(channel)
-                try channel.register()
+                try channel.register(connected: false)
             } catch {
                 channel.close0(mode: .all, promise: nil)
                 promise.fail(error)

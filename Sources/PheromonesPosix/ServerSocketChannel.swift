@@ -147,7 +147,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         do {
             try childOptions.value.apply(to: childFD)
             try childInitializer(child)
-            try child.register()
+            try child.register(connected: true)
         } catch {
             childLoop.logger.warning("could not start an accepted connection", metadata: ["error": "\(error)"])
             child.close0(mode: .all, promise: nil)
@@ -157,6 +157,8 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     }
 
     package func closeForShutdown() { close0(mode: .all, promise: nil) }
+
+    package func registrationFailed(_ error: IOError) { close(error: error, promise: nil) }
 
     /// Makes this listener close `others` when it closes (listener per loop).
     func adoptSiblings(_ others: [ServerSocketChannel]) {

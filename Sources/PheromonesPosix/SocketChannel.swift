@@ -99,11 +99,15 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     // MARK: Lifecycle (loop thread)
 
-    /// Adds the socket to epoll and fires `channelRegistered`.
-    func register() throws(IOError) {
+    /// Registers the channel with its loop and fires `channelRegistered`.
+    ///
+    /// A `connected` (accepted) socket enters the loop's poller now; a client's enters it when it
+    /// starts connecting, because epoll reports an unconnected TCP socket as hung up (`EPOLLHUP`) on
+    /// every wait, which would spin the loop while the connect has not been issued.
+    func register(connected: Bool) throws(IOError) {
         loop.assertInEventLoop()
         guard lifecycle.register() else { return }
-        try lifecycle.enterPoller(self, loop: loop, interest: [])
+        if connected { try lifecycle.enterPoller(self, loop: loop, interest: []) }
         pipeline.fireChannelRegistered()
     }
 
@@ -137,13 +141,23 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             if lifecycle.state == .active, events.hasOutput { flushNow(deferringFailure: false) }
         case .connecting:
             if events.hasOutput || events.hasHangUpOrError { finishConnect() }
-        case .fresh, .registered, .closing, .closed:
-            // Not connected yet, or a close is under way (it finishes on this turn or the next) or done.
+        case .fresh, .registered:
+            // Not connected, so not in the poller (see `register(connected:)`). Should a hang-up or an
+            // error be reported anyway, level-triggered epoll would report it on every wait: end the
+            // channel rather than spin the loop.
+            if events.hasHangUpOrError {
+                let code = (try? Posix.socketError(fd)).flatMap { $0 == 0 ? nil : $0 } ?? ENOTCONN
+                fail(IOError(errnoCode: code, function: "epoll_wait"))
+            }
+        case .closing, .closed:
+            // A close is under way (it finishes on this turn or the next) or done.
             break
         }
     }
 
     package func closeForShutdown() { close0(mode: .all, promise: nil) }
+
+    package func registrationFailed(_ error: IOError) { fail(error) }
 
     // MARK: Reading
 
@@ -520,6 +534,8 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         }
         connectTarget = address
         do throws(IOError) {
+            // Into the poller only now (see `register(connected:)`).
+            if lifecycle.token == nil { try lifecycle.enterPoller(self, loop: loop, interest: []) }
             if try Posix.connect(fd, to: address) {
                 becomeActive()
                 updateInterest()
