@@ -1,7 +1,6 @@
 import Glibc
 import Pheromones
 import PheromonesP2P
-import Synchronization
 
 /// Prints lines from any thread (node loops, tasks) without interleaving them, and counts what the
 /// example protocol reports.
@@ -12,7 +11,7 @@ final class Transcript: Sendable {
         var rejected = 0
     }
 
-    private let counts = Mutex(Counts())
+    private let counts = LockedValue(Counts())
     private let start = Deadline.now()
     private let prefix: String
 

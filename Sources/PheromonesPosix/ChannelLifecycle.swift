@@ -62,7 +62,7 @@ struct ChannelLifecycle {
         assert(state == .closing, "releasing the descriptor of a channel that is not closing")
         if let token { loop.deregister(token) }
         token = nil
-        try? Posix.close(fd)
+        try? loop.posix.close(fd)
     }
 
     /// Registered → connecting.

@@ -54,7 +54,7 @@ public struct ClientBootstrap: Sendable {
         let started = loop.tryExecute {
             let channel: SocketChannel
             do {
-                let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
+                let fd = try loop.posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
                 channel = SocketChannel(fd: fd, loop: loop, options: SharedSocketOptions(options), parent: nil)
             } catch {
                 promise.fail(error)
@@ -63,7 +63,7 @@ public struct ClientBootstrap: Sendable {
             // From here the channel owns the descriptor: every failure closes the channel, which
             // closes the descriptor and lets the channel go.
             do {
-                try options.apply(to: channel.fd)
+                try options.apply(to: channel.fd, using: loop.posix)
                 try initializer(channel)
                 try channel.register(connected: false)
             } catch {

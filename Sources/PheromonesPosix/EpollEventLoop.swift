@@ -18,7 +18,7 @@ import Synchronization
 /// Loops are created by a ``MultiThreadedEventLoopGroup``. Channels never move between loops.
 // Unchecked: the loop-confined state below (registrations, local tasks, timers, buffers) is only
 // touched on the loop's thread, which every entry point checks (`assertInEventLoop`); what other
-// threads reach is the `inbox` (a Mutex), `state` and `threadID` (atomics) and the `waker`.
+// threads reach is the `inbox` (under a lock), `state` and `threadID` (atomics) and the `waker`.
 public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private enum LifeCycle: UInt8, AtomicRepresentable {
         case running, shuttingDown, shutDown
@@ -36,6 +36,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     package let logger: Logger
+    /// The system calls this loop and its channels make (the seam tests inject faults through).
+    package let posix: Posix
     private let poller: Poller
     private let waker: Waker
     private let threadID = Atomic<UInt>(0)
@@ -47,10 +49,14 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     @exclusivity(unchecked) private var interestUpdates: [CInt] = []
     @exclusivity(unchecked) private var registeredCount = 0
     @exclusivity(unchecked) private var localTasks: Deque<() -> Void> = []
-    private let inbox = Mutex(Inbox())
+    private let inbox = LockedValue(Inbox())
     /// The queue swapped into the inbox when the loop takes the inbox's tasks (see `runTasks`).
     @exclusivity(unchecked) private var spareInbox: Deque<@Sendable () -> Void> = []
     @exclusivity(unchecked) private var timers = TimerHeap()
+    /// Set once shutdown has failed the remaining timers: no timer can be added after that.
+    private var timersClosed = false
+    /// Set when `epoll_wait` failed with an error that retrying cannot mend: the loop shuts down.
+    private var pollerFailed = false
 
     // Unchecked: holds `@Sendable` closures only; the struct is only touched under the mutex.
     private struct Inbox: @unchecked Sendable {
@@ -66,10 +72,11 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     package let iovecs: UnsafeMutablePointer<iovec>
     package static let iovecCount = 1024
 
-    init(logger: Logger) throws(IOError) {
+    init(logger: Logger, posix: Posix = .live) throws(IOError) {
         self.logger = logger
-        poller = try Poller()
-        waker = try Waker()
+        self.posix = posix
+        poller = try Poller(posix: posix)
+        waker = try Waker(posix: posix)
         iovecs = .allocate(capacity: Self.iovecCount)
         iovecs.initialize(repeating: iovec(), count: Self.iovecCount)
         try poller.register(Token(fd: waker.fd, generation: 0), interest: .readable)
@@ -126,6 +133,12 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
         let handle = TimerHandle()
         let insert: @Sendable () -> Void = { [self] in
             guard !handle.isCancelled else { return }
+            // Past the end of shutdown (a callback of a failed timer scheduling another), no turn
+            // is left to run it: fail it now rather than park it forever.
+            guard !timersClosed else {
+                promise.fail(EventLoopError.shutDown)
+                return
+            }
             let entry = timers.insert(
                 deadline: deadline,
                 task: { do { promise.succeed(try task()) } catch { promise.fail(error) } },
@@ -247,6 +260,9 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     /// Runs the loop on the calling thread until shutdown completes.
     func run() {
         threadID.store(UInt(pthread_self()), ordering: .releasing)
+        // Once the loop has exited, no thread is its thread: the system may give a later thread the
+        // same `pthread_t`, which must not pass for the loop.
+        defer { threadID.store(0, ordering: .releasing) }
         Posix.ignoreSIGPIPE()
         while true {
             runDueTimers()
@@ -257,11 +273,22 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             do {
                 ready = try poller.wait(timeoutMs: sleepTimeoutMs())
             } catch {
-                logger.error("epoll_wait failed", metadata: ["error": "\(error)"])
+                pollerBroke(error)
                 continue
             }
             for index in 0..<ready { dispatch(poller.readiness(at: index)) }
         }
+    }
+
+    /// `epoll_wait` failed with something other than `EINTR` (which it retries): `EBADF`, `EFAULT`
+    /// or `EINVAL`, a broken epoll instance that no retry mends. Spinning on it would burn a core
+    /// and serve nothing, so the loop says so loudly and shuts down: its channels close (their
+    /// futures complete), waiting timers and later submissions fail with ``EventLoopError/shutDown``.
+    private func pollerBroke(_ error: IOError) {
+        guard !pollerFailed else { return }
+        pollerFailed = true
+        logger.critical("epoll_wait failed; the event loop shuts down", metadata: ["error": "\(error)"])
+        initiateShutdown()
     }
 
     @inline(__always)
@@ -277,13 +304,18 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     private func sleepTimeoutMs() -> CInt {
-        if !localTasks.isEmpty || waker.isWakeUpPending { return 0 }
-        guard let deadline = timers.earliestDeadline else { return -1 }
-        let remaining = deadline - now
-        if remaining.nanoseconds <= 0 { return 0 }
-        // Round up: waking a little late is fine, waking early only spins.
-        let ms = (remaining.nanoseconds + 999_999) / 1_000_000
-        return CInt(clamping: ms)
+        if !localTasks.isEmpty || waker.isWakeUpPending || pollerFailed { return 0 }
+        guard let deadline = timers.earliestDeadline, deadline != .distantFuture else { return -1 }
+        return Self.timeoutMs(until: deadline - now)
+    }
+
+    /// `remaining`, rounded up to whole milliseconds (waking a little late is fine, waking early
+    /// only spins) and clamped to what `epoll_wait` takes; 0 when it is already due. Cannot trap:
+    /// any `remaining` works, up to `.max` (which waits as long as `epoll_wait` can, about 24 days).
+    static func timeoutMs(until remaining: TimeAmount) -> CInt {
+        guard remaining.nanoseconds > 0 else { return 0 }
+        let (whole, fraction) = remaining.nanoseconds.quotientAndRemainder(dividingBy: 1_000_000)
+        return CInt(clamping: fraction > 0 ? whole + 1 : whole)
     }
 
     private func runDueTimers() {
@@ -354,6 +386,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             return true
         }
         guard inboxClosed else { return false }
+        timersClosed = true
         for timer in timers.removeAll() {
             timer.task = nil
             timer.onCancel?()

@@ -18,10 +18,17 @@ public final class MultiThreadedEventLoopGroup: EventLoopGroup, Sendable {
     private let counter = Atomic<Int>(0)
 
     /// Starts `numberOfThreads` loops (default: one per core).
-    public init(numberOfThreads: Int = System.coreCount, logger: Logger = Logger(label: "pheromones.loop")) throws(IOError) {
+    public convenience init(numberOfThreads: Int = System.coreCount, logger: Logger = Logger(label: "pheromones.loop")) throws(IOError) {
+        try self.init(numberOfThreads: numberOfThreads, logger: logger, systemCalls: .live)
+    }
+
+    /// Starts `numberOfThreads` loops whose system calls go through `systemCalls`: the seam that
+    /// fault-injection tests use.
+    package init(numberOfThreads: Int, logger: Logger = Logger(label: "pheromones.loop"), systemCalls: SystemCalls) throws(IOError) {
         precondition(numberOfThreads > 0, "a group needs at least one loop")
+        let posix = Posix(calls: systemCalls)
         var loops: [EpollEventLoop] = []
-        for _ in 0..<numberOfThreads { loops.append(try EpollEventLoop(logger: logger)) }
+        for _ in 0..<numberOfThreads { loops.append(try EpollEventLoop(logger: logger, posix: posix)) }
         epollLoops = loops
         threads = loops.map { loop in LoopThread(loop: loop) }
         for thread in threads { thread.waitUntilRunning() }
@@ -61,8 +68,8 @@ public enum System {
 
 /// A POSIX thread running one loop, and the means to wait for it to start and to exit.
 private final class LoopThread: Sendable {
-    private let handle: Mutex<pthread_t?> = Mutex(nil)
-    private let lifecycle = Mutex(Lifecycle())
+    private let handle = LockedValue<pthread_t?>(nil)
+    private let lifecycle = LockedValue(Lifecycle())
 
     // Unchecked: only touched under the mutex; the continuations are resumed exactly once.
     private struct Lifecycle: @unchecked Sendable {

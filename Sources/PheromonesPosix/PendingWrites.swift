@@ -4,7 +4,7 @@ import PheromonesCore
 
 /// A channel's queue of outbound buffers: written ones at the back, flushed ones at the front.
 ///
-/// `flush` marks everything queued as flushed; ``writeFlushed(fd:iovecs:maxIovecs:completed:)`` hands
+/// `flush` marks everything queued as flushed; ``writeFlushed(fd:posix:iovecs:maxIovecs:completed:)`` hands
 /// up to `maxIovecs` flushed buffers to one `writev`, drops the buffers the kernel took whole, and
 /// moves the partly written one's reader index. Promises of finished writes are appended to
 /// `completed` (in order) for the channel to succeed once its own state is consistent again,
@@ -45,7 +45,7 @@ struct PendingWrites {
 
     /// Writes flushed buffers with one system call.
     mutating func writeFlushed(
-        fd: CInt, iovecs: UnsafeMutablePointer<iovec>, maxIovecs: Int, completed: inout [Promise<Void>]
+        fd: CInt, posix: Posix, iovecs: UnsafeMutablePointer<iovec>, maxIovecs: Int, completed: inout [Promise<Void>]
     ) throws(IOError) -> Outcome {
         let count = min(flushedCount, maxIovecs)
         var offered = 0
@@ -58,9 +58,9 @@ struct PendingWrites {
         }
         let result: IOResult<Int>
         if count == 1 {
-            result = try Posix.write(fd, from: UnsafeRawBufferPointer(start: iovecs[0].iov_base, count: iovecs[0].iov_len))
+            result = try posix.write(fd, from: UnsafeRawBufferPointer(start: iovecs[0].iov_base, count: iovecs[0].iov_len))
         } else {
-            result = try Posix.writev(fd, iovecs, count: CInt(count))
+            result = try posix.writev(fd, iovecs, count: CInt(count))
         }
         guard case .processed(let written) = result else { return .wouldBlock }
         consume(written, completed: &completed)

@@ -16,7 +16,11 @@ extension IOResult: Equatable where T: Equatable {}
 ///
 /// Every wrapper retries on `EINTR` where retrying is correct, reports "would block" as
 /// ``IOResult/wouldBlock`` instead of an error, and throws every other failure as an `IOError` that
-/// names the call. Nothing here allocates or takes a closure on the read/write path.
+/// names the call. Nothing here allocates on the read/write path.
+///
+/// The wrappers make their calls through a ``SystemCalls`` table: ``live`` uses the kernel's, and
+/// each event loop holds the `Posix` its group was given, so fault-injection tests can script
+/// `EINTR`, short writes, resets or a failing `epoll_ctl` for one group of loops.
 ///
 /// Sockets are always created with `SOCK_NONBLOCK | SOCK_CLOEXEC`. Writes go through `send`/`sendmsg`
 /// with `MSG_NOSIGNAL`, so a write to a reset socket fails with `EPIPE` instead of raising `SIGPIPE`;
@@ -27,7 +31,16 @@ extension IOResult: Equatable where T: Equatable {}
 /// looked up once in the already-loaded libc with `dlsym` and called through C function pointers,
 /// and ``EpollEvent`` and the `EPOLL*` constants are declared here by hand with the kernel's layout
 /// and values.
-package enum Posix {
+package struct Posix: Sendable {
+    /// The raw calls these wrappers make: ``SystemCalls/live``, or a table a test scripts.
+    package let calls: SystemCalls
+
+    /// Wrappers over `calls`.
+    package init(calls: SystemCalls = .live) { self.calls = calls }
+
+    /// Wrappers over the kernel's own calls.
+    package static let live = Posix()
+
     // MARK: - Constants
 
     /// `EPOLLIN`: the descriptor is readable (or a listener has a connection to accept).
@@ -181,32 +194,32 @@ package enum Posix {
     ///
     /// `SOCK_STREAM` and friends import as `__socket_type` enum values: pass `CInt(SOCK_STREAM.rawValue)`.
     /// - Returns: the new descriptor.
-    package static func socket(domain: CInt, type: CInt, protocol: CInt = 0) throws(IOError) -> CInt {
-        let fd = Glibc.socket(domain, type | nonBlockingCloseOnExec, `protocol`)
+    package func socket(domain: CInt, type: CInt, protocol: CInt = 0) throws(IOError) -> CInt {
+        let fd = calls.socket(domain, type | Self.nonBlockingCloseOnExec, `protocol`)
         guard fd >= 0 else { throw IOError(errnoCode: errno, function: "socket(2)") }
         return fd
     }
 
     /// `close(2)`. Not retried on `EINTR`: Linux has already released the descriptor then, and a
     /// retry could close a descriptor another thread just got. `EINTR` is therefore ignored.
-    package static func close(_ fd: CInt) throws(IOError) {
-        guard Glibc.close(fd) != 0 else { return }
+    package func close(_ fd: CInt) throws(IOError) {
+        guard calls.close(fd) != 0 else { return }
         let code = errno
         guard code != EINTR else { return }
         throw IOError(errnoCode: code, function: "close(2)")
     }
 
     /// `bind(2)` to `address`.
-    package static func bind(_ fd: CInt, to address: SocketAddress) throws(IOError) {
+    package func bind(_ fd: CInt, to address: SocketAddress) throws(IOError) {
         let code = address.withSockAddr { sockaddr, length -> CInt in
-            Glibc.bind(fd, sockaddr, length) == 0 ? 0 : errno
+            calls.bind(fd, sockaddr, length) == 0 ? 0 : errno
         }
         guard code == 0 else { throw IOError(errnoCode: code, function: "bind(2)") }
     }
 
     /// `listen(2)` with `backlog` (see ``somaxconn()`` for the kernel's cap).
-    package static func listen(_ fd: CInt, backlog: CInt) throws(IOError) {
-        guard Glibc.listen(fd, backlog) == 0 else { throw IOError(errnoCode: errno, function: "listen(2)") }
+    package func listen(_ fd: CInt, backlog: CInt) throws(IOError) {
+        guard calls.listen(fd, backlog) == 0 else { throw IOError(errnoCode: errno, function: "listen(2)") }
     }
 
     /// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the accepted descriptor, or
@@ -220,10 +233,9 @@ package enum Posix {
     ///
     /// - Throws: `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` (the caller should pause accepting for a
     ///   while) and any other failure.
-    @inlinable
-    package static func accept(_ fd: CInt) throws(IOError) -> IOResult<CInt> {
+    package func accept(_ fd: CInt) throws(IOError) -> IOResult<CInt> {
         while true {
-            let accepted = LinuxSymbols.accept4(fd, nil, nil, nonBlockingCloseOnExec)
+            let accepted = calls.accept4(fd, nil, nil, Self.nonBlockingCloseOnExec)
             if accepted >= 0 { return .processed(accepted) }
             let code = errno
             switch code {
@@ -244,9 +256,9 @@ package enum Posix {
     ///   in progress (`EINPROGRESS`, or `EINTR`, after which the kernel goes on connecting): wait for
     ///   `EPOLLOUT`, then check ``socketError(_:)``.
     /// - Throws: an immediate failure, for example `ECONNREFUSED` or `ENETUNREACH`.
-    package static func connect(_ fd: CInt, to address: SocketAddress) throws(IOError) -> Bool {
+    package func connect(_ fd: CInt, to address: SocketAddress) throws(IOError) -> Bool {
         let code = address.withSockAddr { sockaddr, length -> CInt in
-            Glibc.connect(fd, sockaddr, length) == 0 ? 0 : errno
+            calls.connect(fd, sockaddr, length) == 0 ? 0 : errno
         }
         switch code {
         case 0: return true
@@ -259,13 +271,13 @@ package enum Posix {
     ///
     /// After a non-blocking ``connect(_:to:)`` becomes writable this is 0 on success or the reason
     /// it failed (say `ECONNREFUSED`).
-    package static func socketError(_ fd: CInt) throws(IOError) -> CInt {
+    package func socketError(_ fd: CInt) throws(IOError) -> CInt {
         try getOption(fd, level: SOL_SOCKET, name: SO_ERROR)
     }
 
     /// `shutdown(2)`: closes one or both directions of a connected socket.
-    package static func shutdown(_ fd: CInt, how: ShutdownHow) throws(IOError) {
-        guard Glibc.shutdown(fd, how.rawValue) == 0 else {
+    package func shutdown(_ fd: CInt, how: ShutdownHow) throws(IOError) {
+        guard calls.shutdown(fd, how.rawValue) == 0 else {
             throw IOError(errnoCode: errno, function: "shutdown(2)")
         }
     }
@@ -273,18 +285,18 @@ package enum Posix {
     /// `setsockopt(2)` with an integer `value`.
     ///
     /// Some levels import as `Int` rather than `CInt` (`IPPROTO_TCP`, `IPPROTO_IPV6`): wrap them in `CInt(...)`.
-    package static func setOption(_ fd: CInt, level: CInt, name: CInt, value: CInt) throws(IOError) {
+    package func setOption(_ fd: CInt, level: CInt, name: CInt, value: CInt) throws(IOError) {
         var value = value
-        guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
+        guard calls.setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
             throw IOError(errnoCode: errno, function: "setsockopt(2)")
         }
     }
 
     /// `getsockopt(2)` of an integer option.
-    package static func getOption(_ fd: CInt, level: CInt, name: CInt) throws(IOError) -> CInt {
+    package func getOption(_ fd: CInt, level: CInt, name: CInt) throws(IOError) -> CInt {
         var value: CInt = 0
         var length = socklen_t(MemoryLayout<CInt>.size)
-        guard getsockopt(fd, level, name, &value, &length) == 0 else {
+        guard calls.getsockopt(fd, level, name, &value, &length) == 0 else {
             throw IOError(errnoCode: errno, function: "getsockopt(2)")
         }
         return value
@@ -293,19 +305,19 @@ package enum Posix {
     /// The socket's own address (`getsockname(2)`), for example the port the kernel chose for port 0.
     ///
     /// - Throws: `EAFNOSUPPORT` when the socket is neither IPv4 nor IPv6 (a Unix socket, say).
-    package static func localAddress(_ fd: CInt) throws(IOError) -> SocketAddress {
-        try address(of: fd, function: "getsockname(2)", getsockname)
+    package func localAddress(_ fd: CInt) throws(IOError) -> SocketAddress {
+        try address(of: fd, function: "getsockname(2)", calls.getsockname)
     }
 
     /// The peer's address (`getpeername(2)`).
     ///
     /// - Throws: `ENOTCONN` when not connected; `EAFNOSUPPORT` for families other than IPv4 and IPv6.
-    package static func remoteAddress(_ fd: CInt) throws(IOError) -> SocketAddress {
-        try address(of: fd, function: "getpeername(2)", getpeername)
+    package func remoteAddress(_ fd: CInt) throws(IOError) -> SocketAddress {
+        try address(of: fd, function: "getpeername(2)", calls.getpeername)
     }
 
     /// Reads an address with `getsockname`/`getpeername` into a `sockaddr_storage`.
-    private static func address(
+    private func address(
         of fd: CInt,
         function: String,
         _ call: (CInt, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> CInt
@@ -325,10 +337,9 @@ package enum Posix {
     // MARK: - Reading and writing
 
     /// `read(2)` into `buffer`: the byte count (0 means end of file), or ``IOResult/wouldBlock``.
-    @inlinable
-    package static func read(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) throws(IOError) -> IOResult<Int> {
+    package func read(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) throws(IOError) -> IOResult<Int> {
         while true {
-            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            let count = calls.read(fd, buffer.baseAddress, buffer.count)
             if count >= 0 { return .processed(count) }
             let code = errno
             switch code {
@@ -343,13 +354,12 @@ package enum Posix {
     /// non-socket descriptor): the count written, which may be short, or ``IOResult/wouldBlock``.
     ///
     /// - Throws: `EPIPE`/`ECONNRESET` when the peer is gone (never `SIGPIPE` on a socket).
-    @inlinable
-    package static func write(_ fd: CInt, from buffer: UnsafeRawBufferPointer) throws(IOError) -> IOResult<Int> {
+    package func write(_ fd: CInt, from buffer: UnsafeRawBufferPointer) throws(IOError) -> IOResult<Int> {
         var useSend = true
         while true {
             let count = useSend
-                ? Glibc.send(fd, buffer.baseAddress, buffer.count, CInt(MSG_NOSIGNAL))
-                : Glibc.write(fd, buffer.baseAddress, buffer.count)
+                ? calls.send(fd, buffer.baseAddress, buffer.count, CInt(MSG_NOSIGNAL))
+                : calls.write(fd, buffer.baseAddress, buffer.count)
             if count >= 0 { return .processed(count) }
             let code = errno
             switch code {
@@ -368,16 +378,15 @@ package enum Posix {
     /// ``IOResult/wouldBlock``. `count` must not exceed `IOV_MAX` (1024).
     ///
     /// - Throws: `EPIPE`/`ECONNRESET` when the peer is gone (never `SIGPIPE` on a socket).
-    @inlinable
-    package static func writev(_ fd: CInt, _ iov: UnsafePointer<iovec>, count: CInt) throws(IOError) -> IOResult<Int> {
+    package func writev(_ fd: CInt, _ iov: UnsafePointer<iovec>, count: CInt) throws(IOError) -> IOResult<Int> {
         var message = msghdr()
         message.msg_iov = UnsafeMutablePointer(mutating: iov)
         message.msg_iovlen = Int(count)
         var useSend = true
         while true {
             let written = useSend
-                ? Glibc.sendmsg(fd, &message, CInt(MSG_NOSIGNAL))
-                : Glibc.writev(fd, iov, count)
+                ? calls.sendmsg(fd, &message, CInt(MSG_NOSIGNAL))
+                : calls.writev(fd, iov, count)
             if written >= 0 { return .processed(written) }
             let code = errno
             switch code {
@@ -394,28 +403,27 @@ package enum Posix {
     // MARK: - epoll and eventfd
 
     /// `epoll_create1(EPOLL_CLOEXEC)`: a new epoll descriptor.
-    package static func epollCreate() throws(IOError) -> CInt {
-        let fd = LinuxSymbols.epollCreate1(O_CLOEXEC)  // EPOLL_CLOEXEC == O_CLOEXEC
+    package func epollCreate() throws(IOError) -> CInt {
+        let fd = calls.epollCreate1(O_CLOEXEC)  // EPOLL_CLOEXEC == O_CLOEXEC
         guard fd >= 0 else { throw IOError(errnoCode: errno, function: "epoll_create1(2)") }
         return fd
     }
 
     /// `epoll_ctl(2)`: `op` is ``EPOLL_CTL_ADD``, ``EPOLL_CTL_MOD`` or ``EPOLL_CTL_DEL``; `events` are
     /// `EPOLL*` bits and `data` is returned with each readiness report for `fd`.
-    package static func epollControl(_ epfd: CInt, op: CInt, fd: CInt, events: UInt32, data: UInt64) throws(IOError) {
+    package func epollControl(_ epfd: CInt, op: CInt, fd: CInt, events: UInt32, data: UInt64) throws(IOError) {
         var event = EpollEvent(events: events, data: data)
-        guard LinuxSymbols.epollCtl(epfd, op, fd, &event) == 0 else {
+        guard calls.epollCtl(epfd, op, fd, &event) == 0 else {
             throw IOError(errnoCode: errno, function: "epoll_ctl(2)")
         }
     }
 
     /// `epoll_wait(2)`: fills up to `maxEvents` entries of `events` and returns how many; waits at most
     /// `timeoutMs` milliseconds (-1 forever, 0 not at all). An interrupted wait (`EINTR`) returns 0.
-    @inlinable
-    package static func epollWait(
+    package func epollWait(
         _ epfd: CInt, events: UnsafeMutablePointer<EpollEvent>, maxEvents: CInt, timeoutMs: CInt
     ) throws(IOError) -> Int {
-        let ready = LinuxSymbols.epollWait(epfd, UnsafeMutableRawPointer(events), maxEvents, timeoutMs)
+        let ready = calls.epollWait(epfd, UnsafeMutableRawPointer(events), maxEvents, timeoutMs)
         if ready >= 0 { return Int(ready) }
         let code = errno
         guard code == EINTR else { throw IOError(errnoCode: code, function: "epoll_wait(2)") }
@@ -423,8 +431,8 @@ package enum Posix {
     }
 
     /// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`: a counter descriptor used to wake an `epoll_wait`.
-    package static func eventfdCreate() throws(IOError) -> CInt {
-        let fd = LinuxSymbols.eventfd(0, O_NONBLOCK | O_CLOEXEC)  // EFD_NONBLOCK/EFD_CLOEXEC == O_*
+    package func eventfdCreate() throws(IOError) -> CInt {
+        let fd = calls.eventfd(0, O_NONBLOCK | O_CLOEXEC)  // EFD_NONBLOCK/EFD_CLOEXEC == O_*
         guard fd >= 0 else { throw IOError(errnoCode: errno, function: "eventfd(2)") }
         return fd
     }
@@ -432,11 +440,10 @@ package enum Posix {
     /// Adds 1 to the eventfd counter, making it readable (waking any `epoll_wait` on it).
     ///
     /// `EAGAIN` (the counter is saturated) is not an error: the descriptor is readable already.
-    @inlinable
-    package static func eventfdWrite(_ fd: CInt) throws(IOError) {
+    package func eventfdWrite(_ fd: CInt) throws(IOError) {
         var one: UInt64 = 1
         while true {
-            if Glibc.write(fd, &one, MemoryLayout<UInt64>.size) >= 0 { return }
+            if calls.write(fd, &one, MemoryLayout<UInt64>.size) >= 0 { return }
             let code = errno
             switch code {
             case EINTR: continue
@@ -449,12 +456,11 @@ package enum Posix {
     /// Reads and resets the eventfd counter so the descriptor stops being readable.
     ///
     /// - Returns: the count of writes since the last drain (0 if there were none).
-    @inlinable
     @discardableResult
-    package static func eventfdDrain(_ fd: CInt) throws(IOError) -> UInt64 {
+    package func eventfdDrain(_ fd: CInt) throws(IOError) -> UInt64 {
         var value: UInt64 = 0
         while true {
-            if Glibc.read(fd, &value, MemoryLayout<UInt64>.size) >= 0 { return value }
+            if calls.read(fd, &value, MemoryLayout<UInt64>.size) >= 0 { return value }
             let code = errno
             switch code {
             case EINTR: continue

@@ -74,11 +74,13 @@ extension UInt32 {
 /// One epoll instance and the buffer its `wait` fills.
 package struct Poller: ~Copyable {
     let epollFD: CInt
+    private let posix: Posix
     private let events: UnsafeMutablePointer<Posix.EpollEvent>
     private let capacity: Int
 
-    package init(capacity: Int = 1024) throws(IOError) {
-        epollFD = try Posix.epollCreate()
+    package init(capacity: Int = 1024, posix: Posix) throws(IOError) {
+        self.posix = posix
+        epollFD = try posix.epollCreate()
         self.capacity = capacity
         events = .allocate(capacity: capacity)
         events.initialize(repeating: Posix.EpollEvent(), count: capacity)
@@ -86,24 +88,24 @@ package struct Poller: ~Copyable {
 
     deinit {
         events.deallocate()
-        try? Posix.close(epollFD)
+        try? posix.close(epollFD)
     }
 
     package func register(_ token: Token, interest: Interest) throws(IOError) {
-        try Posix.epollControl(epollFD, op: Posix.EPOLL_CTL_ADD, fd: token.fd, events: interest.epollEvents, data: token.packed)
+        try posix.epollControl(epollFD, op: Posix.EPOLL_CTL_ADD, fd: token.fd, events: interest.epollEvents, data: token.packed)
     }
 
     package func reregister(_ token: Token, interest: Interest) throws(IOError) {
-        try Posix.epollControl(epollFD, op: Posix.EPOLL_CTL_MOD, fd: token.fd, events: interest.epollEvents, data: token.packed)
+        try posix.epollControl(epollFD, op: Posix.EPOLL_CTL_MOD, fd: token.fd, events: interest.epollEvents, data: token.packed)
     }
 
     package func deregister(fd: CInt) throws(IOError) {
-        try Posix.epollControl(epollFD, op: Posix.EPOLL_CTL_DEL, fd: fd, events: 0, data: 0)
+        try posix.epollControl(epollFD, op: Posix.EPOLL_CTL_DEL, fd: fd, events: 0, data: 0)
     }
 
     /// Waits up to `timeoutMs` (-1: forever) and returns how many entries of ``readiness(at:)`` are valid.
     package func wait(timeoutMs: CInt) throws(IOError) -> Int {
-        try Posix.epollWait(epollFD, events: events, maxEvents: CInt(capacity), timeoutMs: timeoutMs)
+        try posix.epollWait(epollFD, events: events, maxEvents: CInt(capacity), timeoutMs: timeoutMs)
     }
 
     @inline(__always)
@@ -121,27 +123,29 @@ package struct Poller: ~Copyable {
 /// that nobody woke skips the inbox (and its lock) altogether.
 package final class Waker: Sendable {
     package let fd: CInt
+    private let posix: Posix
     private let pending = Atomic<Bool>(false)
     private let writes = Atomic<Int>(0)
 
-    package init() throws(IOError) {
-        fd = try Posix.eventfdCreate()
+    package init(posix: Posix) throws(IOError) {
+        self.posix = posix
+        fd = try posix.eventfdCreate()
     }
 
-    deinit { try? Posix.close(fd) }
+    deinit { try? posix.close(fd) }
 
     /// Makes the loop's next (or current) `epoll_wait` return.
     package func wake() {
         guard !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
         writes.wrappingAdd(1, ordering: .relaxed)
-        try? Posix.eventfdWrite(fd)
+        try? posix.eventfdWrite(fd)
     }
 
     /// How many times `wake()` wrote the eventfd (the others found a wake-up pending): for tests.
     package var writeCount: Int { writes.load(ordering: .relaxed) }
 
     /// Consumes the eventfd's count after it fired.
-    package func drain() { _ = try? Posix.eventfdDrain(fd) }
+    package func drain() { _ = try? posix.eventfdDrain(fd) }
 
     /// Whether a wake-up is pending (a task may be waiting in the inbox).
     package var isWakeUpPending: Bool { pending.load(ordering: .acquiring) }

@@ -85,16 +85,16 @@ public struct ServerBootstrap: Sendable {
     ) -> Future<ServerSocketChannel> {
         let serverOptions = serverOptions, childOptions = childOptions, childInitializer = childInitializer
         return loop.submit { () throws -> ServerSocketChannel in
-            let fd = try Posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
+            let fd = try loop.posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
             let bound: SocketAddress
             do {
-                if serverOptions.reuseAddress { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1) }
-                if reusePort { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
-                try Posix.bind(fd, to: address)
-                try Posix.listen(fd, backlog: CInt(clamping: serverOptions.backlog ?? Int(Posix.somaxconn())))
-                bound = try Posix.localAddress(fd)
+                if serverOptions.reuseAddress { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1) }
+                if reusePort { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
+                try loop.posix.bind(fd, to: address)
+                try loop.posix.listen(fd, backlog: CInt(clamping: serverOptions.backlog ?? Int(Posix.somaxconn())))
+                bound = try loop.posix.localAddress(fd)
             } catch {
-                try? Posix.close(fd)
+                try? loop.posix.close(fd)
                 throw error
             }
             // From here the channel owns the descriptor: a failed registration closes the channel,

@@ -59,7 +59,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
 
     deinit {
         // Not reached before the close in practice: until the close has finished, the pipeline holds the channel.
-        if lifecycle.state != .closed { try? Posix.close(lifecycle.fd) }
+        if lifecycle.state != .closed { try? loop.posix.close(lifecycle.fd) }
     }
 
     // MARK: Channel
@@ -92,7 +92,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         for _ in 0..<options.maxAcceptsPerWakeup {
             let accepted: IOResult<CInt>
             do throws(IOError) {
-                accepted = try Posix.accept(lifecycle.fd)
+                accepted = try loop.posix.accept(lifecycle.fd)
             } catch {
                 handleAcceptError(error)
                 return
@@ -136,7 +136,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
             // The child group has shut down: nobody will serve the connection, so close it rather
             // than leak its descriptor (and leave the peer waiting on it).
             loop.logger.debug("the child loop has shut down: closing an accepted connection")
-            try? Posix.close(childFD)
+            try? loop.posix.close(childFD)
         }
     }
 
@@ -145,7 +145,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private func startChild(_ childFD: CInt, on childLoop: EpollEventLoop) {
         let child = SocketChannel(fd: childFD, loop: childLoop, options: childOptions, parent: self)
         do {
-            try childOptions.value.apply(to: childFD)
+            try childOptions.value.apply(to: childFD, using: childLoop.posix)
             try childInitializer(child)
             try child.register(connected: true)
         } catch {

@@ -25,7 +25,7 @@ import Synchronization
 ///
 /// All state is confined to the loop; the `Channel` members that other threads may call hop there.
 // Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
-// except `activeFlag`/`writableFlag` (atomics) and `addresses` (a mutex), which other threads read.
+// except `activeFlag`/`writableFlag` (atomics) and `addressStorage` (under `addressLock`), which other threads read.
 public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
     /// The loop that owns the channel.
     public let loop: EpollEventLoop
@@ -64,7 +64,11 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     private let activeFlag = Atomic<Bool>(false)
     private let writableFlag = Atomic<Bool>(true)
-    private let addresses = Mutex<(local: SocketAddress?, remote: SocketAddress?)>((nil, nil))
+    /// Guards `addressStorage`, which other threads read: an inline lock word, not a separate
+    /// allocation per connection.
+    private let addressLock = AtomicLock()
+    // `@exclusivity(unchecked)`: threads take turns through `addressLock`.
+    @exclusivity(unchecked) private var addressStorage: (local: SocketAddress?, remote: SocketAddress?) = (nil, nil)
 
     private static let minimumReadSize = 64
     private static let maximumReadSize = 64 * 1024
@@ -81,7 +85,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     deinit {
         // Not reached before the close in practice: until the close has finished, the pipeline holds the channel.
-        if lifecycle.state != .closed { try? Posix.close(lifecycle.fd) }
+        if lifecycle.state != .closed { try? loop.posix.close(lifecycle.fd) }
     }
 
     /// The socket's descriptor (for tests that interfere with the socket behind the channel's back).
@@ -94,8 +98,14 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     public var closeFuture: Future<Void> { closePromise.futureResult }
     public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
     public var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
-    public var localAddress: SocketAddress? { addresses.withLock { $0.local } }
-    public var remoteAddress: SocketAddress? { addresses.withLock { $0.remote } }
+    public var localAddress: SocketAddress? { withAddresses { $0.local } }
+    public var remoteAddress: SocketAddress? { withAddresses { $0.remote } }
+
+    private func withAddresses<Result>(_ body: (inout (local: SocketAddress?, remote: SocketAddress?)) -> Result) -> Result {
+        addressLock.lock()
+        defer { addressLock.unlock() }
+        return body(&addressStorage)
+    }
 
     // MARK: Lifecycle (loop thread)
 
@@ -119,9 +129,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         // and would hold back what `channelActive` sends until the next turn.
         updateInterest()
         activeFlag.store(true, ordering: .relaxed)
-        let local = try? Posix.localAddress(fd)
-        let remote = (try? Posix.remoteAddress(fd)) ?? connectTarget
-        addresses.withLock { $0 = (local, remote) }
+        let local = try? loop.posix.localAddress(fd)
+        let remote = (try? loop.posix.remoteAddress(fd)) ?? connectTarget
+        withAddresses { $0 = (local, remote) }
         pipeline.fireChannelActive()
         if options.autoRead, lifecycle.state == .active { pipeline.read() }
     }
@@ -146,7 +156,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             // error be reported anyway, level-triggered epoll would report it on every wait: end the
             // channel rather than spin the loop.
             if events.hasHangUpOrError {
-                let code = (try? Posix.socketError(fd)).flatMap { $0 == 0 ? nil : $0 } ?? ENOTCONN
+                let code = (try? loop.posix.socketError(fd)).flatMap { $0 == 0 ? nil : $0 } ?? ENOTCONN
                 fail(IOError(errnoCode: code, function: "epoll_wait"))
             }
         case .closing, .closed:
@@ -168,7 +178,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             let size = readSize
             let attempt = buffer.withUnsafeMutableWritableBytes { bytes in
                 Result { () throws(IOError) in
-                    try Posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: bytes.prefix(size)))
+                    try loop.posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: bytes.prefix(size)))
                 }
             }
             let result: IOResult<Int>
@@ -252,7 +262,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     private func closeAfterHangUp() {
-        if let code = try? Posix.socketError(fd), code != 0 {
+        if let code = try? loop.posix.socketError(fd), code != 0 {
             fail(code == ECONNRESET ? ChannelError.connectionReset : IOError(errnoCode: code, function: "socket"))
         } else if !inputClosed {
             // Both directions are down (the peer's end of stream arrived and our output is shut), but
@@ -307,7 +317,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             let outcome: PendingWrites.Outcome
             do throws(IOError) {
                 outcome = try pendingWrites.writeFlushed(
-                    fd: fd, iovecs: loop.iovecs, maxIovecs: EpollEventLoop.iovecCount, completed: &completedWrites)
+                    fd: fd, posix: loop.posix, iovecs: loop.iovecs, maxIovecs: EpollEventLoop.iovecCount, completed: &completedWrites)
             } catch {
                 completeWrites()
                 isFlushing = false
@@ -357,7 +367,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private func shutdownOutput(promise: Promise<Void>?) {
         outputClosed = true
         do {
-            try Posix.shutdown(fd, how: .write)
+            try loop.posix.shutdown(fd, how: .write)
         } catch {
             promise?.fail(error)
             return
@@ -381,7 +391,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     private func finishConnect() {
         guard lifecycle.state == .connecting, let target = connectTarget else { return }
-        let code = (try? Posix.socketError(fd)) ?? EINVAL
+        let code = (try? loop.posix.socketError(fd)) ?? EINVAL
         let promise = connecting?.finish()
         connecting = nil
         guard code == 0 else {
@@ -472,7 +482,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             }
         case .input:
             inputClosed = true
-            try? Posix.shutdown(fd, how: .read)
+            try? loop.posix.shutdown(fd, how: .read)
             updateInterest()
             promise?.succeed(())
             pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
@@ -519,7 +529,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             return
         }
         do {
-            try Posix.bind(fd, to: address)
+            try loop.posix.bind(fd, to: address)
             promise?.succeed(())
         } catch {
             promise?.fail(error)
@@ -536,7 +546,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         do throws(IOError) {
             // Into the poller only now (see `register(connected:)`).
             if lifecycle.token == nil { try lifecycle.enterPoller(self, loop: loop, interest: []) }
-            if try Posix.connect(fd, to: address) {
+            if try loop.posix.connect(fd, to: address) {
                 becomeActive()
                 updateInterest()
                 promise?.succeed(())

@@ -66,12 +66,12 @@ public struct ServerSocketOptions: Sendable, Hashable {
 }
 
 extension SocketOptions {
-    /// Applies the socket-level options to `fd`.
-    func apply(to fd: CInt) throws(IOError) {
-        if tcpNoDelay { try Posix.setOption(fd, level: CInt(IPPROTO_TCP), name: TCP_NODELAY, value: 1) }
-        if keepAlive { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1) }
-        if let size = receiveBufferSize { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(clamping: size)) }
-        if let size = sendBufferSize { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, value: CInt(clamping: size)) }
+    /// Applies the socket-level options to `fd`, through `posix`.
+    func apply(to fd: CInt, using posix: Posix) throws(IOError) {
+        if tcpNoDelay { try posix.setOption(fd, level: CInt(IPPROTO_TCP), name: TCP_NODELAY, value: 1) }
+        if keepAlive { try posix.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1) }
+        if let size = receiveBufferSize { try posix.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(clamping: size)) }
+        if let size = sendBufferSize { try posix.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, value: CInt(clamping: size)) }
     }
 }
 

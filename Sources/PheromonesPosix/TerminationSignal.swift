@@ -1,4 +1,5 @@
 import Glibc
+import PheromonesCore
 import Synchronization
 
 /// Waits for SIGINT or SIGTERM, for servers that shut down gracefully on Ctrl-C or `kill`.
@@ -18,7 +19,7 @@ public enum TerminationSignal {
         }
     }
 
-    private static let pipeFDs = Mutex<(read: CInt, write: CInt)?>(nil)
+    private static let pipeFDs = LockedValue<(read: CInt, write: CInt)?>(nil)
 
     private static func installHandlers() -> CInt {
         pipeFDs.withLock { fds in

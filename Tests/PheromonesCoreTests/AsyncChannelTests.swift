@@ -385,7 +385,7 @@ private final class Race<T: Sendable>: Sendable {
         var finished = false
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     func arm(_ continuation: CheckedContinuation<T, any Error>) {
         state.withLock { $0.continuation = continuation }

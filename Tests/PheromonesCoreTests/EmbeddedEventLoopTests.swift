@@ -5,7 +5,7 @@ import Pheromones
 
 /// What ran, in order, appended to from `@Sendable` tasks.
 private final class RunLog<Entry: Sendable>: Sendable {
-    private let storage = Mutex<[Entry]>([])
+    private let storage = LockedValue<[Entry]>([])
 
     func record(_ entry: Entry) { storage.withLock { $0.append(entry) } }
     var entries: [Entry] { storage.withLock { $0 } }

@@ -5,7 +5,7 @@ import Pheromones
 
 /// An ordered record that `@Sendable` callbacks can append to.
 private final class CallbackLog: Sendable {
-    private let storage = Mutex<[String]>([])
+    private let storage = LockedValue<[String]>([])
 
     func record(_ entry: String) { storage.withLock { $0.append(entry) } }
     var entries: [String] { storage.withLock { $0 } }

@@ -464,9 +464,9 @@ private final class Observed<Value: Sendable>: Sendable {
         var waiters: [Waiter] = []
     }
 
-    private let state: Mutex<State>
+    private let state: LockedValue<State>
 
-    init(_ value: Value) { state = Mutex(State(value: value)) }
+    init(_ value: Value) { state = LockedValue(State(value: value)) }
 
     var value: Value { state.withLock { $0.value } }
 
@@ -530,7 +530,7 @@ private final class Race<T: Sendable>: Sendable {
         var finished = false
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     func arm(_ continuation: CheckedContinuation<T, any Error>) {
         state.withLock { $0.continuation = continuation }

@@ -70,7 +70,7 @@ final class EventLoopTests: XCTestCase {
         let loop = group.epollLoops[0]
         let count = 100_000
         let counter = SharedCounter()
-        let lastFuture = Mutex<Future<Int>?>(nil)
+        let lastFuture = LockedValue<Future<Int>?>(nil)
         let submitted = XCTestExpectation(description: "the submitting thread is done")
         Thread {
             for index in 1..<count {
@@ -122,7 +122,7 @@ final class EventLoopTests: XCTestCase {
         let loop = group.epollLoops[0]
         var random = SeededGenerator(seed: 0x7157_0001)
         let delays = (0..<200).map { _ in Int64.random(in: 0...50, using: &random) }
-        let firings = Mutex<[TimerFiring]>([])
+        let firings = LockedValue<[TimerFiring]>([])
 
         // Scheduled from the loop, in one task, so that every timer is in the heap before any is due:
         // the order observed is the heap's, not the order in which the inbox was drained.
@@ -251,7 +251,7 @@ final class EventLoopTests: XCTestCase {
     func testEveryFutureSubmittedWhileTheGroupShutsDownCompletes() async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.epollLoops[0]
-        let futures = Mutex<[Future<Int>]>([])
+        let futures = LockedValue<[Future<Int>]>([])
         let started = XCTestExpectation(description: "the submitter is running")
         let finished = XCTestExpectation(description: "the submitter is done")
         Thread {
@@ -374,12 +374,12 @@ private final class TaskLedger: Sendable {
         var outOfOrder = 0
     }
 
-    private let state: Mutex<State>
+    private let state: LockedValue<State>
     private let tasksPerThread: Int
 
     init(threads: Int, tasksPerThread: Int) {
         self.tasksPerThread = tasksPerThread
-        state = Mutex(State(runs: Array(repeating: 0, count: threads * tasksPerThread), lastIndex: Array(repeating: -1, count: threads)))
+        state = LockedValue(State(runs: Array(repeating: 0, count: threads * tasksPerThread), lastIndex: Array(repeating: -1, count: threads)))
     }
 
     func ran(thread: Int, index: Int, onLoop: Bool) {

@@ -126,7 +126,7 @@ final class LoopLifetimeTests: XCTestCase {
 private final class LoopRecordingEcho: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    static let loopsSeen = Mutex<Set<ObjectIdentifier>>([])
+    static let loopsSeen = LockedValue<Set<ObjectIdentifier>>([])
 
     func channelActive(context: ChannelHandlerContext) {
         let loop = ObjectIdentifier(context.eventLoop)

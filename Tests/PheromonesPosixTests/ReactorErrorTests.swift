@@ -50,7 +50,7 @@ final class ReactorErrorTests: XCTestCase {
         let loop = group.nextLoop()
         let record = ConnectionRecord(name: "unconnected")
         let channel = try await loop.submit { () -> SocketChannel in
-            let fd = try Posix.socket(domain: AF_INET, type: CInt(SOCK_STREAM.rawValue))
+            let fd = try loop.posix.socket(domain: AF_INET, type: CInt(SOCK_STREAM.rawValue))
             let channel = SocketChannel(fd: fd, loop: loop, options: SharedSocketOptions(SocketOptions()), parent: nil)
             try channel.pipeline.addHandler(Recorder(record))
             try channel.register(connected: false)

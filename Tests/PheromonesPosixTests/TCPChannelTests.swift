@@ -158,7 +158,7 @@ final class TCPChannelTests: XCTestCase {
         let listener = try RawListener(backlog: 0)
         defer { listener.close() }
         let filler = try listener.connectRawClient()
-        defer { try? Posix.close(filler) }
+        defer { try? Posix.live.close(filler) }
 
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let timeout = TimeAmount.milliseconds(200)
@@ -189,7 +189,7 @@ final class TCPChannelTests: XCTestCase {
             .connect(to: listener.address).get(within: 10)
         let peer = try listener.accept()
         try resetOnClose(peer)
-        try Posix.close(peer)
+        try Posix.live.close(peer)
 
         await fulfillment(of: [record.inactive], timeout: 10)
         try await client.closeFuture.get(within: 10)
@@ -220,7 +220,7 @@ final class TCPChannelTests: XCTestCase {
         try await client.loop.submit {}.get(within: 10)
         XCTAssertFalse(write.isFulfilled, "8 MiB fit into the kernel's buffers: the test proves nothing")
         try resetOnClose(peer)
-        try Posix.close(peer)
+        try Posix.live.close(peer)
 
         let error = await failure(of: write)
         XCTAssertTrue([.closedBeforeWriteCompleted, .connectionReset].contains(error as? ChannelError), "unexpected error \(String(describing: error))")
@@ -307,7 +307,7 @@ final class TCPChannelTests: XCTestCase {
 
         var random = SeededGenerator(seed: 0x0DE7)
         let sizes = (0..<64).map { _ in Int.random(in: 1...256 * 1024, using: &random) }
-        let completions = Mutex<[Int]>([])
+        let completions = LockedValue<[Int]>([])
         let futures = try await client.loop.submit { () -> [Future<Void>] in
             var futures: [Future<Void>] = []
             for (index, size) in sizes.enumerated() {
@@ -592,6 +592,9 @@ final class ConnectionRecord: @unchecked Sendable {
         var events: [ChannelEvent] = []
         var received = ByteBuffer()
         var receivedCount = 0
+        /// The channel, from its first `channelActive` until its `channelInactive` (held no longer:
+        /// the channel's pipeline holds the recorder that holds this).
+        var channel: (any Channel)?
     }
 
     let name: String
@@ -603,7 +606,7 @@ final class ConnectionRecord: @unchecked Sendable {
     let inactive: XCTestExpectation
     /// Fulfilled once `expectedBytes` have arrived (never, without an expectation of bytes).
     let receivedAll: XCTestExpectation
-    private let state = Mutex(Snapshot())
+    private let state = LockedValue(Snapshot())
 
     init(name: String, expectedBytes: Int? = nil, keepsBytes: Bool = true) {
         self.name = name
@@ -617,12 +620,25 @@ final class ConnectionRecord: @unchecked Sendable {
 
     var snapshot: Snapshot { state.withLock { $0 } }
 
-    func noteActive() {
-        if state.withLock({ $0.activeCount += 1; return $0.activeCount }) == 1 { active.fulfill() }
+    func noteActive(_ channel: any Channel) {
+        let first = state.withLock { state -> Bool in
+            state.activeCount += 1
+            if state.channel == nil { state.channel = channel }
+            return state.activeCount == 1
+        }
+        if first { active.fulfill() }
     }
 
+    /// The recorded socket channel, once it has become active.
+    var channel: SocketChannel? { state.withLock { $0.channel as? SocketChannel } }
+
     func noteInactive() {
-        if state.withLock({ $0.inactiveCount += 1; return $0.inactiveCount }) == 1 { inactive.fulfill() }
+        let first = state.withLock { state -> Bool in
+            state.inactiveCount += 1
+            state.channel = nil
+            return state.inactiveCount == 1
+        }
+        if first { inactive.fulfill() }
     }
 
     func note(error: any Error) { state.withLock { $0.errors.append(error) } }
@@ -642,7 +658,7 @@ final class ConnectionRecord: @unchecked Sendable {
 
 /// The records of a server's accepted connections, one per connection, in accepting order.
 final class ServerLog: Sendable {
-    private let storage = Mutex<[ConnectionRecord]>([])
+    private let storage = LockedValue<[ConnectionRecord]>([])
 
     func newRecord(keepsBytes: Bool = true) -> ConnectionRecord {
         storage.withLock { records in
@@ -674,7 +690,7 @@ final class Recorder: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        record.noteActive()
+        record.noteActive(context.channel)
         if let greeting { context.writeAndFlush(greeting) }
         context.fireChannelActive()
     }
@@ -765,7 +781,7 @@ final class FloodLog: @unchecked Sendable {
     // Unchecked: expectations are thread-safe; the rest is behind the mutex.
     let becameUnwritable = XCTestExpectation(description: "the server became unwritable")
     let writableAgain = XCTestExpectation(description: "the server became writable again")
-    private let state = Mutex<(written: Int, writability: [Bool])>((0, []))
+    private let state = LockedValue<(written: Int, writability: [Bool])>((0, []))
 
     init() {
         becameUnwritable.assertForOverFulfill = false
@@ -834,7 +850,7 @@ final class FrameLog: @unchecked Sendable {
     // Unchecked: the expectation is thread-safe; the frames are behind the mutex.
     let receivedAll: XCTestExpectation
     private let expectedFrames: Int
-    private let storage = Mutex<[ByteBuffer]>([])
+    private let storage = LockedValue<[ByteBuffer]>([])
 
     init(expectedFrames: Int) {
         self.expectedFrames = expectedFrames
@@ -866,14 +882,14 @@ private final class RawListener {
 
     /// Listens on 127.0.0.1 with a kernel-chosen port; accepted sockets inherit `receiveBufferSize`.
     init(backlog: CInt = 16, receiveBufferSize: CInt? = nil) throws {
-        fd = try Posix.socket(domain: AF_INET, type: CInt(SOCK_STREAM.rawValue))
+        fd = try Posix.live.socket(domain: AF_INET, type: CInt(SOCK_STREAM.rawValue))
         do {
-            if let receiveBufferSize { try Posix.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, value: receiveBufferSize) }
-            try Posix.bind(fd, to: .loopbackV4(port: 0))
-            try Posix.listen(fd, backlog: backlog)
-            address = try Posix.localAddress(fd)
+            if let receiveBufferSize { try Posix.live.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, value: receiveBufferSize) }
+            try Posix.live.bind(fd, to: .loopbackV4(port: 0))
+            try Posix.live.listen(fd, backlog: backlog)
+            address = try Posix.live.localAddress(fd)
         } catch {
-            try? Posix.close(fd)
+            try? Posix.live.close(fd)
             throw error
         }
     }
@@ -885,7 +901,7 @@ private final class RawListener {
             XCTFail("no connection to accept within 10 s")
             throw TestTimeout()
         }
-        guard case .processed(let peer) = try Posix.accept(fd) else {
+        guard case .processed(let peer) = try Posix.live.accept(fd) else {
             XCTFail("no connection to accept after POLLIN")
             throw TestTimeout()
         }
@@ -894,11 +910,11 @@ private final class RawListener {
 
     /// Connects a raw socket to the listener (without accepting it), waiting at most 10 s in `poll`.
     func connectRawClient() throws -> CInt {
-        let client = try Posix.socket(domain: AF_INET, type: CInt(SOCK_STREAM.rawValue))
-        if try !Posix.connect(client, to: address) {
+        let client = try Posix.live.socket(domain: AF_INET, type: CInt(SOCK_STREAM.rawValue))
+        if try !Posix.live.connect(client, to: address) {
             var pollFD = pollfd(fd: client, events: Int16(POLLOUT), revents: 0)
-            guard poll(&pollFD, 1, 10_000) == 1, try Posix.socketError(client) == 0 else {
-                try? Posix.close(client)
+            guard poll(&pollFD, 1, 10_000) == 1, try Posix.live.socketError(client) == 0 else {
+                try? Posix.live.close(client)
                 XCTFail("a raw connection to the listener did not complete within 10 s")
                 throw TestTimeout()
             }
@@ -909,6 +925,6 @@ private final class RawListener {
     func close() {
         guard !closed else { return }
         closed = true
-        try? Posix.close(fd)
+        try? Posix.live.close(fd)
     }
 }

@@ -11,7 +11,7 @@ final class WritePromiseOrderTests: XCTestCase {
         let server = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0)
         let client = try await ClientBootstrap(group: group).connect(to: XCTUnwrap(server.localAddress)).get()
 
-        let outcomes = Mutex<[String]>([])
+        let outcomes = LockedValue<[String]>([])
         let done = client.loop.makePromise(of: Void.self)
         try await client.loop.submit {
             let first = client.loop.makePromise(of: Void.self)

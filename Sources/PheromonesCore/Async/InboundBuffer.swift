@@ -1,10 +1,9 @@
 import DequeModule
-import Synchronization
 
 /// The queue between a channel's loop (the producer) and the one async consumer of an
 /// ``AsyncInboundStream``.
 ///
-/// Every change is a transition of `state` under its mutex that returns what is left to do (resume
+/// Every change is a transition of `state` under its lock that returns what is left to do (resume
 /// the consumer's continuation, hand a held read back to the loop); the caller does it after
 /// unlocking, so no continuation is resumed and no pipeline code runs under the lock.
 ///
@@ -17,7 +16,7 @@ import Synchronization
 final class InboundBuffer<Element: Sendable>: Sendable {
     typealias Reader = @Sendable () -> Void
 
-    // Unchecked: lives only inside `state`'s mutex; `waiter` is resumed exactly once, after
+    // Unchecked: lives only inside `state`'s lock; `waiter` is resumed exactly once, after
     // unlocking, by whoever took it out.
     private struct State: @unchecked Sendable {
         var messages: Deque<Element> = []
@@ -33,7 +32,7 @@ final class InboundBuffer<Element: Sendable>: Sendable {
         var reader: Reader?
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let highWatermark: Int
     private let lowWatermark: Int
 
