@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
-import Synchronization
 import XCTest
 
 /// A blocking TCP client on 127.0.0.1 made with plain system calls, for tests that need many
@@ -84,13 +83,6 @@ func raiseDescriptorLimit(atLeast needed: Int) throws {
     }
 }
 
-/// Where the calling thread's stack is now, just below its caller's frame (the stack grows down).
-@inline(never)
-func currentStackAddress() -> UInt {
-    var marker: UInt8 = 0
-    return withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-}
-
 /// Weak references to channels, to check that closed channels are freed.
 final class WeakChannels: Sendable {
     // Unchecked: `channel` is a weak reference, which Swift reads and clears atomically.
@@ -99,7 +91,7 @@ final class WeakChannels: Sendable {
         init(_ channel: SocketChannel) { self.channel = channel }
     }
 
-    private let boxes = Mutex<[Box]>([])
+    private let boxes = LockedValue<[Box]>([])
 
     func track(_ channel: SocketChannel) { boxes.withLock { $0.append(Box(channel)) } }
 

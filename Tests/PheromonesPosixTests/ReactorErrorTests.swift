@@ -2,13 +2,12 @@ import Foundation
 import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
-import Synchronization
 import XCTest
 
 /// Errors the reactor reports about a registration: a failed interest change, a hang-up on a socket
-/// that has not connected, a listener whose registration fails. Each closes its channel once, with
-/// the error, instead of being logged and forgotten (or spinning the loop). Driven without fault
-/// injection, by interfering with the descriptors behind the channels' backs.
+/// that has not connected. Each closes its channel once, with the error, instead of being logged and
+/// forgotten (or spinning the loop). Driven with the kernel's own calls, by interfering with the
+/// descriptors behind the channels' backs (`RegistrationFaultTests` injects the failures instead).
 final class ReactorErrorTests: XCTestCase {
     func testAFailedInterestChangeClosesTheChannelWithTheErrorInsteadOfLeavingItStuck() async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -93,52 +92,6 @@ final class ReactorErrorTests: XCTestCase {
         try await server.close().get(within: 10)
         try await group.shutdownGracefully()
     }
-
-    func testAListenerWhoseRegistrationFailsIsClosedOnceAndItsDescriptorClosedOnce() async throws {
-        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.nextLoop()
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pheromones-listener-\(getpid())").path
-        defer { unlink(path) }
-        var (outcome, fd, listener) = try await loop.submit { () -> (String, CInt, ServerSocketChannel?) in
-            // epoll refuses regular files (EPERM): a registration that fails.
-            let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { return ("open failed: \(errno)", fd, nil) }
-            let listener = ServerSocketChannel(
-                fd: fd, address: .loopbackV4(port: 0), loop: loop, options: ServerSocketOptions(),
-                children: .ownLoop, childOptions: SocketOptions(), childInitializer: { _ in })
-            do {
-                try listener.register()
-                return ("registered", fd, listener)
-            } catch {
-                // What the bootstrap does with a listener whose registration failed.
-                listener.close0(mode: .all, promise: nil)
-                let again = loop.makePromise(of: Void.self)
-                listener.close0(mode: .all, promise: again)
-                let second = again.futureResult.resultIfAvailable.map { "\($0)" } ?? "pending"
-                let code = (error as? IOError)?.errnoCode == EPERM ? "EPERM" : "\(error)"
-                let closed = fcntl(fd, F_GETFD) == -1 && errno == EBADF
-                // Put another file under the number, to see whether anything closes it again.
-                let standIn = open(path, O_RDONLY | O_CLOEXEC)
-                if standIn >= 0, standIn != fd {
-                    dup2(standIn, fd)
-                    Glibc.close(standIn)
-                }
-                let summary = "\(code); descriptor closed: \(closed); closeFuture: \(listener.closeFuture.isFulfilled); again: \(second)"
-                return (summary, fd, listener)
-            }
-        }.get(within: 10)
-        defer { Glibc.close(fd) }
-        XCTAssertEqual(outcome, "EPERM; descriptor closed: true; closeFuture: true; again: failure(the channel is already closed)")
-
-        // Freeing the channel (once its pipeline has let go of it, on the loop's next turn) must not
-        // close the descriptor number again.
-        weak let weakListener = listener
-        listener = nil
-        try await loop.submit {}.get(within: 10)
-        XCTAssertNil(weakListener, "the closed listener leaked")
-        XCTAssertNotEqual(fcntl(fd, F_GETFD), -1, "the listener's descriptor was closed twice")
-        try await group.shutdownGracefully()
-    }
 }
 
 // MARK: - Fixtures
@@ -150,7 +103,7 @@ private final class HeldConnectObservations: Sendable {
         var loopCPUWhileHeld: TimeAmount?
     }
 
-    private let state = Mutex(Snapshot())
+    private let state = LockedValue(Snapshot())
     var snapshot: Snapshot { state.withLock { $0 } }
     func update(_ change: (inout Snapshot) -> Void) { state.withLock { change(&$0) } }
 }

@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
-import Synchronization
 import XCTest
 
 /// How long socket channels live: a channel stays alive while anything refers to it, every
@@ -161,7 +160,7 @@ private final class LateWriteLog: Sendable {
     let allActive: XCTestExpectation
     let allInactive: XCTestExpectation
     let allLateWritesDone: XCTestExpectation
-    private let results = Mutex<[(String, (any Error)?)]>([])
+    private let results = LockedValue<[(String, (any Error)?)]>([])
 
     init(connections: Int) {
         allActive = XCTestExpectation(description: "every connection is active")
