@@ -102,5 +102,17 @@ let package = Package(
             dependencies: ["PheromonesP2P"],
             swiftSettings: strictSettings
         ),
+        // The example and the command line tool, tested through their own code (`@testable import`
+        // of an executable target) and as built executables.
+        .testTarget(
+            name: "EchoExampleTests",
+            dependencies: ["EchoExample", "Pheromones"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PheromonesCLITests",
+            dependencies: ["PheromonesCLI", "PheromonesP2P"],
+            swiftSettings: strictSettings
+        ),
     ]
 )

@@ -36,20 +36,20 @@ struct DemoCommand: AsyncParsableCommand {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var outcomes: [DemoOutcome] = []
         for connectionType in mode.connectionTypes {
-            print("== \(connectionType) connections, \(wire) wire")
+            Console.printLine("== \(connectionType) connections, \(wire) wire")
             outcomes.append(await DemoScenario(connectionType: connectionType, wire: wire, group: group).run())
-            print("")
+            Console.printLine("")
         }
         try await group.shutdownGracefully()
 
-        print("== summary")
-        for outcome in outcomes { print(outcome.summary) }
+        Console.printLine("== summary")
+        for outcome in outcomes { Console.printLine(outcome.summary) }
         let failures = outcomes.flatMap(\.failures)
         guard failures.isEmpty else {
-            for failure in failures { print("FAILED: \(failure)") }
+            for failure in failures { Console.printLine("FAILED: \(failure)") }
             throw ExitCode(1)
         }
-        print("every conversation completed")
+        Console.printLine("every conversation completed")
     }
 }
 

@@ -29,7 +29,32 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("peer"), help: "A peer to greet at start, as NAME=HOST:PORT (repeatable).")
     var peers: [String] = []
 
+    /// Rejects a malformed address or an out-of-range port as a usage error (exit status 64)
+    /// before anything starts. Host names are only resolved later, when the node starts.
+    func validate() throws {
+        do {
+            _ = try SocketAddress.splitHostPort(listen)
+        } catch {
+            throw ValidationError("--listen: \(error)")
+        }
+        for peer in peers {
+            guard let (_, hostPort) = NodeSession.split(peer, on: "=") else {
+                throw ValidationError("--peer wants NAME=HOST:PORT, not '\(peer)'.")
+            }
+            do {
+                _ = try SocketAddress.splitHostPort(hostPort)
+            } catch {
+                throw ValidationError("--peer \(peer): \(error)")
+            }
+        }
+    }
+
     mutating func run() async throws {
+        // Wait for signals first, so that SIGINT and SIGTERM are caught (and the node shut down
+        // properly) as early as possible. `ended` yields when either ends the node.
+        let (ended, end) = AsyncStream.makeStream(of: Void.self)
+        Task { await TerminationSignal.wait(); end.yield() }
+
         let transcript = Transcript()
         var logger = Logger(label: "pheromones.node.\(name)")
         logger.logLevel = .notice
@@ -39,14 +64,18 @@ struct NodeCommand: AsyncParsableCommand {
         let address = try await node.listen(on: SocketAddress.resolve(listen))
         transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire)")
 
+        // Whichever comes first ends the node: a signal, or `quit` on standard input (read once
+        // the greetings are done, which may take a dial timeout or two: a signal does not wait
+        // for them). Neither waiter can be cancelled, so they race through a stream instead of a
+        // task group. The two do not depend on each other: the signal waiter has a thread of its
+        // own, and the stdin reader takes no lock that printing needs (see `Console`).
         let session = NodeSession(node: node, address: address, transcript: transcript)
-        for peer in peers { await session.greet(peerSpecification: peer) }
-
-        // Whichever comes first ends the node: a signal, or `quit` on standard input. (Neither
-        // waiter can be cancelled, so they race through a stream instead of a task group.)
-        let (ended, end) = AsyncStream.makeStream(of: Void.self)
-        Task { await TerminationSignal.wait(); end.yield() }
-        Task { await session.readCommands(); end.yield() }
+        let peers = peers
+        Task {
+            for peer in peers { await session.greet(peerSpecification: peer) }
+            await session.readCommands()
+            end.yield()
+        }
         for await _ in ended { break }
         transcript.say("\(name) shutting down")
         await node.shutdown()
@@ -144,47 +173,17 @@ struct NodeSession: Sendable {
         }
     }
 
+    /// The operation and the data as text (bytes that are not UTF-8 become U+FFFD); the transcript
+    /// escapes the whole line.
     private static func describe(_ envelope: Envelope) -> String {
         let data = envelope.data.map { " \(String(decoding: $0.readableBytesView, as: UTF8.self))" } ?? ""
         return "\(envelope.operation)\(data)"
     }
 
-    private static func split(_ text: String, on separator: Character) -> (String, String)? {
+    /// Splits `text` at the first `separator`; nil unless both sides are non-empty.
+    static func split(_ text: String, on separator: Character) -> (String, String)? {
         guard let index = text.firstIndex(of: separator) else { return nil }
         let head = String(text[..<index]), tail = String(text[text.index(after: index)...])
         return head.isEmpty || tail.isEmpty ? nil : (head, tail)
-    }
-}
-
-/// Standard input's lines, read on a thread of their own so no task blocks in `read(2)`.
-struct StandardInputLines: AsyncSequence, Sendable {
-    typealias Element = String
-
-    func makeAsyncIterator() -> AsyncStream<String>.Iterator {
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self)
-        let thread = LineReaderThread(continuation: continuation)
-        thread.start()
-        return stream.makeAsyncIterator()
-    }
-}
-
-/// Reads lines with `readLine()` on a detached POSIX thread.
-final class LineReaderThread: Sendable {
-    private let continuation: AsyncStream<String>.Continuation
-
-    init(continuation: AsyncStream<String>.Continuation) {
-        self.continuation = continuation
-    }
-
-    func start() {
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let result = pthread_create(&thread, nil, { raw in
-            let reader = Unmanaged<LineReaderThread>.fromOpaque(raw!).takeRetainedValue()
-            while let line = readLine() { reader.continuation.yield(line) }
-            reader.continuation.finish()
-            return nil
-        }, context)
-        if result == 0 { pthread_detach(thread) } else { continuation.finish() }
     }
 }

@@ -1,9 +1,8 @@
-import Glibc
 import Pheromones
 import PheromonesP2P
 
-/// Prints lines from any thread (node loops, tasks) without interleaving them, and counts what the
-/// example protocol reports.
+/// Prints lines from any thread (node loops, tasks) without interleaving them (through ``Console``),
+/// and counts what the example protocol reports.
 final class Transcript: Sendable {
     private struct Counts {
         var handled = 0
@@ -19,16 +18,11 @@ final class Transcript: Sendable {
         self.prefix = prefix
     }
 
-    /// Prints `line`, stamped with the time since the transcript began.
+    /// Prints `line`, stamped with the time since the transcript began, escaped (it may quote
+    /// what peers sent) and at once, even when standard output is a pipe (see ``Console``).
     func say(_ line: String) {
         let elapsed = Double((Deadline.now() - start).nanoseconds) / 1e6
-        let text = "\(prefix)\(format3(elapsed)) ms  \(line)"
-        counts.withLock { _ in
-            print(text)
-            // Line by line even when standard output is a file or a pipe (another program may be
-            // reading the transcript as it happens).
-            fflush(nil)
-        }
+        Console.printLine("\(prefix)\(format3(elapsed)) ms  \(line)")
     }
 
     /// An observer for ``ExampleProtocol`` that prints and counts every step.

@@ -121,13 +121,13 @@ public final class ExampleProtocol: PeerProtocol {
         case Operation.fetchResponse: answer = Operation.noticeRequest
         case Operation.noticeResponse:
             answer = nil
-            logger.debug("conversation finished", metadata: ["node": "\(context.localName)", "peer": "\(message.name)"])
+            logger.debug("conversation finished", metadata: ["node": "\(context.localName)", "peer": "\(message.name.escapedForTerminal)"])
             observer?(.conversationFinished(node: context.localName, peer: message.name))
         case Operation.unknown: answer = nil
         default: answer = Operation.unknown
         }
         let reply = answer.map { Envelope(name: context.localName, operation: $0) }
-        logger.debug("handled", metadata: ["node": "\(context.localName)", "operation": "\(message.operation)", "from": "\(message.name)", "answer": "\(answer ?? "-")"])
+        logger.debug("handled", metadata: ["node": "\(context.localName)", "operation": "\(message.operation.escapedForTerminal)", "from": "\(message.name.escapedForTerminal)", "answer": "\(answer ?? "-")"])
         observer?(.handled(node: context.localName, message: message, answer: reply))
         return reply
     }
@@ -135,7 +135,7 @@ public final class ExampleProtocol: PeerProtocol {
     /// Answers a message that is not an envelope with `unknownop`, reporting it.
     public func handleMalformedMessage(_ error: WireError, context: PeerContext) throws -> Envelope? {
         let rejection = P2PError.mismatchedRequest(error.description)
-        logger.notice("a message does not parse", metadata: ["node": "\(context.localName)", "error": "\(error)"])
+        logger.notice("a message does not parse", metadata: ["node": "\(context.localName)", "error": "\("\(error)".escapedForTerminal)"])
         observer?(.rejected(node: context.localName, error: rejection))
         return Envelope(name: context.localName, operation: Operation.unknown)
     }
@@ -155,7 +155,7 @@ public final class ExampleProtocol: PeerProtocol {
             try context.addRoute(name: message.name, address: greeting.address)
             observer?(.routeAdded(node: context.localName, name: message.name, address: greeting.address))
         } catch {
-            logger.debug("route not added", metadata: ["node": "\(context.localName)", "name": "\(message.name)", "error": "\(error)"])
+            logger.debug("route not added", metadata: ["node": "\(context.localName)", "name": "\(message.name.escapedForTerminal)", "error": "\("\(error)".escapedForTerminal)"])
             observer?(.routeNotAdded(node: context.localName, name: message.name, address: greeting.address, error: error))
         }
     }

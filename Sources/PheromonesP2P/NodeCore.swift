@@ -161,7 +161,7 @@ final class NodeCore {
         case .short:
             do {
                 try table.addAddress(name: name, address: address)
-                logger.debug("added a route", metadata: ["name": "\(name)", "address": "\(address)"])
+                logger.debug("added a route", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)"])
                 return loop.makeSucceededFuture(())
             } catch {
                 return loop.makeFailedFuture(error)
@@ -184,7 +184,7 @@ final class NodeCore {
             connections[stage.id] = nil
             return pending
         case .dial:
-            logger.debug("dialing", metadata: ["name": "\(name)", "address": "\(address)"])
+            logger.debug("dialing", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)"])
             let id = stage.id
             connect(to: address, handlers: wireHandlers() + [stage, makeProtocolStage(for: stage)]).whenCompleteOnLoop { result in
                 if case .failure(let error) = result { self.dialFailed(id, address: address, error: error) }
@@ -196,7 +196,7 @@ final class NodeCore {
     private func dialFailed(_ connection: ConnectionID, address: SocketAddress, error: any Error) {
         guard let stage = connections.removeValue(forKey: connection) else { return }
         let reason = stage.closeReason ?? .connectFailed(address: address, reason: "\(error)")
-        logger.debug("dial failed", metadata: ["address": "\(address)", "error": "\(error)"])
+        logger.debug("dial failed", metadata: ["address": "\(address)", "error": "\("\(error)".escapedForTerminal)"])
         for waiter in dialWaiters.removeValue(forKey: connection) ?? [] { waiter.fail(reason) }
         guard !isShutDown else { return }
         run(table.closed(connection), failure: reason)
@@ -306,7 +306,7 @@ final class NodeCore {
             identify(stage, address: dialed, name: table.routes[dialed]?.name ?? hello.name)
         case .inbound:
             guard let address = hello.listeningAddress else {
-                logger.debug("an anonymous peer connected (it does not listen)", metadata: ["name": "\(hello.name)"])
+                logger.debug("an anonymous peer connected (it does not listen)", metadata: ["name": "\(hello.name.escapedForTerminal)"])
                 return
             }
             identify(stage, address: address, name: hello.name)
@@ -324,7 +324,7 @@ final class NodeCore {
     private func identify(_ stage: RouterStage, address: SocketAddress, name: String) {
         stage.routeAddress = address
         stage.routeName = table.routes[address]?.name ?? name
-        logger.debug("connection identified", metadata: ["name": "\(name)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
+        logger.debug("connection identified", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
         report(.connectionIdentified(PeerKey(name: table.routes[address]?.name ?? name, address: address), stage.facts.direction))
         run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.succeed(()) }
@@ -460,7 +460,7 @@ final class NodeCore {
             switch configuration.connectionType {
             case .short:
                 dialOnce(address, message).whenFailure { [logger] error in
-                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\(error)"])
+                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\("\(error)".escapedForTerminal)"])
                 }
             case .persistent:
                 submit(.oneWay(message), to: address)

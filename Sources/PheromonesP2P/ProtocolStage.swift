@@ -109,7 +109,7 @@ public final class ProtocolStage: ChannelInboundHandler {
             context.fireErrorCaught(error)
             return
         }
-        logger.debug("a message is not an envelope", metadata: ["error": "\(wireError)"])
+        logger.debug("a message is not an envelope", metadata: ["error": "\("\(wireError)".escapedForTerminal)"])
         enqueue(.malformed(wireError))
     }
 
@@ -151,7 +151,7 @@ public final class ProtocolStage: ChannelInboundHandler {
                     case .malformed(let error): answer = try await peerProtocol.handleMalformedMessage(error, context: peerContext)
                     }
                 } catch {
-                    logger.warning("the protocol failed; answering nothing", metadata: ["error": "\(error)"])
+                    logger.warning("the protocol failed; answering nothing", metadata: ["error": "\("\(error)".escapedForTerminal)"])
                     answer = nil
                 }
                 bound.eventLoop.execute { bound.value.asyncAnswerArrived(answer) }
@@ -210,6 +210,6 @@ public final class ProtocolStage: ChannelInboundHandler {
         case .message(let message): operation = message.operation
         case .malformed: operation = "(malformed)"
         }
-        logger.warning("the protocol failed; answering nothing", metadata: ["operation": "\(operation)", "error": "\(error)"])
+        logger.warning("the protocol failed; answering nothing", metadata: ["operation": "\(operation.escapedForTerminal)", "error": "\("\(error)".escapedForTerminal)"])
     }
 }

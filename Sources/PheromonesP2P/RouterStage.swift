@@ -292,7 +292,7 @@ final class RouterStage: ChannelDuplexHandler {
         if role == .shortDial {
             completeShortReply(failure: .mismatchedResponse("\(error)"))
         }
-        logger.debug("connection error", metadata: ["peer": "\(peerAddress)", "error": "\(error)"])
+        logger.debug("connection error", metadata: ["peer": "\(peerAddress)", "error": "\("\(error)".escapedForTerminal)"])
     }
 
     private func receiveShortReply(_ reply: Envelope, context: ChannelHandlerContext) {
@@ -427,7 +427,7 @@ final class RouterStage: ChannelDuplexHandler {
         case ControlMessage.helloOperation:
             logger.debug("ignoring a second hello", metadata: ["peer": "\(peerAddress)"])
         default:
-            logger.debug("ignoring an unknown control message", metadata: ["peer": "\(peerAddress)", "operation": "\(message.operation.dropFirst())"])
+            logger.debug("ignoring an unknown control message", metadata: ["peer": "\(peerAddress)", "operation": "\(String(message.operation.dropFirst()).escapedForTerminal)"])
         }
     }
 

@@ -1,18 +1,23 @@
 import Pheromones
 
-/// Our server, built exactly as `Sources/EchoExample/main.swift` builds it.
+/// Our server, built exactly as `Sources/EchoExample/EchoProtocol.swift` builds it: back pressure
+/// next to the socket, half-closure allowed, the output closed once the peer has finished sending.
 enum PheromonesServer {
     static func serve(_ settings: ServerSettings) async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops)
         let proto = settings.proto
+        var options = SocketOptions()
+        options.allowRemoteHalfClosure = true
         let server = try await ServerBootstrap(group: group)
+            .childOptions(options)
             .childChannelInitializer { channel in
                 switch proto {
                 case .echo:
-                    try channel.pipeline.addHandler(EchoHandler())
+                    try channel.pipeline.addHandlers([BackPressureHandler(), EchoHandler()])
                 case .framed:
                     try channel.pipeline.addHandlers(
-                        LengthFieldFramer.handlers(maximumFrameLength: ServerSettings.maximumFrameLength) + [FrameEchoHandler()])
+                        [BackPressureHandler()]
+                            + LengthFieldFramer.handlers(maximumFrameLength: ServerSettings.maximumFrameLength) + [EchoHandler()])
                 }
             }
             .bind(host: settings.host, port: settings.port)
@@ -23,7 +28,8 @@ enum PheromonesServer {
     }
 }
 
-/// Writes back every byte it reads, flushing once per read batch.
+/// Writes back every message it reads, flushing once per read batch; closes its output once the
+/// peer has finished sending (after what is queued has gone out).
 private final class EchoHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -35,18 +41,11 @@ private final class EchoHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
     }
-}
 
-/// Answers each decoded frame with a frame carrying the same payload (the framer re-encodes it).
-private final class FrameEchoHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    func channelRead(context: ChannelHandlerContext, data: ByteBuffer) {
-        context.write(data)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        context.fireUserInboundEventTriggered(event)
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(mode: .output, promise: nil)
+        }
     }
 }

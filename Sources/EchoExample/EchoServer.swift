@@ -1,0 +1,65 @@
+import ArgumentParser
+import Pheromones
+
+/// `pheromones-echo`: the echo server of the README, on the Pheromones reactor.
+@main
+struct EchoServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pheromones-echo",
+        abstract: "An echo server on the Pheromones reactor: raw echo, or 4-byte length-framed request/response.")
+
+    /// The most loops `--loops` accepts: one thread each, and far more than cores is only waste.
+    static let maximumLoops = 256
+    /// The largest `--max-frame-length`: a whole frame (4-byte header and payload) must fit the
+    /// 4-byte length field and a ``ByteBuffer``.
+    static let maximumFrameLengthLimit = Int(UInt32.max) - 4
+
+    @Option(help: "The TCP port to listen on, 0...65535 (0: any free port).")
+    var port: Int = 9000
+
+    @Option(help: "The address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "echo: write back every byte; framed: answer each length-prefixed frame with the same payload.")
+    var proto: EchoProtocol = .echo
+
+    @Option(help: "The number of event loops (threads), 1...\(maximumLoops).")
+    var loops: Int = 1
+
+    @Flag(help: "With several loops: one SO_REUSEPORT listener per loop instead of one listener handing connections out round robin.")
+    var listenerPerLoop = false
+
+    @Option(help: "framed: the largest frame accepted, in bytes, 0...\(maximumFrameLengthLimit) (larger ones close the connection).")
+    var maxFrameLength: Int = 16 << 20
+
+    /// Rejects out-of-range numbers as usage errors (exit status 64), before anything starts.
+    func validate() throws {
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--port must be between 0 and 65535, not \(port).")
+        }
+        guard (1...Self.maximumLoops).contains(loops) else {
+            throw ValidationError("--loops must be between 1 and \(Self.maximumLoops), not \(loops).")
+        }
+        guard (0...Self.maximumFrameLengthLimit).contains(maxFrameLength) else {
+            throw ValidationError("--max-frame-length must be between 0 and \(Self.maximumFrameLengthLimit), not \(maxFrameLength).")
+        }
+    }
+
+    mutating func run() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: loops)
+        let proto = proto, maxFrameLength = maxFrameLength
+        var serverOptions = ServerSocketOptions()
+        serverOptions.listenerPerLoop = listenerPerLoop
+        let server = try await ServerBootstrap(group: group)
+            .serverOptions(serverOptions)
+            .childOptions(EchoProtocol.connectionOptions)
+            .childChannelInitializer { channel in
+                try channel.pipeline.addHandlers(proto.handlers(maximumFrameLength: maxFrameLength))
+            }
+            .bind(host: host, port: port)
+        print("pheromones-echo: \(proto.rawValue) on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)")
+        await TerminationSignal.wait()
+        try await server.close().get()
+        try await group.shutdownGracefully()
+    }
+}
