@@ -1,3 +1,4 @@
+import Glibc
 import ArgumentParser
 import Pheromones
 
@@ -58,6 +59,9 @@ struct EchoServer: AsyncParsableCommand {
             }
             .bind(host: host, port: port)
         print("pheromones-echo: \(proto.rawValue) on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)")
+        // Through a pipe stdout is block-buffered: flush, so that a parent waiting for this
+        // ready line sees it now rather than at exit.
+        fflush(stdout)
         await TerminationSignal.wait()
         try await server.close().get()
         try await group.shutdownGracefully()

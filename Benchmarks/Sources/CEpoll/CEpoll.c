@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -72,6 +73,44 @@ void cepoll_close_with_reset(int fd) {
     struct linger linger = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
     close(fd);
+}
+
+int cepoll_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
+
+static int cepoll_ipv4(const char *ipv4, int port, struct sockaddr_in *address) {
+    memset(address, 0, sizeof *address);
+    address->sin_family = AF_INET;
+    address->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, ipv4, &address->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+int cepoll_free_tcp4_port(const char *ipv4) {
+    struct sockaddr_in address;
+    if (cepoll_ipv4(ipv4, 0, &address) != 0) return -EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    socklen_t length = sizeof address;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0
+        || getsockname(fd, (struct sockaddr *)&address, &length) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    close(fd);
+    return ntohs(address.sin_port);
+}
+
+int cepoll_probe_tcp4(const char *ipv4, int port, int timeout_ms) {
+    int fd = cepoll_connect_tcp4(ipv4, port);
+    if (fd < 0) return -fd;
+    struct pollfd waiting = {fd, POLLOUT, 0};
+    int ready;
+    do {
+        ready = poll(&waiting, 1, timeout_ms);
+    } while (ready < 0 && errno == EINTR);
+    int error = ready > 0 ? cepoll_socket_error(fd) : (ready == 0 ? ETIMEDOUT : errno);
+    close(fd);
+    return error;
 }
 
 long cepoll_raise_open_files_limit(void) {

@@ -36,6 +36,14 @@ int cepoll_connect_tcp4(const char *ipv4, int port);
 int cepoll_socket_error(int fd);
 /// Closes `fd` with a reset (SO_LINGER 0), so finished runs leave no TIME_WAIT sockets behind.
 void cepoll_close_with_reset(int fd);
+/// Shuts the socket's write side (`shutdown(SHUT_WR)`): the peer reads EOF, the socket can still read.
+/// 0 or -1 and errno.
+int cepoll_shutdown_write(int fd);
+/// A TCP port on `ipv4` that is free now (bound to port 0, read back, released), or -errno.
+int cepoll_free_tcp4_port(const char *ipv4);
+/// Whether something accepts TCP connections on `ipv4:port`: connects (blocking up to `timeout_ms`)
+/// and closes again. 0 if it connected, otherwise the error.
+int cepoll_probe_tcp4(const char *ipv4, int port, int timeout_ms);
 /// Raises the soft open-files limit to the hard one; returns the new soft limit.
 long cepoll_raise_open_files_limit(void);
 

@@ -1,7 +1,7 @@
 import Foundation
 
-/// A child process running this same executable with other arguments, its stdout piped to us
-/// (stderr shared, so its complaints reach the terminal).
+/// A child process: this same executable with other arguments, its stdout piped to us, or another
+/// program whose stdout is discarded (stderr shared either way, so complaints reach the terminal).
 final class ChildProcess {
     private let process = Process()
     private let output = Pipe()
@@ -11,6 +11,24 @@ final class ChildProcess {
         process.executableURL = Self.executable
         process.arguments = arguments
         process.standardOutput = output
+        try process.run()
+    }
+
+    /// Runs `program` with `arguments`, its standard output discarded (`readLine` and `readToEnd`
+    /// then see nothing), with no signal blocked.
+    ///
+    /// The child inherits the signal mask of the thread that starts it, and Dispatch's worker
+    /// threads (where an async command runs) block most signals, SIGTERM included: a program that
+    /// relies on SIGTERM's default action would then ignore `stop()` until SIGKILL.
+    init(program: URL, arguments: [String]) throws {
+        process.executableURL = program
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        try output.fileHandleForWriting.close()
+        var none = sigset_t(), previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
     }
 
@@ -38,6 +56,13 @@ final class ChildProcess {
         return (String(decoding: unread + (rest ?? Data()), as: UTF8.self), process.terminationStatus)
     }
 
+    /// How the child ended ("exit status 0", "signal 9"), or nil while it runs.
+    var exitDescription: String? {
+        guard !process.isRunning else { return nil }
+        let kind = process.terminationReason == .uncaughtSignal ? "signal" : "exit status"
+        return "\(kind) \(process.terminationStatus)"
+    }
+
     /// Sends SIGTERM, waits up to `grace` seconds, then SIGKILL; returns once the child is gone.
     func stop(grace: Double = 5) {
         guard process.isRunning else { return }
@@ -49,7 +74,7 @@ final class ChildProcess {
     }
 
     /// This executable, as the kernel knows it.
-    private static let executable: URL = {
+    static let executable: URL = {
         let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: path)
     }()

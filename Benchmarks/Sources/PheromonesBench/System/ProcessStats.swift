@@ -23,6 +23,20 @@ enum ProcessStats {
         return nil
     }
 
+    /// Open file descriptors of process `pid`: the entries of `/proc/PID/fd` (nil if unreadable).
+    static func openFileCount(of pid: Int32) -> Int? {
+        guard let directory = opendir("/proc/\(pid)/fd") else { return nil }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let isDot = withUnsafeBytes(of: entry.pointee.d_name) { name in
+                name[0] == UInt8(ascii: ".") && (name[1] == 0 || (name[1] == UInt8(ascii: ".") && name[2] == 0))
+            }
+            if !isDot { count += 1 }
+        }
+        return count
+    }
+
     /// Whether process `pid` still exists (and is not a zombie waiting to be reaped).
     static func isAlive(_ pid: Int32) -> Bool {
         guard let stat = readFile("/proc/\(pid)/stat"), let afterName = stat.lastIndex(of: ")") else { return false }
