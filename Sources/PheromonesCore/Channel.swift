@@ -3,6 +3,17 @@
 /// A channel lives on one ``EventLoop`` for its whole life. The methods on this protocol are safe
 /// to call from any thread: off the loop they hop onto it. Handlers, the pipeline and the
 /// transport underneath are loop-confined.
+///
+/// A channel stays alive while anything refers to it: its pipeline holds it until it has closed,
+/// and a context a handler kept, a reference the application holds or a pending future keep it
+/// after that. Nothing it does after the close traps: writes fail with
+/// ``ChannelError/ioOnClosedChannel``, `close` with ``ChannelError/alreadyClosed``, and `flush` and
+/// `read` do nothing. A closed channel nothing refers to is freed.
+///
+/// A failure (a reset, a failed write) closes the channel once: `isActive` turns false first, then
+/// `errorCaught` fires once, then `channelInactive`. What handlers do meanwhile fails at once rather
+/// than failing the channel again: a write from `errorCaught`, `channelInactive` or a write
+/// promise's callback fails its promise, and a close from `errorCaught` completes when the close does.
 public protocol Channel: AnyObject, Sendable {
     /// The loop that owns this channel.
     var eventLoop: any EventLoop { get }

@@ -12,6 +12,12 @@
 /// A pipeline is confined to its channel's event loop: call its methods from that loop (handlers
 /// and channel initializers already run there). To change a pipeline from another thread, go
 /// through the loop: `channel.eventLoop.submit { try channel.pipeline.addHandler(MyHandler()) }`.
+///
+/// The pipeline holds its channel until the channel has closed, its handlers have been removed and
+/// the loop has moved on to its next turn; every context holds its pipeline. So a handler that kept
+/// its context can use it at any time: after the close, operations through it fail with a
+/// ``ChannelError`` (``ChannelError/ioOnClosedChannel``, or ``ChannelError/alreadyClosed`` for
+/// `close`), and `flush` and `read` do nothing.
 // Sendable only so that `Channel` (which is) can expose it: every method asserts that it runs
 // on `eventLoop`, the one thread that touches the stages.
 public final class ChannelPipeline: @unchecked Sendable {
@@ -29,32 +35,51 @@ public final class ChannelPipeline: @unchecked Sendable {
 
     /// The channel's event loop.
     public let eventLoop: any EventLoop
-    private unowned let channelReference: any Channel
-    /// The transport under the head. `unowned(unsafe)`: the transport is the channel (or owned by
-    /// it), and the channel owns this pipeline, so it outlives every use from here.
-    unowned(unsafe) let core: any ChannelCore
+    /// The channel, held strongly from the start until it has closed and no event can be inside the
+    /// pipeline any more (see ``channelDidClose()``); a cycle with the channel's reference to its
+    /// pipeline, broken there. While the channel lives, whoever holds the pipeline (a handler that
+    /// kept its context) therefore holds the channel, and the head may call the transport unretained.
+    @exclusivity(unchecked) private var owningChannel: (any Channel)?
+    /// The channel once the pipeline has let go of it: still there while someone else holds it.
+    private weak var closedChannel: (any Channel)?
     // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
     // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
-    @exclusivity(unchecked) private var head: HeadContext!
+    @exclusivity(unchecked) private var head: TransportContext!
     @exclusivity(unchecked) private var tail: TailContext!
     /// The handlers' contexts, head side first.
     @exclusivity(unchecked) private var contexts: [ChannelHandlerContext] = []
     /// Removed contexts kept alive until the current event has left them (see ``removeHandler(context:)``).
     private var graveyard: [ChannelHandlerContext] = []
     private var nameCounter = 0
+    /// Whether the channel has closed (``channelDidClose()`` ran): handlers added now are removed at once.
+    private var isClosed = false
 
-    /// Creates the pipeline of `channel`, whose transport is `core`.
-    package init(channel: any Channel, core: any ChannelCore, eventLoop: any EventLoop) {
+    /// Creates the pipeline of `channel`, which is also its transport.
+    ///
+    /// The transport must be the channel itself (not merely owned by it): the pipeline holds the
+    /// channel strongly, and that is what makes the head's unretained link to the transport safe.
+    package init<Transport: Channel & ChannelCore>(channel: Transport, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
-        self.channelReference = channel
-        self.core = core
-        self.head = HeadContext(pipeline: self)
+        self.owningChannel = channel
+        self.head = HeadContext(pipeline: self, core: channel)
         self.tail = TailContext(pipeline: self)
         relink()
     }
 
     /// The channel this pipeline belongs to.
-    public var channel: any Channel { channelReference }
+    ///
+    /// Once the channel has closed and the pipeline has let go of it, this is the channel while
+    /// something else still holds it, and otherwise a stand-in for it: closed, inactive, whose
+    /// operations fail with ``ChannelError/ioOnClosedChannel`` (or ``ChannelError/alreadyClosed``
+    /// for `close`). Call on the channel's loop.
+    public var channel: any Channel {
+        eventLoop.assertInEventLoop()
+        if let owningChannel { return owningChannel }
+        return closedChannel ?? DeadChannel(pipeline: self)
+    }
+
+    /// The head, as the tail and the pipeline's internals see it.
+    var transportHead: TransportContext { head }
 
     /// The handlers' names, head side first.
     public var handlerNames: [String] {
@@ -101,6 +126,9 @@ public final class ChannelPipeline: @unchecked Sendable {
         for context in added {
             context.anyHandler.handlerAdded(context: context)
         }
+        // Too late: the channel has closed and nothing will remove these later, so remove them now
+        // (each sees `handlerAdded`, then `handlerRemoved`), or they would keep the pipeline forever.
+        if isClosed { removeAll() }
     }
 
     /// Removes the handler named `name`.
@@ -135,13 +163,33 @@ public final class ChannelPipeline: @unchecked Sendable {
         retire(removed)
     }
 
-    /// Removes every handler (after the channel closed), breaking reference cycles between handlers
-    /// and their contexts.
-    package func removeAllHandlers() {
+    /// Tells the pipeline that its channel has closed (after `channelInactive`): removes every
+    /// handler now and, on the loop's next turn, when no event can be inside the pipeline any more,
+    /// lets go of the channel.
+    ///
+    /// Removing the handlers breaks the cycles between the pipeline and the contexts; letting go of
+    /// the channel breaks the one between the channel and the pipeline, so that a closed channel
+    /// nobody else holds is freed. From then on operations that reach the head fail: the head lets
+    /// go of the transport in the same step. Called once by the transport; later calls do nothing.
+    package func channelDidClose() {
         eventLoop.assertInEventLoop()
+        guard !isClosed else { return }
+        isClosed = true
+        removeAll()
+        eventLoop.execute { [self] in self.releaseChannel() }
+    }
+
+    private func removeAll() {
         let removed = contexts
         contexts.removeAll()
         for context in removed.reversed() { retire(context) }
+    }
+
+    private func releaseChannel() {
+        buryRemovedContexts()
+        head.detachTransport()
+        closedChannel = owningChannel
+        owningChannel = nil
     }
 
     private func retire(_ context: ChannelHandlerContext) {

@@ -10,6 +10,12 @@ import PheromonesCore
 /// through ``loop``'s ``EmbeddedEventLoop/advanceTime(by:)``.
 ///
 /// Unlike socket channels, the embedded channel carries messages of any type at both ends.
+///
+/// Its lifetime is a socket channel's: once closed, every operation fails (a write with
+/// ``ChannelError/ioOnClosedChannel``, a close with ``ChannelError/alreadyClosed``), and on the loop's
+/// next turn (``finish()`` or ``EmbeddedEventLoop/run()``) the pipeline lets go of the channel, which
+/// is then freed unless something else holds it. A channel that is never closed is never freed: its
+/// pipeline holds it, as a live socket channel's does.
 // Unchecked: an embedded channel is confined to the test's thread, like its embedded loop.
 public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
     /// The channel's loop.
@@ -43,7 +49,7 @@ public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
     public init(handlers: [any ChannelHandler] = [], loop: EmbeddedEventLoop = EmbeddedEventLoop()) throws {
         self.loop = loop
         closePromise = loop.makePromise(of: Void.self)
-        pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
+        pipelineStorage = ChannelPipeline(channel: self, eventLoop: loop)
         try pipeline.addHandlers(handlers)
         pipeline.fireChannelRegistered()
     }
@@ -173,7 +179,10 @@ public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
         }
     }
 
-    public func read0() { readRequests += 1 }
+    public func read0() {
+        guard !closed else { return }
+        readRequests += 1
+    }
 
     public func close0(mode: CloseMode, promise: Promise<Void>?) {
         guard !closed else {
@@ -185,19 +194,25 @@ public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
             promise?.succeed(())
             return
         }
+        // Closed and inactive before anything runs: what the callbacks below and `channelInactive` do
+        // through the channel fails at once.
         closed = true
+        let wasActive = active
+        active = false
         let dropped = unflushed
         unflushed.removeAll()
         for (_, pending) in dropped { pending?.fail(ChannelError.closedBeforeWriteCompleted) }
-        let wasActive = active
-        active = false
         promise?.succeed(())
         if wasActive { pipeline.fireChannelInactive() }
-        pipeline.removeAllHandlers()
+        pipeline.channelDidClose()
         closePromise.succeed(())
     }
 
     public func bind0(to address: SocketAddress, promise: Promise<Void>?) {
+        guard !closed else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         localAddress = address
         promise?.succeed(())
     }
@@ -214,6 +229,10 @@ public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
     }
 
     public func triggerUserOutboundEvent0(_ event: Any, promise: Promise<Void>?) {
+        guard !closed else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         outboundUserEvents.append(event)
         promise?.succeed(())
     }

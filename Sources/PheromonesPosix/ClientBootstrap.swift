@@ -56,14 +56,16 @@ public struct ClientBootstrap: Sendable {
             do {
                 let fd = try loop.posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
                 channel = SocketChannel(fd: fd, loop: loop, options: SharedSocketOptions(options), parent: nil)
-                try options.apply(to: fd, using: loop.posix)
             } catch {
                 promise.fail(error)
                 return
             }
+            // From here the channel owns the descriptor: every failure closes the channel, which
+            // closes the descriptor and lets the channel go.
             do {
+                try options.apply(to: channel.fd, using: loop.posix)
                 try initializer(channel)
-                try channel.register()
+                try channel.register(connected: false)
             } catch {
                 channel.close0(mode: .all, promise: nil)
                 promise.fail(error)

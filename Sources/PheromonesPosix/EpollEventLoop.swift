@@ -225,24 +225,34 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     /// The before-sleep hook: applies the interest changes collected during this turn.
+    ///
+    /// A change that fails (`epoll_ctl` MOD) closes its channel with the error: its registration no
+    /// longer reports what it waits for, so its writes would stay stuck. The channels are told once
+    /// the pass is over, since closing runs handlers that may queue changes of their own; those
+    /// are applied by the next pass, before the loop sleeps.
     private func applyInterestUpdates() {
-        guard !interestUpdates.isEmpty else { return }
-        // By index: iterating the array itself would hold a second reference to its storage, and
-        // the `removeAll(keepingCapacity:)` below would then copy it.
-        for position in interestUpdates.indices {
-            let fd = interestUpdates[position]
-            let index = Int(fd)
-            registrations[index].isQueuedForUpdate = false
-            let registration = registrations[index]
-            guard registration.selectable != nil, registration.desired != registration.registered else { continue }
-            do {
-                try poller.reregister(Token(fd: fd, generation: registration.generation), interest: registration.desired)
-                registrations[index].registered = registration.desired
-            } catch {
-                logger.warning("epoll_ctl(MOD) failed", metadata: ["fd": "\(fd)", "error": "\(error)"])
+        while !interestUpdates.isEmpty {
+            // Empty (no allocation) unless a change fails.
+            var failures: [(selectable: any Selectable, error: IOError)] = []
+            // By index: iterating the array itself would hold a second reference to its storage, and
+            // the `removeAll(keepingCapacity:)` below would then copy it.
+            for position in interestUpdates.indices {
+                let fd = interestUpdates[position]
+                let index = Int(fd)
+                registrations[index].isQueuedForUpdate = false
+                let registration = registrations[index]
+                guard let selectable = registration.selectable, registration.desired != registration.registered else { continue }
+                do {
+                    try poller.reregister(Token(fd: fd, generation: registration.generation), interest: registration.desired)
+                    registrations[index].registered = registration.desired
+                } catch {
+                    logger.warning("epoll_ctl(MOD) failed: closing the channel", metadata: ["fd": "\(fd)", "error": "\(error)"])
+                    failures.append((selectable, error))
+                }
             }
+            interestUpdates.removeAll(keepingCapacity: true)
+            for failure in failures { failure.selectable.registrationFailed(failure.error) }
         }
-        interestUpdates.removeAll(keepingCapacity: true)
     }
 
     // MARK: The loop

@@ -162,4 +162,9 @@ package protocol Selectable: AnyObject {
     func handleReadiness(_ events: UInt32)
     /// The loop is shutting down: close now.
     func closeForShutdown()
+    /// The loop could not apply an interest change (`epoll_ctl` failed): close with `error`, since
+    /// the registration no longer reports what the channel waits for. Called from the loop's
+    /// before-sleep hook, once the loop has finished applying the other changes, so closing (and
+    /// whatever handlers do in `channelInactive`) is safe there.
+    func registrationFailed(_ error: IOError)
 }

@@ -86,21 +86,29 @@ public struct ServerBootstrap: Sendable {
         let serverOptions = serverOptions, childOptions = childOptions, childInitializer = childInitializer
         return loop.submit { () throws -> ServerSocketChannel in
             let fd = try loop.posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
+            let bound: SocketAddress
             do {
                 if serverOptions.reuseAddress { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1) }
                 if reusePort { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
                 try loop.posix.bind(fd, to: address)
                 try loop.posix.listen(fd, backlog: CInt(clamping: serverOptions.backlog ?? Int(Posix.somaxconn())))
-                let bound = try loop.posix.localAddress(fd)
-                let server = ServerSocketChannel(
-                    fd: fd, address: bound, loop: loop, options: serverOptions,
-                    children: children, childOptions: childOptions, childInitializer: childInitializer)
-                try server.register()
-                return server
+                bound = try loop.posix.localAddress(fd)
             } catch {
                 try? loop.posix.close(fd)
                 throw error
             }
+            // From here the channel owns the descriptor: a failed registration closes the channel,
+            // which closes the descriptor, once.
+            let server = ServerSocketChannel(
+                fd: fd, address: bound, loop: loop, options: serverOptions,
+                children: children, childOptions: childOptions, childInitializer: childInitializer)
+            do {
+                try server.register()
+            } catch {
+                server.close0(mode: .all, promise: nil)
+                throw error
+            }
+            return server
         }
     }
 

@@ -26,8 +26,8 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
 
     /// The loop that owns the listener.
     public let loop: EpollEventLoop
-    private let fd: CInt
-    private var token: Token?
+    /// The descriptor, the registration and the stage of life (see ``ChannelLifecycle``).
+    private var lifecycle: ChannelLifecycle
     private var pipelineStorage: ChannelPipeline!
     private let closePromise: Promise<Void>
     private let options: ServerSocketOptions
@@ -36,7 +36,6 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private let childInitializer: ChildInitializer
     private let boundAddress: SocketAddress
     private let activeFlag = Atomic<Bool>(false)
-    private var closed = false
     /// How many times accepting paused for want of descriptors (loop-confined; for tests and metrics).
     package private(set) var acceptPauses = 0
     /// The other listeners of a listener-per-loop server, closed with this one.
@@ -47,7 +46,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         fd: CInt, address: SocketAddress, loop: EpollEventLoop, options: ServerSocketOptions,
         children: ChildLoops, childOptions: SocketOptions, childInitializer: @escaping ChildInitializer
     ) {
-        self.fd = fd
+        self.lifecycle = ChannelLifecycle(fd: fd)
         self.boundAddress = address
         self.loop = loop
         self.options = options
@@ -55,11 +54,12 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         self.childOptions = SharedSocketOptions(childOptions)
         self.childInitializer = childInitializer
         closePromise = loop.makePromise(of: Void.self)
-        pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
+        pipelineStorage = ChannelPipeline(channel: self, eventLoop: loop)
     }
 
     deinit {
-        if !closed { try? loop.posix.close(fd) }
+        // Not reached before the close in practice: until the close has finished, the pipeline holds the channel.
+        if lifecycle.state != .closed { try? loop.posix.close(lifecycle.fd) }
     }
 
     // MARK: Channel
@@ -73,23 +73,26 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     public var remoteAddress: SocketAddress? { nil }
     public var parent: (any Channel)? { nil }
 
-    /// Registers the listening socket and starts accepting.
+    /// Registers the listening socket and starts accepting. When this throws, the caller closes the
+    /// channel (which closes the socket).
     func register() throws(IOError) {
         loop.assertInEventLoop()
-        token = try loop.register(self, fd: fd, interest: .readable)
-        activeFlag.store(true, ordering: .relaxed)
+        guard lifecycle.register() else { return }
+        try lifecycle.enterPoller(self, loop: loop, interest: .readable)
         pipeline.fireChannelRegistered()
+        guard lifecycle.activate() else { return }
+        activeFlag.store(true, ordering: .relaxed)
         pipeline.fireChannelActive()
     }
 
     // MARK: Accepting
 
     package func handleReadiness(_ events: UInt32) {
-        guard !closed, !acceptPaused else { return }
+        guard lifecycle.state == .active, !acceptPaused else { return }
         for _ in 0..<options.maxAcceptsPerWakeup {
             let accepted: IOResult<CInt>
             do throws(IOError) {
-                accepted = try loop.posix.accept(fd)
+                accepted = try loop.posix.accept(lifecycle.fd)
             } catch {
                 handleAcceptError(error)
                 return
@@ -115,12 +118,12 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     }
 
     private func pauseAccepting() {
-        guard let token else { return }
+        guard let token = lifecycle.token else { return }
         acceptPaused = true
         acceptPauses += 1
         loop.setInterest([], for: token)
         loop.scheduleTask(in: options.acceptBackoff) { [self] in
-            guard !closed else { return }
+            guard lifecycle.state == .active else { return }
             acceptPaused = false
             loop.setInterest(.readable, for: token)
         }
@@ -144,7 +147,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         do {
             try childOptions.value.apply(to: childFD, using: childLoop.posix)
             try childInitializer(child)
-            try child.register()
+            try child.register(connected: true)
         } catch {
             childLoop.logger.warning("could not start an accepted connection", metadata: ["error": "\(error)"])
             child.close0(mode: .all, promise: nil)
@@ -155,9 +158,15 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
 
     package func closeForShutdown() { close0(mode: .all, promise: nil) }
 
+    package func registrationFailed(_ error: IOError) { close(error: error, promise: nil) }
+
     /// Makes this listener close `others` when it closes (listener per loop).
     func adoptSiblings(_ others: [ServerSocketChannel]) {
         loop.assertInEventLoop()
+        guard lifecycle.isOpen else {
+            for sibling in others { sibling.close() }
+            return
+        }
         siblings = others
     }
 
@@ -172,20 +181,26 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
 
     public func close0(mode: CloseMode, promise: Promise<Void>?) {
         loop.assertInEventLoop()
-        guard !closed else {
+        close(error: nil, promise: promise)
+    }
+
+    /// Closes the listener (any `mode`: a listener has no halves), and its siblings; `error`, if
+    /// any, reaches `errorCaught` first. Only the first request closes (see ``ChannelLifecycle``).
+    private func close(error: (any Error)?, promise: Promise<Void>?) {
+        switch lifecycle.beginClose(promise: promise) {
+        case .alreadyClosed:
             promise?.fail(ChannelError.alreadyClosed)
-            return
+        case .joined:
+            break
+        case .close:
+            activeFlag.store(false, ordering: .relaxed)
+            if let error { pipeline.fireErrorCaught(error) }
+            let others = siblings
+            siblings = []
+            for sibling in others { sibling.close() }
+            lifecycle.releaseDescriptor(loop: loop)
+            ChannelLifecycle.finish(lifecycle.finishClose(), promise: promise, pipeline: pipeline, closePromise: closePromise)
         }
-        closed = true
-        activeFlag.store(false, ordering: .relaxed)
-        for sibling in siblings { sibling.close() }
-        siblings = []
-        if let token { loop.deregister(token) }
-        try? loop.posix.close(fd)
-        promise?.succeed(())
-        pipeline.fireChannelInactive()
-        pipeline.removeAllHandlers()
-        closePromise.succeed(())
     }
 
     public func bind0(to address: SocketAddress, promise: Promise<Void>?) { promise?.fail(ChannelError.alreadyConnected) }

@@ -18,23 +18,15 @@ import Synchronization
 ///   outbound `read()`) after every batch; a handler that holds that request back stops the
 ///   channel reading, and the kernel's buffers then push back on the peer.
 ///
+/// Closing happens exactly once, through ``ChannelLifecycle``: an I/O error fires `errorCaught` once
+/// and closes; the channel is inactive, and every write fails, from the moment it decides to close.
+/// The channel stays alive while anything refers to it (its registration, its pipeline until the
+/// close has finished, a context a handler kept, a reference the application holds).
+///
 /// All state is confined to the loop; the `Channel` members that other threads may call hop there.
 // Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
 // except `activeFlag`/`writableFlag` (atomics) and `addressStorage` (under `addressLock`), which other threads read.
 public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
-    private enum State {
-        /// Created, handlers being installed; not yet in epoll.
-        case fresh
-        /// In epoll, not connected.
-        case registered
-        /// A non-blocking connect is under way.
-        case connecting
-        /// Connected.
-        case active
-        /// Closed; the descriptor is gone.
-        case closed
-    }
-
     /// The loop that owns the channel.
     public let loop: EpollEventLoop
     /// The listener that accepted this channel, if any.
@@ -42,9 +34,8 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
     // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
     @exclusivity(unchecked) private var pipelineStorage: ChannelPipeline!
-    private let fd: CInt
-    @exclusivity(unchecked) private var token: Token?
-    @exclusivity(unchecked) private var state = State.fresh
+    /// The descriptor, the registration and the stage of life (see ``ChannelLifecycle``).
+    @exclusivity(unchecked) private var lifecycle: ChannelLifecycle
     /// Shared with the other channels of the same bootstrap: one allocation per server, not per connection.
     private let settings: SharedSocketOptions
     private var options: SocketOptions { settings.value }
@@ -84,17 +75,21 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     private static let writeSpinCount = 16
 
     init(fd: CInt, loop: EpollEventLoop, options: SharedSocketOptions, parent: (any Channel)?) {
-        self.fd = fd
+        self.lifecycle = ChannelLifecycle(fd: fd)
         self.loop = loop
         self.settings = options
         self.parent = parent
         closePromise = loop.makePromise(of: Void.self)
-        pipelineStorage = ChannelPipeline(channel: self, core: self, eventLoop: loop)
+        pipelineStorage = ChannelPipeline(channel: self, eventLoop: loop)
     }
 
     deinit {
-        if state != .closed { try? loop.posix.close(fd) }
+        // Not reached before the close in practice: until the close has finished, the pipeline holds the channel.
+        if lifecycle.state != .closed { try? loop.posix.close(lifecycle.fd) }
     }
+
+    /// The socket's descriptor (for tests that interfere with the socket behind the channel's back).
+    package var fd: CInt { lifecycle.fd }
 
     // MARK: Channel
 
@@ -114,18 +109,22 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     // MARK: Lifecycle (loop thread)
 
-    /// Adds the socket to epoll and fires `channelRegistered`.
-    func register() throws(IOError) {
+    /// Registers the channel with its loop and fires `channelRegistered`.
+    ///
+    /// A `connected` (accepted) socket enters the loop's poller now; a client's enters it when it
+    /// starts connecting, because epoll reports an unconnected TCP socket as hung up (`EPOLLHUP`) on
+    /// every wait, which would spin the loop while the connect has not been issued.
+    func register(connected: Bool) throws(IOError) {
         loop.assertInEventLoop()
-        token = try loop.register(self, fd: fd, interest: [])
-        state = .registered
+        guard lifecycle.register() else { return }
+        if connected { try lifecycle.enterPoller(self, loop: loop, interest: []) }
         pipeline.fireChannelRegistered()
     }
 
     /// Marks an accepted or connected socket active: records addresses, fires `channelActive` and
-    /// starts reading if auto-read is on.
+    /// starts reading if auto-read is on. Does nothing if the channel has closed meanwhile.
     func becomeActive() {
-        state = .active
+        guard lifecycle.activate() else { return }
         // Drop the write interest a connect waited with: `flush0` reads it as "the socket is full",
         // and would hold back what `channelActive` sends until the next turn.
         updateInterest()
@@ -134,28 +133,41 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         let remote = (try? loop.posix.remoteAddress(fd)) ?? connectTarget
         withAddresses { $0 = (local, remote) }
         pipeline.fireChannelActive()
-        if options.autoRead, state == .active { pipeline.read() }
+        if options.autoRead, lifecycle.state == .active { pipeline.read() }
     }
 
     // MARK: Readiness
 
     package func handleReadiness(_ events: UInt32) {
-        if state == .connecting {
-            if events.hasOutput || events.hasHangUpOrError { finishConnect() }
-            return
-        }
-        guard state == .active else { return }
-        if events.hasInput || events.hasHangUpOrError {
-            if readPending && !inputClosed {
-                readFromSocket()
-            } else if events.hasHangUpOrError {
-                closeAfterHangUp()
+        switch lifecycle.state {
+        case .active:
+            if events.hasInput || events.hasHangUpOrError {
+                if readPending && !inputClosed {
+                    readFromSocket()
+                } else if events.hasHangUpOrError {
+                    closeAfterHangUp()
+                }
             }
+            if lifecycle.state == .active, events.hasOutput { flushNow(deferringFailure: false) }
+        case .connecting:
+            if events.hasOutput || events.hasHangUpOrError { finishConnect() }
+        case .fresh, .registered:
+            // Not connected, so not in the poller (see `register(connected:)`). Should a hang-up or an
+            // error be reported anyway, level-triggered epoll would report it on every wait: end the
+            // channel rather than spin the loop.
+            if events.hasHangUpOrError {
+                let code = (try? loop.posix.socketError(fd)).flatMap { $0 == 0 ? nil : $0 } ?? ENOTCONN
+                fail(IOError(errnoCode: code, function: "epoll_wait"))
+            }
+        case .closing, .closed:
+            // A close is under way (it finishes on this turn or the next) or done.
+            break
         }
-        if state == .active, events.hasOutput { flushNow() }
     }
 
     package func closeForShutdown() { close0(mode: .all, promise: nil) }
+
+    package func registrationFailed(_ error: IOError) { fail(error) }
 
     // MARK: Reading
 
@@ -176,7 +188,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             case .failure(let error):
                 loop.receiveBuffer = buffer
                 if readAnything { pipeline.fireChannelReadComplete() }
-                failAndClose(error.errnoCode == ECONNRESET ? ChannelError.connectionReset : error)
+                fail(error.errnoCode == ECONNRESET ? ChannelError.connectionReset : error)
                 return
             }
             guard case .processed(let count) = result else {
@@ -199,11 +211,11 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             pipeline.fireChannelRead(buffer)
             loop.receiveBuffer = buffer
             // A short read means the socket is drained: skip the read that would only say EAGAIN.
-            if state != .active || !filled { break }
+            if lifecycle.state != .active || !filled { break }
         }
-        guard state == .active else { return }
+        guard lifecycle.state == .active else { return }
         if readAnything { pipeline.fireChannelReadComplete() }
-        if options.autoRead, state == .active, !readPending { pipeline.read() }
+        if options.autoRead, lifecycle.state == .active, !readPending { pipeline.read() }
         updateInterest()
     }
 
@@ -251,7 +263,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     private func closeAfterHangUp() {
         if let code = try? loop.posix.socketError(fd), code != 0 {
-            failAndClose(code == ECONNRESET ? ChannelError.connectionReset : IOError(errnoCode: code, function: "socket"))
+            fail(code == ECONNRESET ? ChannelError.connectionReset : IOError(errnoCode: code, function: "socket"))
         } else if !inputClosed {
             // Both directions are down (the peer's end of stream arrived and our output is shut), but
             // bytes before that end of stream may still wait in the kernel, unread because the pipeline
@@ -264,15 +276,40 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         }
     }
 
-    private func failAndClose(_ error: any Error) {
-        pipeline.fireErrorCaught(error)
-        close0(mode: .all, promise: nil)
+    /// Closes the channel because of `error`, which reaches `errorCaught` first; does nothing if the
+    /// channel is already closing (one failure reaches `errorCaught` once).
+    ///
+    /// The channel is inactive before `errorCaught` fires, so that what a handler does there (write,
+    /// flush, close) cannot fail the channel again: writes fail at once, flushes do nothing, and a
+    /// close completes when this one does.
+    private func fail(_ error: any Error) {
+        close(error: error, promise: nil)
+    }
+
+    /// Decides now to close because of `error`, and closes on the loop's next turn (firing
+    /// `errorCaught` then): for a failure met inside an operation a handler started (a flush).
+    ///
+    /// That handler may belong to another channel that is reacting to its own failure (a chat room
+    /// broadcasting from `channelInactive` to members whose peers are gone too). Closing right here
+    /// would fire this channel's events inside that one's, and so on: as deep as there are failing
+    /// channels. Deferred, every close starts from the loop, at a bounded depth. Meanwhile the
+    /// channel is inactive and every operation on it fails, as during any close.
+    private func failOnNextTurn(_ error: any Error) {
+        guard case .close = lifecycle.beginClose(promise: nil) else { return }
+        activeFlag.store(false, ordering: .relaxed)
+        loop.execute { [self] in
+            pipeline.fireErrorCaught(error)
+            releaseAndFinishClose(promise: nil)
+        }
     }
 
     // MARK: Writing
 
-    private func flushNow() {
-        guard !isFlushing, state == .active else { return }
+    /// Writes what is flushed, as far as the socket takes it. A write error closes the channel: on
+    /// the next turn when `deferringFailure` (the flush came from the pipeline, see
+    /// ``failOnNextTurn(_:)``), at once otherwise (the loop reported the socket writable).
+    private func flushNow(deferringFailure: Bool) {
+        guard !isFlushing, lifecycle.state == .active else { return }
         isFlushing = true
         defer { isFlushing = false }
         for _ in 0..<Self.writeSpinCount {
@@ -284,11 +321,12 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             } catch {
                 completeWrites()
                 isFlushing = false
-                failAndClose(error.errnoCode == ECONNRESET || error.errnoCode == EPIPE ? ChannelError.connectionReset : error)
+                let failure: any Error = error.errnoCode == ECONNRESET || error.errnoCode == EPIPE ? ChannelError.connectionReset : error
+                if deferringFailure { failOnNextTurn(failure) } else { fail(failure) }
                 return
             }
             completeWrites()
-            guard state == .active else { return }
+            guard lifecycle.state == .active else { return }
             if case .more = outcome { continue }
             if case .wroteAll = outcome { continue }
             break
@@ -340,10 +378,10 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     private func updateInterest() {
-        guard let token, state != .closed else { return }
+        guard let token = lifecycle.token, lifecycle.isOpen else { return }
         var wanted: Interest = []
         if readPending && !inputClosed { wanted.insert(.readable) }
-        if state == .connecting || pendingWrites.hasFlushed { wanted.insert(.writable) }
+        if lifecycle.state == .connecting || pendingWrites.hasFlushed { wanted.insert(.writable) }
         guard wanted != interest else { return }
         interest = wanted
         loop.setInterest(wanted, for: token)
@@ -352,7 +390,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     // MARK: Connecting
 
     private func finishConnect() {
-        guard state == .connecting, let target = connectTarget else { return }
+        guard lifecycle.state == .connecting, let target = connectTarget else { return }
         let code = (try? loop.posix.socketError(fd)) ?? EINVAL
         let promise = connecting?.finish()
         connecting = nil
@@ -368,7 +406,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     private func connectTimedOut(after timeout: TimeAmount) {
-        guard state == .connecting, let target = connectTarget else { return }
+        guard lifecycle.state == .connecting, let target = connectTarget else { return }
         let promise = connecting?.finish()
         connecting = nil
         close0(mode: .all, promise: nil)
@@ -399,7 +437,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     public func writeByteBuffer0(_ data: ByteBuffer, promise: Promise<Void>?) {
         loop.assertInEventLoop()
-        guard state != .closed else {
+        guard lifecycle.isOpen else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
@@ -415,20 +453,21 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         loop.assertInEventLoop()
         pendingWrites.markFlushed()
         // While waiting for EPOLLOUT, writing now would only say EAGAIN again.
-        if !interest.contains(.writable) { flushNow() }
+        if !interest.contains(.writable) { flushNow(deferringFailure: true) }
     }
 
     public func read0() {
         loop.assertInEventLoop()
-        guard !readPending, state != .closed else { return }
+        guard !readPending, lifecycle.isOpen else { return }
         readPending = true
         updateInterest()
     }
 
     public func close0(mode: CloseMode, promise: Promise<Void>?) {
         loop.assertInEventLoop()
-        guard state != .closed else {
-            promise?.fail(ChannelError.alreadyClosed)
+        guard lifecycle.isOpen || mode == .all else {
+            // The whole channel is closing (a half-close completes with it) or has closed.
+            close(error: nil, promise: promise)
             return
         }
         switch mode {
@@ -439,7 +478,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             } else {
                 pendingWrites.markFlushed()
                 shutdownOutputWhenFlushed = .some(promise)
-                flushNow()
+                flushNow(deferringFailure: true)
             }
         case .input:
             inputClosed = true
@@ -448,30 +487,47 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             promise?.succeed(())
             pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         case .all:
-            closeNow(promise: promise)
+            close(error: nil, promise: promise)
         }
     }
 
-    private func closeNow(promise: Promise<Void>?) {
-        let wasActive = state == .active
-        state = .closed
-        activeFlag.store(false, ordering: .relaxed)
-        if let token { loop.deregister(token) }
-        try? loop.posix.close(fd)
+    /// Closes the channel, at the application's request (`error` nil) or because of `error`, which
+    /// then reaches `errorCaught` once the channel is already inactive. Only the first request
+    /// closes; one made during that close completes with it, one made later fails with
+    /// ``ChannelError/alreadyClosed``.
+    private func close(error: (any Error)?, promise: Promise<Void>?) {
+        switch lifecycle.beginClose(promise: promise) {
+        case .alreadyClosed:
+            promise?.fail(ChannelError.alreadyClosed)
+        case .joined:
+            break
+        case .close:
+            activeFlag.store(false, ordering: .relaxed)
+            if let error { pipeline.fireErrorCaught(error) }
+            releaseAndFinishClose(promise: promise)
+        }
+    }
+
+    /// The second half of a close: releases the socket, fails what waited on it, fires
+    /// `channelInactive` and removes the handlers (``ChannelLifecycle/finish(_:promise:pipeline:closePromise:)``).
+    /// The state is `closing` throughout, so the callbacks run here find every operation failing.
+    private func releaseAndFinishClose(promise: Promise<Void>?) {
+        lifecycle.releaseDescriptor(loop: loop)
         connecting?.finish()?.fail(ChannelError.ioOnClosedChannel)
         connecting = nil
         if case .some(let shutdownPromise) = shutdownOutputWhenFlushed { shutdownPromise?.fail(ChannelError.alreadyClosed) }
         shutdownOutputWhenFlushed = nil
         completeWrites()
         for pending in pendingWrites.removeAll() { pending.fail(ChannelError.closedBeforeWriteCompleted) }
-        promise?.succeed(())
-        if wasActive { pipeline.fireChannelInactive() }
-        pipeline.removeAllHandlers()
-        closePromise.succeed(())
+        ChannelLifecycle.finish(lifecycle.finishClose(), promise: promise, pipeline: pipeline, closePromise: closePromise)
     }
 
     public func bind0(to address: SocketAddress, promise: Promise<Void>?) {
         loop.assertInEventLoop()
+        guard lifecycle.isOpen else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         do {
             try loop.posix.bind(fd, to: address)
             promise?.succeed(())
@@ -482,12 +538,14 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     public func connect0(to address: SocketAddress, promise: Promise<Void>?) {
         loop.assertInEventLoop()
-        guard state == .registered else {
-            promise?.fail(state == .closed ? ChannelError.ioOnClosedChannel : ChannelError.alreadyConnected)
+        guard lifecycle.state == .registered else {
+            promise?.fail(lifecycle.isOpen ? ChannelError.alreadyConnected : ChannelError.ioOnClosedChannel)
             return
         }
         connectTarget = address
         do throws(IOError) {
+            // Into the poller only now (see `register(connected:)`).
+            if lifecycle.token == nil { try lifecycle.enterPoller(self, loop: loop, interest: []) }
             if try loop.posix.connect(fd, to: address) {
                 becomeActive()
                 updateInterest()
@@ -499,7 +557,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             promise?.fail(Self.connectError(error.errnoCode, target: address))
             return
         }
-        state = .connecting
+        _ = lifecycle.beginConnecting()
         let timeout = options.connectTimeout
         connecting = ConnectAttempt(
             promise: promise, timeout: loop.scheduleTask(in: timeout) { [self] in connectTimedOut(after: timeout) })
@@ -507,7 +565,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     public func triggerUserOutboundEvent0(_ event: Any, promise: Promise<Void>?) {
-        promise?.fail(ChannelError.operationUnsupported)
+        promise?.fail(lifecycle.isOpen ? ChannelError.operationUnsupported : ChannelError.ioOnClosedChannel)
     }
 
     public func channelReadReachedTail<Message>(_ data: Message) {}
