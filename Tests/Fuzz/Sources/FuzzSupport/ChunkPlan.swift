@@ -26,11 +26,18 @@ public struct ChunkPlan {
         return min(size, remaining)
     }
 
+    /// The most reads one stream is cut into: each read costs a trip through the pipeline, and a
+    /// few hundred already split every header and frame of a stream many ways, so a long stream
+    /// gets longer reads rather than making each run slower.
+    public static let maximumReads = 256
+
     /// Cuts `bytes` into reads and calls `body` with each, stopping early when it returns false.
     public mutating func forEachChunk(of bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Bool) {
+        let smallest = (bytes.count + Self.maximumReads - 1) / Self.maximumReads
         var offset = 0
         while offset < bytes.count {
-            let size = nextChunk(remaining: bytes.count - offset)
+            let remaining = bytes.count - offset
+            let size = min(remaining, max(smallest, nextChunk(remaining: remaining)))
             guard body(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + size])) else { return }
             offset += size
         }
