@@ -116,3 +116,39 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzzing (Tests/Fuzz/run.sh, Docs/Reliability.md): with PHEROMONES_FUZZ=1 in the environment the
+// package also has one libFuzzer executable per decoder and parser reachable from the network or the
+// command line. They exist only then, so `swift build` and `swift test` never see them; run.sh builds
+// them with `--sanitize=fuzzer --sanitize=address` in a scratch folder of their own.
+if Context.environment["PHEROMONES_FUZZ"] == "1" {
+    let fuzzTargets = [
+        "FuzzLengthFieldFramer",
+        "FuzzNativeEnvelope",
+        "FuzzJSONObjectFramer",
+        "FuzzJSONEnvelope",
+        "FuzzBase64",
+        "FuzzGreeting",
+        "FuzzSocketAddress",
+        "FuzzByteBuffer",
+    ]
+    package.targets.append(
+        .target(
+            name: "FuzzSupport",
+            dependencies: ["Pheromones"],
+            path: "Tests/Fuzz/Sources/FuzzSupport",
+            swiftSettings: strictSettings
+        )
+    )
+    for name in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P"],
+                path: "Tests/Fuzz/Sources/\(name)",
+                // libFuzzer supplies `main` and calls the target's `LLVMFuzzerTestOneInput`.
+                swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]
+            )
+        )
+    }
+}

@@ -300,7 +300,8 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     ///   `"host:"`, `"[::1]"`; ``AddressError/missingHost(_:)`` for `":80"`, `"[]:80"`;
     ///   ``AddressError/invalidPort(_:)`` for `"host:abc"`; ``AddressError/portOutOfRange(_:)`` for
     ///   `"host:70000"`; ``AddressError/ambiguousIPv6(_:)`` for `"::1:80"` (bare IPv6 with a port);
-    ///   ``AddressError/invalidIPAddress(_:)`` for an unclosed `"[::1"`.
+    ///   ``AddressError/invalidIPAddress(_:)`` for an unclosed `"[::1"` or a bracket inside the
+    ///   host (`"[[::1]:80"`, `"a]b:80"`).
     public static func splitHostPort(_ text: String) throws(AddressError) -> (host: String, port: Int) {
         guard !text.isEmpty else { throw .empty }
         let host: Substring
@@ -320,6 +321,11 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
             portText = text[text.index(after: colon)...]
         }
         guard !host.isEmpty else { throw .missingHost(text) }
+        // Brackets belong only around a whole IPv6 literal: a host holding one (`"[[0]:6"`) is
+        // refused, as Go's `net.SplitHostPort` refuses it, so every split host joins back.
+        guard !host.utf8.contains(where: { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]") }) else {
+            throw .invalidIPAddress(text)
+        }
         return (String(host), try parsePort(portText, in: text))
     }
 

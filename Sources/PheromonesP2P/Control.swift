@@ -9,21 +9,29 @@ import Pheromones
 /// - `goaway`: "I will start nothing new on this connection" (the start of draining);
 /// - `noreply` with the answered message's id as correlation id: the protocol answered that
 ///   message with nothing, so a dispatch waiting for it completes with nil at once.
-enum ControlMessage {
+///
+/// The hello's parts are `package` so that the hello fuzz target (Tests/Fuzz) can reach its parser.
+package enum ControlMessage {
     static let prefix: Character = "\u{0}"
-    static let helloOperation = "\u{0}hello"
+    package static let helloOperation = "\u{0}hello"
     static let goAwayOperation = "\u{0}goaway"
     static let noReplyOperation = "\u{0}noreply"
 
     /// What a hello says.
-    struct Hello: Sendable, Hashable {
-        var name: String
-        var generation: UInt64
+    package struct Hello: Sendable, Hashable {
+        package var name: String
+        package var generation: UInt64
         /// Where the sender listens, or nil when it does not.
-        var listeningAddress: SocketAddress?
+        package var listeningAddress: SocketAddress?
+
+        package init(name: String, generation: UInt64, listeningAddress: SocketAddress?) {
+            self.name = name
+            self.generation = generation
+            self.listeningAddress = listeningAddress
+        }
     }
 
-    static func hello(_ hello: Hello) -> Envelope {
+    package static func hello(_ hello: Hello) -> Envelope {
         var data = ByteBuffer()
         data.writeInteger(hello.generation)
         if let address = hello.listeningAddress { data.writeString(address.description) }
@@ -33,7 +41,7 @@ enum ControlMessage {
     /// Reads a hello's fields.
     ///
     /// - Throws: ``P2PError/unknownProtocol(_:)`` when the payload is not a hello's.
-    static func parseHello(_ envelope: Envelope) throws(P2PError) -> Hello {
+    package static func parseHello(_ envelope: Envelope) throws(P2PError) -> Hello {
         guard var data = envelope.data, let generation = data.readInteger(as: UInt64.self) else {
             throw .unknownProtocol("the hello carries no dial generation")
         }

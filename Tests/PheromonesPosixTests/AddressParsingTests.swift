@@ -59,6 +59,37 @@ final class AddressParsingTests: XCTestCase {
         }
     }
 
+    /// Found by the address fuzz target (Tests/Fuzz): `"[[0]:6"` split into the host `"[0"`, a
+    /// host that no `host:port` text gives back. Brackets belong only around a whole IPv6 literal,
+    /// so one inside a host is refused, as Go's `net.SplitHostPort` refuses it.
+    func testABracketInsideAHostIsRejected() {
+        for text in ["[[0]:6", "[a[b]:80", "a]b:80", "a[b:80", "]:80", "x[1]:80"] {
+            XCTAssertThrowsError(try SocketAddress.splitHostPort(text), "'\(text)'") { error in
+                XCTAssertEqual(error as? AddressError, .invalidIPAddress(text), "'\(text)'")
+            }
+        }
+    }
+
+    /// The fuzz target's property, over every short text made of the characters that matter:
+    /// whatever splits, joined again (bracketed when the host has a colon), splits the same way.
+    func testEverySplitJoinsBackToTheSameHostAndPort() {
+        let alphabet = ["[", "]", ":", "0", "a"]
+        var texts = [""]
+        var checked = 0
+        for _ in 1...6 {
+            texts = texts.flatMap { prefix in alphabet.map { prefix + $0 } }
+            for text in texts {
+                guard let split = try? SocketAddress.splitHostPort(text) else { continue }
+                let joined = split.host.contains(":") ? "[\(split.host)]:\(split.port)" : "\(split.host):\(split.port)"
+                let again = try? SocketAddress.splitHostPort(joined)
+                XCTAssertEqual(again?.host, split.host, "'\(text)' joined as '\(joined)'")
+                XCTAssertEqual(again?.port, split.port, "'\(text)' joined as '\(joined)'")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 50)  // 67 of the 19,530 texts split
+    }
+
     func testSplittingTrimsNothing() throws {
         let split = try SocketAddress.splitHostPort(" host:80")
         XCTAssertEqual(split.host, " host")
