@@ -1,3 +1,4 @@
+import PheromonesEmbedded
 import XCTest
 
 @testable import PheromonesCore
@@ -516,18 +517,6 @@ final class ByteBufferTests: XCTestCase {
 
     // MARK: - Model-based randomized test
 
-    /// A deterministic SplitMix64 generator so failures reproduce.
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func testRandomOperationsMatchAnArrayModel() {
         for seed in [1, 2, 3] as [UInt64] {
             self.runRandomOperations(seed: seed, count: 3000)
@@ -545,7 +534,7 @@ final class ByteBufferTests: XCTestCase {
 
     // swiftlint:disable:next function_body_length cyclomatic_complexity
     private func runRandomOperations(seed: UInt64, count: Int) {
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         var buffer = ByteBuffer()
         // The model: `model[0..<writerIndex]` are the buffer's bytes, `reader` its reader index.
         var model: [UInt8] = []

@@ -1,4 +1,5 @@
 import Synchronization
+import PheromonesEmbedded
 import XCTest
 
 import Pheromones
@@ -11,20 +12,8 @@ private final class RunLog<Entry: Sendable>: Sendable {
     var entries: [Entry] { storage.withLock { $0 } }
 }
 
-/// SplitMix64: a small seeded generator, so that the randomized test is the same on every run.
-private struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A small seeded generator, so that the randomized test is the same on every run.
+private typealias SeededGenerator = SplitMix64
 
 private struct LoopTestError: Error, Equatable {}
 

@@ -81,21 +81,12 @@ final class TimeSaturationPropertyTests: XCTestCase {
     }
 }
 
-/// SplitMix64, with draws biased toward the edges of the integer range.
-private struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
+/// Draws biased toward the edges of the integer range, where overflow lives.
+private typealias SplitMix = SplitMix64
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// Near 0, near either bound, or anywhere, a third of the time each.
-    mutating func edgyInt64() -> Int64 {
+    fileprivate mutating func edgyInt64() -> Int64 {
         let offset = Int64(next() % 1_000_000_000_000)
         switch next() % 3 {
         case 0: return next() % 2 == 0 ? offset : -offset
@@ -104,7 +95,7 @@ private struct SplitMix {
         }
     }
 
-    mutating func edgyUInt64() -> UInt64 {
+    fileprivate mutating func edgyUInt64() -> UInt64 {
         let offset = next() % 1_000_000_000_000
         switch next() % 3 {
         case 0: return offset

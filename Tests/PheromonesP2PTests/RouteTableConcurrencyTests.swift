@@ -1,5 +1,6 @@
 import Pheromones
 import PheromonesP2P
+import PheromonesEmbedded
 import XCTest
 
 /// TODO 2: the route table belongs to the node's loop, so adds, deletes and dispatches from many
@@ -74,16 +75,4 @@ final class RouteTableConcurrencyTests: XCTestCase {
 }
 
 /// A small seeded generator, so that a failing run can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+typealias SplitMix = SplitMix64

@@ -3,6 +3,7 @@ import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
 import Synchronization
+import PheromonesEmbedded
 import XCTest
 
 /// TCP channels end to end over loopback: bulk transfer, many connections, half-closure, connect
@@ -534,19 +535,8 @@ func assertFails<Value: Sendable, Failure: Error & Equatable>(
     XCTAssertEqual(error as? Failure, expected, "failed with \(String(describing: error))", file: file, line: line)
 }
 
-/// A deterministic generator (SplitMix64), so that random test data is the same on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A deterministic generator, so that random test data is the same on every run.
+typealias SeededGenerator = SplitMix64
 
 /// `count` random bytes from `generator`.
 func randomBuffer(count: Int, using generator: inout SeededGenerator) -> ByteBuffer {
