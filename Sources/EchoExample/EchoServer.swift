@@ -47,6 +47,8 @@ struct EchoServer: AsyncParsableCommand {
     }
 
     mutating func run() async throws {
+        // Caught from the start, so that a signal during start-up also shuts down gracefully.
+        TerminationSignal.install()
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let proto = proto, maxFrameLength = maxFrameLength
         var serverOptions = ServerSocketOptions()

@@ -52,6 +52,7 @@ struct NodeCommand: AsyncParsableCommand {
     mutating func run() async throws {
         // Wait for signals first, so that SIGINT and SIGTERM are caught (and the node shut down
         // properly) as early as possible. `ended` yields when either ends the node.
+        TerminationSignal.install()
         let (ended, end) = AsyncStream.makeStream(of: Void.self)
         Task { await TerminationSignal.wait(); end.yield() }
 

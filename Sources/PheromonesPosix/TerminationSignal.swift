@@ -5,8 +5,15 @@ import Synchronization
 /// Waits for SIGINT or SIGTERM, for servers that shut down gracefully on Ctrl-C or `kill`.
 ///
 /// The signal handler only writes one byte to a pipe (all a handler may safely do); a thread of its
-/// own blocks reading that pipe and resumes the waiting task.
+/// own blocks reading that pipe and resumes the waiting task. Call ``install()`` first thing in
+/// `main`: a signal that arrives before then ends the process the default way, and one that
+/// arrives between `install()` and ``wait()`` is kept for `wait()`.
 public enum TerminationSignal {
+    /// Catches SIGINT and SIGTERM from now on (``wait()`` does it too, if nothing did before).
+    public static func install() {
+        _ = installHandlers()
+    }
+
     /// Returns once the process receives SIGINT or SIGTERM.
     public static func wait() async {
         let readFD = installHandlers()
