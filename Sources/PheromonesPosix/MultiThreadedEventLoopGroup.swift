@@ -19,14 +19,19 @@ public final class MultiThreadedEventLoopGroup: EventLoopGroup, Sendable {
 
     /// Starts `numberOfThreads` loops (default: one per core).
     public convenience init(numberOfThreads: Int = System.coreCount, logger: Logger = Logger(label: "pheromones.loop")) throws(IOError) {
-        try self.init(numberOfThreads: numberOfThreads, logger: logger, systemCalls: .live)
+        try self.init(numberOfThreads: numberOfThreads, logger: logger, posix: .live)
     }
 
     /// Starts `numberOfThreads` loops whose system calls go through `systemCalls`: the seam that
     /// fault-injection tests use.
-    package init(numberOfThreads: Int, logger: Logger = Logger(label: "pheromones.loop"), systemCalls: SystemCalls) throws(IOError) {
+    package convenience init(
+        numberOfThreads: Int, logger: Logger = Logger(label: "pheromones.loop"), systemCalls: SystemCalls
+    ) throws(IOError) {
+        try self.init(numberOfThreads: numberOfThreads, logger: logger, posix: Posix(calls: systemCalls))
+    }
+
+    private init(numberOfThreads: Int, logger: Logger, posix: Posix) throws(IOError) {
         precondition(numberOfThreads > 0, "a group needs at least one loop")
-        let posix = Posix(calls: systemCalls)
         var loops: [EpollEventLoop] = []
         for _ in 0..<numberOfThreads { loops.append(try EpollEventLoop(logger: logger, posix: posix)) }
         epollLoops = loops

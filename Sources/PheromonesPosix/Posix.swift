@@ -31,12 +31,26 @@ extension IOResult: Equatable where T: Equatable {}
 /// looked up once in the already-loaded libc with `dlsym` and called through C function pointers,
 /// and ``EpollEvent`` and the `EPOLL*` constants are declared here by hand with the kernel's layout
 /// and values.
-package struct Posix: Sendable {
+// A final class, not a struct: a loop's channels reach it on every read and write, and copying a
+// table of twenty closures to call one would retain and release each of them.
+package final class Posix: Sendable {
     /// The raw calls these wrappers make: ``SystemCalls/live``, or a table a test scripts.
     package let calls: SystemCalls
+    /// Whether `calls` is the kernel's own table: then the calls on the per-message path
+    /// (`read`, `send`, `sendmsg`, `epoll_wait`) go to Glibc directly, without the indirection.
+    private let isLive: Bool
 
     /// Wrappers over `calls`.
-    package init(calls: SystemCalls = .live) { self.calls = calls }
+    package init(calls: SystemCalls) {
+        self.calls = calls
+        self.isLive = false
+    }
+
+    /// Wrappers over the kernel's own calls.
+    private init() {
+        self.calls = .live
+        self.isLive = true
+    }
 
     /// Wrappers over the kernel's own calls.
     package static let live = Posix()
@@ -339,7 +353,7 @@ package struct Posix: Sendable {
     /// `read(2)` into `buffer`: the byte count (0 means end of file), or ``IOResult/wouldBlock``.
     package func read(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) throws(IOError) -> IOResult<Int> {
         while true {
-            let count = calls.read(fd, buffer.baseAddress, buffer.count)
+            let count = isLive ? Glibc.read(fd, buffer.baseAddress, buffer.count) : calls.read(fd, buffer.baseAddress, buffer.count)
             if count >= 0 { return .processed(count) }
             let code = errno
             switch code {
@@ -358,7 +372,9 @@ package struct Posix: Sendable {
         var useSend = true
         while true {
             let count = useSend
-                ? calls.send(fd, buffer.baseAddress, buffer.count, CInt(MSG_NOSIGNAL))
+                ? (isLive
+                    ? Glibc.send(fd, buffer.baseAddress, buffer.count, CInt(MSG_NOSIGNAL))
+                    : calls.send(fd, buffer.baseAddress, buffer.count, CInt(MSG_NOSIGNAL)))
                 : calls.write(fd, buffer.baseAddress, buffer.count)
             if count >= 0 { return .processed(count) }
             let code = errno
@@ -385,7 +401,7 @@ package struct Posix: Sendable {
         var useSend = true
         while true {
             let written = useSend
-                ? calls.sendmsg(fd, &message, CInt(MSG_NOSIGNAL))
+                ? (isLive ? Glibc.sendmsg(fd, &message, CInt(MSG_NOSIGNAL)) : calls.sendmsg(fd, &message, CInt(MSG_NOSIGNAL)))
                 : calls.writev(fd, iov, count)
             if written >= 0 { return .processed(written) }
             let code = errno
@@ -423,7 +439,9 @@ package struct Posix: Sendable {
     package func epollWait(
         _ epfd: CInt, events: UnsafeMutablePointer<EpollEvent>, maxEvents: CInt, timeoutMs: CInt
     ) throws(IOError) -> Int {
-        let ready = calls.epollWait(epfd, UnsafeMutableRawPointer(events), maxEvents, timeoutMs)
+        let ready = isLive
+            ? LinuxSymbols.epollWait(epfd, UnsafeMutableRawPointer(events), maxEvents, timeoutMs)
+            : calls.epollWait(epfd, UnsafeMutableRawPointer(events), maxEvents, timeoutMs)
         if ready >= 0 { return Int(ready) }
         let code = errno
         guard code == EINTR else { throw IOError(errnoCode: code, function: "epoll_wait(2)") }
