@@ -8,11 +8,44 @@ public protocol ChannelHandler: AnyObject {
     func handlerAdded(context: ChannelHandlerContext)
     /// Called once the handler has left the pipeline; no event reaches it afterwards.
     func handlerRemoved(context: ChannelHandlerContext)
+    /// The per-message events this handler only passes on unchanged, which the pipeline may
+    /// therefore route past it. Default: none.
+    ///
+    /// A stage that acts on a few rare events (writability, say) but sits in the path of every
+    /// message costs a hop per message and per event; declaring the events it does not touch makes
+    /// it free on the data path. Declare only events whose methods keep the default (forwarding)
+    /// implementation: the handler's method for a declared event may never be called.
+    /// `channelRead` and `write` are honoured only for stages that pass their message type through
+    /// unchanged (`InboundOut == InboundIn`, `OutboundOut == OutboundIn`).
+    static var passThroughEvents: PassThroughEvents { get }
 }
 
 extension ChannelHandler {
     public func handlerAdded(context: ChannelHandlerContext) {}
     public func handlerRemoved(context: ChannelHandlerContext) {}
+    public static var passThroughEvents: PassThroughEvents { [] }
+}
+
+/// Per-message events a handler passes on unchanged (see ``ChannelHandler/passThroughEvents``).
+///
+/// Only the events that flow for every message or read batch are listed: routing past a stage
+/// matters there, and the rare events (activity, errors, user events, writability, close) always
+/// reach every stage.
+public struct PassThroughEvents: OptionSet, Sendable {
+    public let rawValue: UInt8
+    /// Creates a set from its raw bits.
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// Inbound messages (`channelRead`).
+    public static let channelRead = PassThroughEvents(rawValue: 1 << 0)
+    /// The end of a read batch (`channelReadComplete`).
+    public static let channelReadComplete = PassThroughEvents(rawValue: 1 << 1)
+    /// Outbound messages (`write`).
+    public static let write = PassThroughEvents(rawValue: 1 << 2)
+    /// `flush`.
+    public static let flush = PassThroughEvents(rawValue: 1 << 3)
+    /// Requests for more input (`read`).
+    public static let read = PassThroughEvents(rawValue: 1 << 4)
 }
 
 /// A handler for events travelling from the network toward the application (head to tail).

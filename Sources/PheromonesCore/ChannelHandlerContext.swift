@@ -40,20 +40,88 @@ public class ChannelHandlerContext {
     // every hop. Safe because the pipeline always owns every context, live or removed: it hands a
     // removed one to its graveyard before letting go of it, and keeps it there until the loop's next
     // turn, when no event can be inside it.
+    //
+    // The per-message events have links of their own, which skip the stages that declare they pass
+    // that event through (``ChannelHandler/passThroughEvents``); the other events take the general
+    // link to the next inbound or outbound stage.
     /// The next handler toward the tail that handles inbound events.
     @exclusivity(unchecked) @usableFromInline var nextInboundLink: Unmanaged<ChannelHandlerContext>?
+    /// The next handler toward the tail that handles `channelRead`.
+    @exclusivity(unchecked) @usableFromInline var nextChannelReadLink: Unmanaged<ChannelHandlerContext>?
+    /// The next handler toward the tail that handles `channelReadComplete`.
+    @exclusivity(unchecked) @usableFromInline var nextReadCompleteLink: Unmanaged<ChannelHandlerContext>?
     /// The next handler toward the head that handles outbound operations.
     @exclusivity(unchecked) @usableFromInline var nextOutboundLink: Unmanaged<ChannelHandlerContext>?
+    /// The next handler toward the head that handles `write`.
+    @exclusivity(unchecked) @usableFromInline var nextWriteLink: Unmanaged<ChannelHandlerContext>?
+    /// The next handler toward the head that handles `flush`.
+    @exclusivity(unchecked) @usableFromInline var nextFlushLink: Unmanaged<ChannelHandlerContext>?
+    /// The next handler toward the head that handles `read`.
+    @exclusivity(unchecked) @usableFromInline var nextReadRequestLink: Unmanaged<ChannelHandlerContext>?
 
-    /// The next handler toward the tail that handles inbound events.
-    final var nextInbound: ChannelHandlerContext? {
-        get { nextInboundLink?.takeUnretainedValue() }
-        set { nextInboundLink = newValue.map { Unmanaged.passUnretained($0) } }
+    /// The next handlers toward the tail, per inbound event.
+    final var inboundRoute: InboundRoute {
+        get {
+            InboundRoute(any: nextInboundLink?.takeUnretainedValue(),
+                         channelRead: nextChannelReadLink?.takeUnretainedValue(),
+                         channelReadComplete: nextReadCompleteLink?.takeUnretainedValue())
+        }
+        set {
+            nextInboundLink = newValue.any.map { Unmanaged.passUnretained($0) }
+            nextChannelReadLink = newValue.channelRead.map { Unmanaged.passUnretained($0) }
+            nextReadCompleteLink = newValue.channelReadComplete.map { Unmanaged.passUnretained($0) }
+        }
+    }
+    /// The next handlers toward the head, per outbound operation.
+    final var outboundRoute: OutboundRoute {
+        get {
+            OutboundRoute(any: nextOutboundLink?.takeUnretainedValue(), write: nextWriteLink?.takeUnretainedValue(),
+                          flush: nextFlushLink?.takeUnretainedValue(), read: nextReadRequestLink?.takeUnretainedValue())
+        }
+        set {
+            nextOutboundLink = newValue.any.map { Unmanaged.passUnretained($0) }
+            nextWriteLink = newValue.write.map { Unmanaged.passUnretained($0) }
+            nextFlushLink = newValue.flush.map { Unmanaged.passUnretained($0) }
+            nextReadRequestLink = newValue.read.map { Unmanaged.passUnretained($0) }
+        }
     }
     /// The next handler toward the head that handles outbound operations.
-    final var nextOutbound: ChannelHandlerContext? {
-        get { nextOutboundLink?.takeUnretainedValue() }
-        set { nextOutboundLink = newValue.map { Unmanaged.passUnretained($0) } }
+    final var nextOutbound: ChannelHandlerContext? { nextOutboundLink?.takeUnretainedValue() }
+
+    /// The route that the stage before this one (toward the head) takes for inbound events, given
+    /// this stage's own route `next`: this stage, for the events it handles; `next` for the others.
+    final func inboundRoute(through next: InboundRoute) -> InboundRoute {
+        guard takesInbound else { return next }
+        let skipped = passedThroughEvents
+        return InboundRoute(any: self,
+                            channelRead: skipped.contains(.channelRead) ? next.channelRead : self,
+                            channelReadComplete: skipped.contains(.channelReadComplete) ? next.channelReadComplete : self)
+    }
+
+    /// The route that the stage after this one (toward the tail) takes for outbound operations,
+    /// given this stage's own route `next` (see ``inboundRoute(through:)``).
+    final func outboundRoute(through next: OutboundRoute) -> OutboundRoute {
+        guard takesOutbound else { return next }
+        let skipped = passedThroughEvents
+        return OutboundRoute(any: self,
+                             write: skipped.contains(.write) ? next.write : self,
+                             flush: skipped.contains(.flush) ? next.flush : self,
+                             read: skipped.contains(.read) ? next.read : self)
+    }
+
+    /// The events the handler declares it passes through, less `channelRead` and `write` where
+    /// the handler changes the message type (it could not be skipped without breaking the types).
+    private var passedThroughEvents: PassThroughEvents {
+        var events = type(of: anyHandler).passThroughEvents
+        let types = self.types
+        if !Self.same(types.inboundIn, types.inboundOut) { events.remove(.channelRead) }
+        if !Self.same(types.outboundIn, types.outboundOut) { events.remove(.write) }
+        return events
+    }
+
+    private static func same(_ first: Any.Type?, _ second: Any.Type?) -> Bool {
+        guard let first, let second else { return false }
+        return ObjectIdentifier(first) == ObjectIdentifier(second)
     }
 
     /// The identity of the message type this stage reads, or nil when it takes any type unchanged.
@@ -98,7 +166,7 @@ public class ChannelHandlerContext {
     /// Tells the next inbound handler that the channel is inactive.
     @inlinable public func fireChannelInactive() { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeChannelInactive() } }
     /// Tells the next inbound handler that a read batch completed.
-    @inlinable public func fireChannelReadComplete() { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeChannelReadComplete() } }
+    @inlinable public func fireChannelReadComplete() { nextReadCompleteLink?._withUnsafeGuaranteedRef { $0.invokeChannelReadComplete() } }
     /// Passes an error to the next inbound handler.
     @inlinable public func fireErrorCaught(_ error: any Error) { nextInboundLink?._withUnsafeGuaranteedRef { $0.invokeErrorCaught(error) } }
     /// Passes a user event to the next inbound handler.
@@ -114,7 +182,7 @@ public class ChannelHandlerContext {
     /// it was configured). A mismatch is reported to the next stage as an error and the message dropped.
     @inlinable
     public func fireChannelRead<Message>(_ data: Message) {
-        nextInboundLink?._withUnsafeGuaranteedRef { next in
+        nextChannelReadLink?._withUnsafeGuaranteedRef { next in
             if next.inboundInID == ObjectIdentifier(Message.self) {
                 // The commonest message takes a concrete path (the branch folds away where the
                 // caller's type is known).
@@ -137,7 +205,7 @@ public class ChannelHandlerContext {
     /// ``ChannelPipelineError/messageTypeMismatch(_:)``.
     @inlinable
     public func write<Message>(_ data: Message, promise: Promise<Void>? = nil) {
-        guard let link = nextOutboundLink else {
+        guard let link = nextWriteLink else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
@@ -162,9 +230,9 @@ public class ChannelHandlerContext {
     }
 
     /// Asks the next outbound handler to send what is queued.
-    @inlinable public func flush() { nextOutboundLink?._withUnsafeGuaranteedRef { $0.invokeFlush() } }
+    @inlinable public func flush() { nextFlushLink?._withUnsafeGuaranteedRef { $0.invokeFlush() } }
     /// Asks for more input (when auto-read is off).
-    @inlinable public func read() { nextOutboundLink?._withUnsafeGuaranteedRef { $0.invokeRead() } }
+    @inlinable public func read() { nextReadRequestLink?._withUnsafeGuaranteedRef { $0.invokeRead() } }
 
     /// Closes the channel, or one direction of it.
     public func close(mode: CloseMode = .all, promise: Promise<Void>? = nil) {
@@ -257,6 +325,59 @@ public class ChannelHandlerContext {
             pipeline.fireErrorCaught(error)
         }
     }
+}
+
+/// The next stages toward the tail from some point of the pipeline: for any inbound event, and for
+/// each per-message one (which may skip stages that pass it through).
+struct InboundRoute {
+    var any: ChannelHandlerContext?
+    var channelRead: ChannelHandlerContext?
+    var channelReadComplete: ChannelHandlerContext?
+
+    /// Every event to `stage` (nil: nowhere).
+    init(to stage: ChannelHandlerContext?) { (any, channelRead, channelReadComplete) = (stage, stage, stage) }
+
+    init(any: ChannelHandlerContext?, channelRead: ChannelHandlerContext?, channelReadComplete: ChannelHandlerContext?) {
+        (self.any, self.channelRead, self.channelReadComplete) = (any, channelRead, channelReadComplete)
+    }
+
+    /// The route with every removed stage skipped, following the removed stages' own routes.
+    func skippingRemoved() -> InboundRoute {
+        InboundRoute(any: firstLive(any) { $0.inboundRoute.any },
+                     channelRead: firstLive(channelRead) { $0.inboundRoute.channelRead },
+                     channelReadComplete: firstLive(channelReadComplete) { $0.inboundRoute.channelReadComplete })
+    }
+}
+
+/// The next stages toward the head from some point of the pipeline: for any outbound operation,
+/// and for each per-message one (which may skip stages that pass it through).
+struct OutboundRoute {
+    var any: ChannelHandlerContext?
+    var write: ChannelHandlerContext?
+    var flush: ChannelHandlerContext?
+    var read: ChannelHandlerContext?
+
+    /// Every operation to `stage` (nil: nowhere).
+    init(to stage: ChannelHandlerContext?) { (any, write, flush, read) = (stage, stage, stage, stage) }
+
+    init(any: ChannelHandlerContext?, write: ChannelHandlerContext?, flush: ChannelHandlerContext?, read: ChannelHandlerContext?) {
+        (self.any, self.write, self.flush, self.read) = (any, write, flush, read)
+    }
+
+    /// The route with every removed stage skipped, following the removed stages' own routes.
+    func skippingRemoved() -> OutboundRoute {
+        OutboundRoute(any: firstLive(any) { $0.outboundRoute.any },
+                      write: firstLive(write) { $0.outboundRoute.write },
+                      flush: firstLive(flush) { $0.outboundRoute.flush },
+                      read: firstLive(read) { $0.outboundRoute.read })
+    }
+}
+
+/// `stage`, or the first stage after it (following `next`) that has not been removed.
+private func firstLive(_ stage: ChannelHandlerContext?, next: (ChannelHandlerContext) -> ChannelHandlerContext?) -> ChannelHandlerContext? {
+    var stage = stage
+    while let current = stage, current.isRemoved { stage = next(current) }
+    return stage
 }
 
 /// The message types a stage declares; `nil` where the stage does not take part in a direction.

@@ -53,6 +53,8 @@ public final class ChannelPipeline: @unchecked Sendable {
     private var nameCounter = 0
     /// Whether the channel has closed (``channelDidClose()`` ran): handlers added now are removed at once.
     private var isClosed = false
+    /// Whether ``onNextTurn()`` is scheduled.
+    private var nextTurnScheduled = false
 
     /// Creates the pipeline of `channel`, which is also its transport.
     ///
@@ -176,7 +178,8 @@ public final class ChannelPipeline: @unchecked Sendable {
         guard !isClosed else { return }
         isClosed = true
         removeAll()
-        eventLoop.execute { [self] in self.releaseChannel() }
+        // One task for both: removing the handlers has usually scheduled the burial already.
+        scheduleNextTurn()
     }
 
     private func removeAll() {
@@ -185,8 +188,21 @@ public final class ChannelPipeline: @unchecked Sendable {
         for context in removed.reversed() { retire(context) }
     }
 
-    private func releaseChannel() {
+    /// Runs ``onNextTurn()`` on the loop's next turn, unless it is already scheduled.
+    private func scheduleNextTurn() {
+        guard !nextTurnScheduled else { return }
+        nextTurnScheduled = true
+        eventLoop.execute { [self] in self.onNextTurn() }
+    }
+
+    /// Buries the contexts removed during the last turn and, once the channel has closed, lets go of it.
+    private func onNextTurn() {
+        nextTurnScheduled = false
         buryRemovedContexts()
+        if isClosed, owningChannel != nil { releaseChannel() }
+    }
+
+    private func releaseChannel() {
         head.detachTransport()
         closedChannel = owningChannel
         owningChannel = nil
@@ -197,9 +213,7 @@ public final class ChannelPipeline: @unchecked Sendable {
         relink()
         // The removed context keeps its own links, so that an event now inside its handler can still
         // be passed on; it stays alive until the loop's next turn, when no event can be inside it.
-        if graveyard.isEmpty {
-            eventLoop.execute { [self] in self.buryRemovedContexts() }
-        }
+        scheduleNextTurn()
         graveyard.append(context)
         skipRemovedStages()
         context.anyHandler.handlerRemoved(context: context)
@@ -210,15 +224,15 @@ public final class ChannelPipeline: @unchecked Sendable {
     /// `handlerRemoved` (a handler that removed itself and then its successor, or closed the channel).
     private func skipRemovedStages() {
         for context in graveyard {
-            while let next = context.nextInbound, next.isRemoved { context.nextInbound = next.nextInbound }
-            while let next = context.nextOutbound, next.isRemoved { context.nextOutbound = next.nextOutbound }
+            context.inboundRoute = context.inboundRoute.skippingRemoved()
+            context.outboundRoute = context.outboundRoute.skippingRemoved()
         }
     }
 
     private func buryRemovedContexts() {
         for context in graveyard {
-            context.nextInbound = nil
-            context.nextOutbound = nil
+            context.inboundRoute = InboundRoute(to: nil)
+            context.outboundRoute = OutboundRoute(to: nil)
         }
         graveyard.removeAll()
     }
@@ -354,21 +368,21 @@ public final class ChannelPipeline: @unchecked Sendable {
 
     /// Recomputes every live context's links to its next inbound and outbound stage.
     private func relink() {
-        var nextInbound: ChannelHandlerContext = tail
+        var inbound = InboundRoute(to: tail)
         for context in contexts.reversed() {
-            context.nextInbound = nextInbound
-            if context.takesInbound { nextInbound = context }
+            context.inboundRoute = inbound
+            inbound = context.inboundRoute(through: inbound)
         }
-        head.nextInbound = nextInbound
-        tail.nextInbound = nil
+        head.inboundRoute = inbound
+        tail.inboundRoute = InboundRoute(to: nil)
 
-        var nextOutbound: ChannelHandlerContext = head
+        var outbound = OutboundRoute(to: head)
         for context in contexts {
-            context.nextOutbound = nextOutbound
-            if context.takesOutbound { nextOutbound = context }
+            context.outboundRoute = outbound
+            outbound = context.outboundRoute(through: outbound)
         }
-        tail.nextOutbound = nextOutbound
-        head.nextOutbound = nil
+        tail.outboundRoute = outbound
+        head.outboundRoute = OutboundRoute(to: nil)
     }
 
     /// The first place where neighbouring stages' declared message types do not fit, if any.

@@ -478,6 +478,65 @@ private func typeMismatchDetail(
     }
 }
 
+/// Records every event it sees, while declaring that it passes every per-message event through:
+/// the pipeline must route those past it, and deliver the rest.
+private final class DeclaredPassThrough: ChannelDuplexHandler {
+    typealias InboundIn = String
+    typealias InboundOut = String
+    typealias OutboundIn = String
+    typealias OutboundOut = String
+    static var passThroughEvents: PassThroughEvents { [.channelRead, .channelReadComplete, .write, .flush, .read] }
+
+    let log: PipelineLog
+
+    init(log: PipelineLog) { self.log = log }
+
+    func channelRead(context: ChannelHandlerContext, data: String) {
+        log.record("skipped.read(\(data))")
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        log.record("skipped.readComplete")
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        log.record("skipped.writability(\(context.channel.isWritable))")
+        context.fireChannelWritabilityChanged()
+    }
+
+    func write(context: ChannelHandlerContext, data: String, promise: Promise<Void>?) {
+        log.record("skipped.write(\(data))")
+        context.write(data, promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        log.record("skipped.flush")
+        context.flush()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        log.record("skipped.readRequest")
+        context.read()
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: Promise<Void>?) {
+        log.record("skipped.close(\(mode))")
+        context.close(mode: mode, promise: promise)
+    }
+}
+
+/// Turns each string into its length, while (wrongly) declaring that it passes messages through:
+/// a stage that changes the message type must still be called.
+private final class CountsCharactersDeclaringPassThrough: ChannelInboundHandler {
+    typealias InboundIn = String
+    typealias InboundOut = Int
+    static var passThroughEvents: PassThroughEvents { [.channelRead] }
+
+    func channelRead(context: ChannelHandlerContext, data: String) { context.fireChannelRead(data.count) }
+}
+
 // MARK: - Tests
 
 final class ChannelPipelineTests: XCTestCase {
@@ -1090,5 +1149,66 @@ final class ChannelPipelineTests: XCTestCase {
             XCTAssertEqual(error as? EmbeddedChannelError, .wrongType(expected: "String", actual: "Int"))
         }
         XCTAssertNil(try channel.readInbound(as: Int.self), "the mistyped message was consumed")
+    }
+
+    // MARK: Pass-through events
+
+    func testPerMessageEventsThatAHandlerDeclaresItPassesThroughAreRoutedPastIt() throws {
+        let log = PipelineLog()
+        let channel = try EmbeddedChannel(handlers: [
+            InboundRecorder("a", log: log), OutboundRecorder("a", log: log), DeclaredPassThrough(log: log),
+            InboundRecorder("b", log: log), OutboundRecorder("b", log: log),
+        ])
+        channel.connect()
+        try channel.writeInbound("in")
+        channel.pipeline.write("out")
+        channel.pipeline.flush()
+        channel.pipeline.read()
+        channel.setWritable(false)
+        assertSucceeded(channel.close())
+
+        XCTAssertEqual(log.events.filter { $0.hasPrefix("skipped.") }, ["skipped.writability(false)", "skipped.close(all)"],
+                       "only the events it did not declare reach the handler")
+        XCTAssertEqual(log.events.filter { !$0.hasPrefix("skipped.") && !$0.contains("active") && !$0.contains("registered") }, [
+            "a.read(in)", "b.read(in)", "a.readComplete", "b.readComplete",
+            "b.write(out)", "a.write(out)", "b.flush", "a.flush", "b.read", "a.read",
+            "a.writability(false)", "b.writability(false)", "b.close(all)", "a.close(all)",
+        ], "the stages on either side see every event, in order")
+        XCTAssertEqual(try channel.readInbound(as: String.self), "in")
+        XCTAssertEqual(try channel.readOutbound(as: String.self), "out")
+        XCTAssertEqual(channel.readRequests, 1)
+    }
+
+    func testAStageThatChangesTheMessageTypeIsCalledEvenIfItDeclaresPassThrough() throws {
+        let channel = try EmbeddedChannel(handlers: [CountsCharactersDeclaringPassThrough()])
+        try channel.writeInbound("four")
+        XCTAssertEqual(try channel.readInbound(as: Int.self), 4)
+    }
+
+    func testMessagesRoutedPastAPassThroughStageSkipHandlersRemovedMidEvent() throws {
+        let log = PipelineLog()
+        let channel = try EmbeddedChannel()
+        try channel.pipeline.addHandler(RemovesItselfThenAnother(victim: "victim"), name: "remover")
+        try channel.pipeline.addHandler(DeclaredPassThrough(log: log), name: "skipped")
+        try channel.pipeline.addHandler(InboundRecorder("victim", log: log), name: "victim")
+        try channel.pipeline.addHandler(InboundRecorder("end", log: log), name: "end")
+
+        try channel.writeInbound("m")
+        try channel.writeInbound("n")
+        XCTAssertEqual(log.events.filter { $0.contains("read(") }, ["end.read(m)", "end.read(n)"])
+        XCTAssertEqual(channel.pipeline.handlerNames, ["skipped", "end"])
+    }
+
+    func testRemovingAPassThroughStageLeavesTheRouteThroughItsNeighbours() throws {
+        let log = PipelineLog()
+        let channel = try EmbeddedChannel()
+        try channel.pipeline.addHandler(InboundRecorder("a", log: log), name: "a")
+        try channel.pipeline.addHandler(DeclaredPassThrough(log: log), name: "skipped")
+        try channel.pipeline.addHandler(InboundRecorder("b", log: log), name: "b")
+        try channel.pipeline.removeHandler(name: "skipped")
+        try channel.pipeline.addHandler(InboundRecorder("c", log: log), name: "c", position: .after("a"))
+
+        try channel.writeInbound("m")
+        XCTAssertEqual(log.events.filter { $0.contains("read(") }, ["a.read(m)", "c.read(m)", "b.read(m)"])
     }
 }

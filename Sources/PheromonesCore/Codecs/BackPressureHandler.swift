@@ -31,8 +31,9 @@
 /// stage that is gone.
 ///
 /// ### Cost
-/// Reads and writes go straight through (one hop each, no allocation, no state); only `read()`
-/// requests and writability changes do any work.
+/// None per message: the handler declares that it passes messages, read completions, writes and
+/// flushes through (``passThroughEvents``), so the pipeline routes those past it. Only `read()`
+/// requests and writability changes reach it.
 ///
 /// SwiftNIO's `BackPressureHandler` (NIOCore) behaves the same way.
 public final class BackPressureHandler: ChannelDuplexHandler {
@@ -49,6 +50,9 @@ public final class BackPressureHandler: ChannelDuplexHandler {
     private var writable = true
     /// Whether a `read()` request arrived while the channel was unwritable and has not been passed on.
     private var readHeld = false
+
+    /// Messages, read completions, writes and flushes go past this stage (it never touches them).
+    public static var passThroughEvents: PassThroughEvents { [.channelRead, .channelReadComplete, .write, .flush] }
 
     /// Creates a handler; it takes the channel's writability when it is added to a pipeline.
     public init() {}
