@@ -13,7 +13,7 @@ struct PheromonesBench: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, PingPongCommand.self, FramedCommand.self, StreamCommand.self, ConnsCommand.self,
-            P2PCommand.self, AllCommand.self, ChaosCommand.self, LoadCommand.self,
+            P2PCommand.self, AllCommand.self, ChaosCommand.self, SlowReaderCommand.self, LoadCommand.self,
         ])
 }
 
