@@ -41,6 +41,15 @@ public final class Node: Sendable {
         public var forwardsBroadcasts: Bool
         /// How many recent broadcast ids the node remembers to drop repeats.
         public var broadcastMemory: Int
+        /// The most messages one connection may have delivered to the protocol and not yet had
+        /// answered (an async protocol works through them one at a time) before the connection
+        /// stops reading; it reads again once the protocol has caught up below the bound. A peer
+        /// that sends faster than the protocol answers is held back by TCP instead of growing a
+        /// queue in the node. The bound is checked between read batches, so it may be passed by
+        /// at most one batch.
+        public var maximumUnansweredMessages: Int
+        /// The same bound, in payload bytes (the messages' data, names and operations).
+        public var maximumUnansweredBytes: Int
         /// The listening address to tell peers, when where the server listens is not it (behind a
         /// NAT, say). By default the server's address, its wildcard host replaced by the address a
         /// peer reached us at.
@@ -52,7 +61,8 @@ public final class Node: Sendable {
         public var observer: (@Sendable (NodeEvent) -> Void)?
 
         /// A configuration with sensible defaults: persistent connections on the native wire, 3 s
-        /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB.
+        /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB, and up to 1,024
+        /// messages or 4 MiB awaiting the protocol's answers per connection.
         public init(
             name: String,
             connectionType: ConnectionType = .persistent,
@@ -63,6 +73,8 @@ public final class Node: Sendable {
             maximumMessageSize: Int = 1 << 20,
             forwardsBroadcasts: Bool = true,
             broadcastMemory: Int = 4096,
+            maximumUnansweredMessages: Int = 1024,
+            maximumUnansweredBytes: Int = 4 << 20,
             advertisedAddress: SocketAddress? = nil,
             logger: Logger = Logger(label: "pheromones.p2p"),
             observer: (@Sendable (NodeEvent) -> Void)? = nil
@@ -76,6 +88,8 @@ public final class Node: Sendable {
             self.maximumMessageSize = maximumMessageSize
             self.forwardsBroadcasts = forwardsBroadcasts
             self.broadcastMemory = broadcastMemory
+            self.maximumUnansweredMessages = maximumUnansweredMessages
+            self.maximumUnansweredBytes = maximumUnansweredBytes
             self.advertisedAddress = advertisedAddress
             self.logger = logger
             self.observer = observer

@@ -128,8 +128,10 @@ final class NodeCore {
         ProtocolStage(handler: handler, core: self, router: router)
     }
 
+    /// The stages below the router: back pressure next to the socket (a peer that does not read
+    /// its answers makes the connection stop reading, rather than grow its write queue), then the wire.
     private func wireHandlers() -> [any ChannelHandler] {
-        configuration.wire.handlers(maximumMessageSize: configuration.maximumMessageSize)
+        [BackPressureHandler()] + configuration.wire.handlers(maximumMessageSize: configuration.maximumMessageSize)
     }
 
     /// Dials `address` with `handlers` (created here, on the loop, and installed by the

@@ -19,15 +19,36 @@ import Pheromones
 ///
 /// A message that is not an envelope (a JSON object with wrong fields) reaches the stage as a
 /// ``WireError`` and goes to the protocol's `handleMalformedMessage`. Other errors are passed on.
-public final class ProtocolStage: ChannelInboundHandler {
+///
+/// ### Flow control
+/// The stage counts the messages it has handed to the protocol and not yet seen answered, and their
+/// bytes. While either count is at its bound it holds the channel's requests for more input (an
+/// outbound `read()`), so the connection stops reading and TCP pushes back on the peer; once the
+/// protocol has caught up below both bounds, it passes the request on. An on-loop protocol answers
+/// each message before the next arrives, so only an async one ever reaches the bounds.
+public final class ProtocolStage: ChannelDuplexHandler {
     /// Messages from the router (or the wire).
     public typealias InboundIn = Envelope
     /// Answers.
     public typealias OutboundOut = Envelope
+    /// Writes from other stages pass through unchanged.
+    public typealias OutboundIn = Envelope
+
+    /// Writes and flushes go past this stage; it only watches `read()` requests.
+    public static var passThroughEvents: PassThroughEvents { [.write, .flush] }
 
     private enum Work: Sendable {
         case message(Envelope)
         case malformed(WireError)
+
+        /// What the work counts for against ``ProtocolStage``'s byte bound.
+        var size: Int {
+            switch self {
+            case .message(let message):
+                (message.data?.readableBytes ?? 0) + message.name.utf8.count + message.operation.utf8.count
+            case .malformed: 0
+            }
+        }
     }
 
     private let handler: ProtocolHandler
@@ -47,6 +68,18 @@ public final class ProtocolStage: ChannelInboundHandler {
     private var isBusy = false
     private var needsFlush = false
     private var context: ChannelHandlerContext?
+    /// The most messages handed to the protocol and not yet answered before reading stops.
+    private let maximumUnansweredMessages: Int
+    /// The same bound in bytes (``Work/size``).
+    private let maximumUnansweredBytes: Int
+    /// Messages handed to the protocol (queued or being handled) and not yet answered.
+    private var unansweredMessages = 0
+    /// Their bytes.
+    private var unansweredBytes = 0
+    /// The size of the work the async protocol is handling now.
+    private var sizeInProgress = 0
+    /// Whether a `read()` request is held back because a bound is reached.
+    private var readHeld = false
 
     init(handler: ProtocolHandler, core: NodeCore, router: RouterStage) {
         self.handler = handler
@@ -58,6 +91,8 @@ public final class ProtocolStage: ChannelInboundHandler {
         self.logger = core.logger
         self.writesNoReplyMarkers = true
         self.flushesEachAnswer = core.configuration.wire == .json
+        self.maximumUnansweredMessages = max(1, core.configuration.maximumUnansweredMessages)
+        self.maximumUnansweredBytes = max(1, core.configuration.maximumUnansweredBytes)
     }
 
     /// A stand-alone stage running `protocol` (for tests and custom pipelines); `onAddRoute` sees
@@ -76,6 +111,8 @@ public final class ProtocolStage: ChannelInboundHandler {
         self.logger = logger
         self.writesNoReplyMarkers = false
         self.flushesEachAnswer = true
+        self.maximumUnansweredMessages = Int.max
+        self.maximumUnansweredBytes = Int.max
     }
 
     /// Keeps the context, for answers that arrive after an await.
@@ -83,10 +120,29 @@ public final class ProtocolStage: ChannelInboundHandler {
         self.context = context
     }
 
-    /// Forgets the context; answers still under way are dropped.
+    /// Forgets the context; answers still under way are dropped. A held `read()` is passed on:
+    /// without this stage nothing would release it.
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         queue = []
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// Passes the request for more input on, unless the protocol is behind by a bound or more.
+    public func read(context: ChannelHandlerContext) {
+        if isBehind {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Whether the unanswered messages reach either bound.
+    private var isBehind: Bool {
+        unansweredMessages >= maximumUnansweredMessages || unansweredBytes >= maximumUnansweredBytes
     }
 
     /// Hands the message to the protocol (or queues it behind the one being handled).
@@ -116,6 +172,8 @@ public final class ProtocolStage: ChannelInboundHandler {
     // MARK: Handling
 
     private func enqueue(_ work: Work) {
+        unansweredMessages += 1
+        unansweredBytes += work.size
         guard !isBusy else {
             queue.append(work)
             return
@@ -138,9 +196,11 @@ public final class ProtocolStage: ChannelInboundHandler {
                 reportFailure(error, of: work)
                 answer = nil
             }
+            answered(work.size)
             respond(answer, flushNow: flushesEachAnswer)
         case .async(let peerProtocol):
             isBusy = true
+            sizeInProgress = work.size
             let bound = LoopBound(self, eventLoop: context.eventLoop)
             let logger = logger
             Task {
@@ -161,6 +221,7 @@ public final class ProtocolStage: ChannelInboundHandler {
 
     private func asyncAnswerArrived(_ answer: Envelope?) {
         isBusy = false
+        answered(sizeInProgress)
         respond(answer, flushNow: true)
         while !isBusy, context != nil, !queue.isEmpty {
             handle(queue.removeFirst())
@@ -169,6 +230,20 @@ public final class ProtocolStage: ChannelInboundHandler {
             needsFlush = false
             context.flush()
         }
+        releaseHeldReadIfCaughtUp()
+    }
+
+    /// Counts one message of `size` bytes as answered.
+    private func answered(_ size: Int) {
+        unansweredMessages -= 1
+        unansweredBytes -= size
+    }
+
+    /// Passes a held `read()` on once the protocol is below both bounds again.
+    private func releaseHeldReadIfCaughtUp() {
+        guard readHeld, !isBehind, let context else { return }
+        readHeld = false
+        context.read()
     }
 
     private func respond(_ answer: Envelope?, flushNow: Bool) {
