@@ -31,6 +31,12 @@ public protocol Channel: AnyObject, Sendable {
     var remoteAddress: SocketAddress? { get }
     /// The listener that accepted this channel, if any.
     var parent: (any Channel)? { get }
+    /// Bytes written to the channel and not yet handed to the transport (the kernel, for a
+    /// socket): what grows while the peer does not read. Call on the channel's loop.
+    ///
+    /// Writability (``isWritable``) turns on this figure with hysteresis, for back pressure; this
+    /// is the figure itself, for bounds above the watermarks (a per-peer queue limit, say).
+    var bufferedOutboundBytes: Int { get }
 }
 
 /// How much of a channel to close.

@@ -21,4 +21,6 @@ final class DeadChannel: Channel {
     var localAddress: SocketAddress? { nil }
     var remoteAddress: SocketAddress? { nil }
     var parent: (any Channel)? { nil }
+    /// Nothing: a closed channel's writes have failed.
+    var bufferedOutboundBytes: Int { 0 }
 }

@@ -65,6 +65,12 @@ public final class EmbeddedChannel: Channel, ChannelCore, @unchecked Sendable {
     public var closeFuture: Future<Void> { closePromise.futureResult }
     public var isActive: Bool { active }
     public var isWritable: Bool { writable }
+    /// The bytes of the `ByteBuffer`s written and not yet flushed (flushing hands them to the test,
+    /// as a socket hands them to the kernel).
+    public var bufferedOutboundBytes: Int {
+        loop.assertInEventLoop()
+        return unflushed.reduce(0) { total, entry in total + ((entry.0 as? ByteBuffer)?.readableBytes ?? 0) }
+    }
 
     // MARK: Driving the channel
 

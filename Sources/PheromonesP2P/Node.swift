@@ -50,6 +50,14 @@ public final class Node: Sendable {
         public var maximumUnansweredMessages: Int
         /// The same bound, in payload bytes (the messages' data, names and operations).
         public var maximumUnansweredBytes: Int
+        /// The most bytes a connection may hold queued for its peer (written, not yet taken by the
+        /// kernel) before a message the node starts (a dispatch, a conversation, a forwarded
+        /// broadcast, `dispatchAll`'s copy) is refused with ``P2PError/peerTooSlow(_:)``, and the
+        /// ``slowPeerPolicy`` applies. Answers are not refused: a peer that does not read them is
+        /// held back instead (the connection stops reading).
+        public var maximumQueuedBytesPerPeer: Int
+        /// What happens to a peer whose queue is full, besides refusing the message.
+        public var slowPeerPolicy: SlowPeerPolicy
         /// The listening address to tell peers, when where the server listens is not it (behind a
         /// NAT, say). By default the server's address, its wildcard host replaced by the address a
         /// peer reached us at.
@@ -61,8 +69,9 @@ public final class Node: Sendable {
         public var observer: (@Sendable (NodeEvent) -> Void)?
 
         /// A configuration with sensible defaults: persistent connections on the native wire, 3 s
-        /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB, and up to 1,024
-        /// messages or 4 MiB awaiting the protocol's answers per connection.
+        /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB, up to 1,024
+        /// messages or 4 MiB awaiting the protocol's answers per connection, and up to 4 MiB
+        /// queued for a peer, past which the node's new messages to it are dropped.
         public init(
             name: String,
             connectionType: ConnectionType = .persistent,
@@ -75,6 +84,8 @@ public final class Node: Sendable {
             broadcastMemory: Int = 4096,
             maximumUnansweredMessages: Int = 1024,
             maximumUnansweredBytes: Int = 4 << 20,
+            maximumQueuedBytesPerPeer: Int = 4 << 20,
+            slowPeerPolicy: SlowPeerPolicy = .dropMessage,
             advertisedAddress: SocketAddress? = nil,
             logger: Logger = Logger(label: "pheromones.p2p"),
             observer: (@Sendable (NodeEvent) -> Void)? = nil
@@ -90,6 +101,8 @@ public final class Node: Sendable {
             self.broadcastMemory = broadcastMemory
             self.maximumUnansweredMessages = maximumUnansweredMessages
             self.maximumUnansweredBytes = maximumUnansweredBytes
+            self.maximumQueuedBytesPerPeer = maximumQueuedBytesPerPeer
+            self.slowPeerPolicy = slowPeerPolicy
             self.advertisedAddress = advertisedAddress
             self.logger = logger
             self.observer = observer

@@ -42,6 +42,9 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
     case connectionReplaced(SocketAddress)
     /// The node has shut down.
     case nodeShutDown
+    /// The peer at the address does not read fast enough: its connection already holds
+    /// ``Node/Configuration/maximumQueuedBytesPerPeer`` bytes, so the message was not sent.
+    case peerTooSlow(SocketAddress)
 
     /// A sentence saying what went wrong, for logs and messages.
     public var description: String {
@@ -73,6 +76,8 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the connection to \(address) was replaced by a newer one before it finished"
         case .nodeShutDown:
             return "the node has shut down"
+        case .peerTooSlow(let address):
+            return "the peer at \(address) reads too slowly: its queue is full, and the message was not sent"
         }
     }
 }

@@ -54,6 +54,10 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
     case connectionDraining(PeerKey?, ConnectionDirection)
     /// A connection closed.
     case connectionClosed(PeerKey?, ConnectionDirection)
+    /// A message the node started was not sent to a peer whose queue was full
+    /// (``Node/Configuration/maximumQueuedBytesPerPeer``); with ``SlowPeerPolicy/disconnect`` the
+    /// connection is closed too.
+    case slowPeerDropped(PeerKey?, SlowPeerPolicy)
 
     /// One line, for a transcript.
     public var description: String {
@@ -61,8 +65,20 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
         case .connectionIdentified(let peer, let direction): return "\(direction) connection to \(peer) identified"
         case .connectionDraining(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") draining"
         case .connectionClosed(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") closed"
+        case .slowPeerDropped(let peer, let policy):
+            return "a message to \(peer.map { "\($0)" } ?? "?") dropped: its queue is full\(policy == .disconnect ? "; disconnecting" : "")"
         }
     }
+}
+
+/// What a node does with a peer whose queue is full (``Node/Configuration/maximumQueuedBytesPerPeer``),
+/// besides refusing the message with ``P2PError/peerTooSlow(_:)``.
+public enum SlowPeerPolicy: Sendable, Hashable {
+    /// Keep the connection: the peer may catch up, and only what did not fit is lost.
+    case dropMessage
+    /// Close the connection: a peer that cannot keep up is cut off (what waits on the connection
+    /// fails with ``P2PError/peerTooSlow(_:)``).
+    case disconnect
 }
 
 /// Who a message is for: a route's name (which must be unique) or its listening address.

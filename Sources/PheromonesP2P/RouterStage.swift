@@ -182,6 +182,10 @@ final class RouterStage: ChannelDuplexHandler {
             reply.fail(P2PError.connectionLost(peerAddress))
             return
         }
+        if let refusal = refuseIfPeerTooSlow(context) {
+            reply.fail(refusal)
+            return
+        }
         guard isNative else {
             let written = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(message, promise: written)
@@ -207,6 +211,10 @@ final class RouterStage: ChannelDuplexHandler {
             conversation.fail(P2PError.connectionLost(peerAddress))
             return
         }
+        if let refusal = refuseIfPeerTooSlow(context) {
+            conversation.fail(refusal)
+            return
+        }
         var first = message
         if isNative {
             first.messageID = core.nextMessageID()
@@ -223,11 +231,27 @@ final class RouterStage: ChannelDuplexHandler {
     /// connection knows when it is idle.
     func sendOneWay(_ message: Envelope) {
         core.loop.assertInEventLoop()
-        guard let context, !isClosed else { return }
+        guard let context, !isClosed, refuseIfPeerTooSlow(context) == nil else { return }
         if isNative {
             awaiting[message.messageID] = Expectation(dispatch: nil, conversation: nil, timer: nil)
         }
         context.writeAndFlush(message)
+    }
+
+    /// The error to refuse a message the node starts with when the peer's queue is full
+    /// (``Node/Configuration/maximumQueuedBytesPerPeer``), after reporting the drop and applying
+    /// the slow-peer policy; nil when the message may go.
+    ///
+    /// The queue is checked before the message joins it, so it holds at most the maximum plus
+    /// one message.
+    private func refuseIfPeerTooSlow(_ context: ChannelHandlerContext) -> P2PError? {
+        guard context.channel.bufferedOutboundBytes >= configuration.maximumQueuedBytesPerPeer else { return nil }
+        let policy = configuration.slowPeerPolicy
+        logger.debug("the peer's queue is full; not sending", metadata: ["peer": "\(peerAddress)", "policy": "\(policy)"])
+        core.report(.slowPeerDropped(core.peerKey(of: self), policy))
+        let refusal = P2PError.peerTooSlow(peerAddress)
+        if policy == .disconnect { closeNow(refusal) }
+        return refusal
     }
 
     /// Starts draining: nothing new goes out; the output shuts once both ends are done, and the

@@ -69,6 +69,8 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     public var closeFuture: Future<Void> { closePromise.futureResult }
     public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
     public var isWritable: Bool { false }
+    /// Nothing: a listener writes nothing.
+    public var bufferedOutboundBytes: Int { 0 }
     public var localAddress: SocketAddress? { boundAddress }
     public var remoteAddress: SocketAddress? { nil }
     public var parent: (any Channel)? { nil }

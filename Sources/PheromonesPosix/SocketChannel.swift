@@ -98,6 +98,10 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     public var closeFuture: Future<Void> { closePromise.futureResult }
     public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
     public var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
+    public var bufferedOutboundBytes: Int {
+        loop.assertInEventLoop()
+        return pendingWrites.queuedBytes
+    }
     public var localAddress: SocketAddress? { withAddresses { $0.local } }
     public var remoteAddress: SocketAddress? { withAddresses { $0.remote } }
 

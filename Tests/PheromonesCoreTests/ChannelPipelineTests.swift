@@ -874,6 +874,17 @@ final class ChannelPipelineTests: XCTestCase {
 
     // MARK: Writes and flushes
 
+    func testTheBufferedOutboundBytesAreTheUnflushedWritesUntilAFlushHandsThemOn() throws {
+        let channel = try EmbeddedChannel()
+        XCTAssertEqual(channel.bufferedOutboundBytes, 0)
+        channel.pipeline.write(ByteBuffer(string: "hello"))
+        channel.pipeline.write(ByteBuffer(string: ", world"))
+        XCTAssertEqual(channel.bufferedOutboundBytes, 12)
+        channel.pipeline.flush()
+        XCTAssertEqual(channel.bufferedOutboundBytes, 0)
+        XCTAssertEqual(try channel.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "hello"))
+    }
+
     func testUnflushedWritesStayInvisibleUntilAFlushWhichSucceedsTheirPromises() throws {
         let channel = try EmbeddedChannel(handlers: [StringWriter()])
         let first = channel.loop.makePromise(of: Void.self)

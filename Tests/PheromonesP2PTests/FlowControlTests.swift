@@ -65,6 +65,63 @@ final class FlowControlTests: XCTestCase {
         }
     }
 
+    func testMessagesToAPeerThatStopsReadingAreRefusedOnceItsQueueIsFullAndTheConnectionStays() async throws {
+        let (refused, events) = try await floodAPeerThatNeverReads(policy: .dropMessage)
+        XCTAssertGreaterThanOrEqual(refused, 100, "most of what did not fit was refused")
+        XCTAssertFalse(events.contains { if case .connectionClosed = $0 { true } else { false } }, "the peer stays connected")
+        XCTAssertTrue(events.contains { if case .slowPeerDropped(_, .dropMessage) = $0 { true } else { false } })
+    }
+
+    func testAPeerThatStopsReadingIsDisconnectedOnceItsQueueIsFullUnderTheDisconnectPolicy() async throws {
+        let (refused, events) = try await floodAPeerThatNeverReads(policy: .disconnect)
+        XCTAssertGreaterThanOrEqual(refused, 1)
+        XCTAssertTrue(events.contains { if case .connectionClosed = $0 { true } else { false } }, "the slow peer is cut off")
+        XCTAssertTrue(events.contains { if case .slowPeerDropped(_, .disconnect) = $0 { true } else { false } })
+    }
+
+    /// Dispatches 400 messages of 64 KiB to a persistent JSON-wire peer that never reads (a listener
+    /// that never accepts: the kernel takes a few MiB, then nothing), with a 256 KiB queue bound;
+    /// returns how many were refused with `peerTooSlow` once at least one was, and the node's events.
+    private func floodAPeerThatNeverReads(policy: SlowPeerPolicy) async throws -> (refused: Int, events: [NodeEvent]) {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let listener = try SilentListener()
+        let events = Recorder<NodeEvent>()
+        var configuration = Node.Configuration(
+            name: "sender", wire: .json, logger: testLogger("p2p.sender"), observer: { events.append($0) })
+        configuration.maximumQueuedBytesPerPeer = 256 << 10
+        configuration.slowPeerPolicy = policy
+        let node = try Node(configuration: configuration, protocol: ExampleProtocol(), group: group)
+        try await node.add(peer: "silent", address: listener.address)
+
+        let outcomes = Recorder<String>()
+        let payload = ByteBuffer(bytes: [UInt8](repeating: 0x61, count: 64 << 10))
+        let senders = Task {
+            await withTaskGroup(of: Void.self) { tasks in
+                for _ in 0..<400 {
+                    tasks.addTask {
+                        do {
+                            _ = try await node.dispatch(to: "silent", Envelope(name: "sender", operation: "getreq", data: payload))
+                            outcomes.append("sent")
+                        } catch P2PError.peerTooSlow {
+                            outcomes.append("refused")
+                        } catch {
+                            outcomes.append("failed")
+                        }
+                    }
+                }
+            }
+        }
+        // What was queued before the bound waits for a peer that never reads; the refusals come at once.
+        try await outcomes.wait("refusals", within: 20, on: node.eventLoop) { $0.filter { $0 == "refused" }.count >= (policy == .dropMessage ? 100 : 1) }
+        let refused = outcomes.all.filter { $0 == "refused" }.count
+        let seen = events.all
+        await node.shutdown()
+        await senders.value
+        listener.close()
+        try await group.shutdownGracefully()
+        return (refused, seen)
+    }
+
     /// One `getreq` as the wire frames it: a Go-style JSON object, or a native frame.
     private static func request(on wire: WireFormat) throws -> [UInt8] {
         switch wire {
