@@ -296,7 +296,9 @@ final class RouterStage: ChannelDuplexHandler {
     }
 
     private func receiveShortReply(_ reply: Envelope, context: ChannelHandlerContext) {
-        completeShortReply(with: reply.isNoReplyMarker ? nil : reply)
+        // Only the native wire has a "no reply follows" marker; on the JSON wire an answer of that
+        // name is an answer like any other.
+        completeShortReply(with: isNative && reply.isNoReplyMarker ? nil : reply)
         context.close()
     }
 
@@ -321,12 +323,14 @@ final class RouterStage: ChannelDuplexHandler {
             receiveHello(message)
             return
         }
-        if message.isNoReplyMarker {
+        // The router's own messages exist on the native wire only. The JSON wire carries none, so
+        // there an operation that starts with U+0000 is the protocol's, like any other.
+        if isNative, message.isNoReplyMarker {
             _ = answerArrived(message.correlationID, answer: nil)
             shutOutputIfDrained()
             return
         }
-        if message.isControl {
+        if isNative, message.isControl {
             receiveControl(message)
             return
         }
@@ -433,20 +437,42 @@ final class RouterStage: ChannelDuplexHandler {
 
     // MARK: Outbound: the protocol's answers
 
+    /// The protocol's answer to the oldest message it owes one.
     func write(context: ChannelHandlerContext, data: Envelope, promise: Promise<Void>?) {
+        var answer: Envelope? = data
+        if isNative, data.isControl {
+            // The router's messages are the router's: a protocol that answers with one (say, an
+            // operation it copied from a payload) must not make this node say hello or goaway.
+            logger.warning("the protocol answered with an operation reserved for the router; answering nothing instead",
+                           metadata: ["operation": "\(data.operation.escapedForTerminal)"])
+            answer = nil
+        }
+        deliver(answer, promise: promise, context: context)
+    }
+
+    /// The protocol answered the oldest message it owes an answer with nothing (called by the
+    /// ``ProtocolStage`` directly, not through the pipeline, so that no envelope a protocol could
+    /// also return stands for "nothing").
+    func protocolAnsweredNothing() {
+        guard let context else { return }
+        deliver(nil, promise: nil, context: context)
+    }
+
+    /// Sends `answer` (nil: none) to the oldest message owed one, as the role does it.
+    private func deliver(_ answer: Envelope?, promise: Promise<Void>?, context: ChannelHandlerContext) {
         switch role {
         case .shortDial:
             promise?.fail(ChannelError.operationUnsupported)
         case .shortServer:
-            answerShortRequest(data, promise: promise, context: context)
+            answerShortRequest(answer, promise: promise, context: context)
         case .persistent:
-            answerPersistent(data, promise: promise, context: context)
+            answerPersistent(answer, promise: promise, context: context)
         }
     }
 
-    private func answerShortRequest(_ answer: Envelope, promise: Promise<Void>?, context: ChannelHandlerContext) {
+    private func answerShortRequest(_ answer: Envelope?, promise: Promise<Void>?, context: ChannelHandlerContext) {
         let request = owed.isEmpty ? nil : owed.removeFirst()
-        if answer.isNoReplyMarker, !isNative {
+        guard let answer = answer ?? (isNative ? Envelope.noReplyMarker(from: configuration.name, answering: 0) : nil) else {
             // The JSON wire has no marker: closing without a reply says it.
             promise?.succeed(())
             context.close()
@@ -466,16 +492,9 @@ final class RouterStage: ChannelDuplexHandler {
         }
     }
 
-    private func answerPersistent(_ answer: Envelope, promise: Promise<Void>?, context: ChannelHandlerContext) {
+    private func answerPersistent(_ answer: Envelope?, promise: Promise<Void>?, context: ChannelHandlerContext) {
         let request = owed.isEmpty ? OwedAnswer(messageID: 0, conversation: nil) : owed.removeFirst()
-        if answer.isNoReplyMarker {
-            request.conversation?.complete(.completedHere)
-            if isNative, request.messageID != 0 {
-                context.write(Envelope.noReplyMarker(from: configuration.name, answering: request.messageID), promise: promise)
-            } else {
-                promise?.succeed(())
-            }
-        } else {
+        if let answer {
             var reply = answer
             if isNative {
                 reply.messageID = core.nextMessageID()
@@ -485,6 +504,13 @@ final class RouterStage: ChannelDuplexHandler {
             }
             request.conversation?.sent(reply, awaitingAnswerWithin: configuration.replyTimeout)
             context.write(reply, promise: promise)
+        } else {
+            request.conversation?.complete(.completedHere)
+            if isNative, request.messageID != 0 {
+                context.write(Envelope.noReplyMarker(from: configuration.name, answering: request.messageID), promise: promise)
+            } else {
+                promise?.succeed(())
+            }
         }
         shutOutputIfDrained()
     }
