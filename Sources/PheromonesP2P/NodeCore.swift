@@ -5,13 +5,14 @@ import Pheromones
 enum Outgoing {
     case dispatch(Envelope, Promise<Envelope?>)
     case conversation(Envelope, Conversation)
-    case oneWay(Envelope)
+    /// A broadcast, and who chose its id (this node, or the peer that started it).
+    case oneWay(Envelope, RouterStage.IDAllocator)
 
     func send(on stage: RouterStage) {
         switch self {
         case .dispatch(let message, let reply): stage.dispatch(message, reply: reply)
         case .conversation(let message, let conversation): stage.start(conversation, with: message)
-        case .oneWay(let message): stage.sendOneWay(message)
+        case .oneWay(let message, let allocator): stage.sendOneWay(message, idChosenBy: allocator)
         }
     }
 
@@ -439,24 +440,28 @@ final class NodeCore {
         flood.correlationID = 0
         flood.hopLimit = max(1, hopLimit)
         _ = recentBroadcasts.insert(flood.messageID)
-        return forward(flood, except: nil)
+        return forward(flood, idChosenBy: .thisNode, except: nil)
     }
 
     /// Records a broadcast that arrived on `stage`; returns false for a repeat. A new one is
     /// forwarded to every other route with its hop limit decreased, while the limit allows.
+    ///
+    /// A broadcast without an id (0, "none") is delivered but neither recorded nor forwarded: its
+    /// repeats could not be told apart, and no answer could name it.
     func noteBroadcast(_ message: Envelope, from stage: RouterStage) -> Bool {
         loop.assertInEventLoop()
+        guard message.messageID != 0 else { return true }
         guard recentBroadcasts.insert(message.messageID) else { return false }
         if configuration.forwardsBroadcasts, message.hopLimit > 1, !isShutDown {
             var copy = message
             copy.hopLimit -= 1
             copy.correlationID = 0
-            _ = forward(copy, except: stage.routeAddress)
+            _ = forward(copy, idChosenBy: .broadcaster, except: stage.routeAddress)
         }
         return true
     }
 
-    private func forward(_ message: Envelope, except origin: SocketAddress?) -> Int {
+    private func forward(_ message: Envelope, idChosenBy allocator: RouterStage.IDAllocator, except origin: SocketAddress?) -> Int {
         let targets = table.routes.keys.filter { $0 != origin }
         for address in targets {
             switch configuration.connectionType {
@@ -465,7 +470,7 @@ final class NodeCore {
                     logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\("\(error)".escapedForTerminal)"])
                 }
             case .persistent:
-                submit(.oneWay(message), to: address)
+                submit(.oneWay(message, allocator), to: address)
             }
         }
         return targets.count
