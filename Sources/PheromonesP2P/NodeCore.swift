@@ -199,7 +199,7 @@ final class NodeCore {
     private func dialFailed(_ connection: ConnectionID, address: SocketAddress, error: any Error) {
         guard let stage = connections.removeValue(forKey: connection) else { return }
         let reason = stage.closeReason ?? .connectFailed(address: address, reason: "\(error)")
-        logger.debug("dial failed", metadata: ["address": "\(address)", "error": "\("\(error)".escapedForTerminal)"])
+        logger.debug("dial failed", metadata: ["address": "\(address)", "error": "\(escapedDescription(of: error))"])
         for waiter in dialWaiters.removeValue(forKey: connection) ?? [] { waiter.fail(reason) }
         guard !isShutDown else { return }
         run(table.closed(connection), failure: reason)
@@ -248,7 +248,7 @@ final class NodeCore {
         guard !isShutDown else { throw .nodeShutDown }
         let address = try resolve(selector)
         logger.debug("deleting a route", metadata: ["address": "\(address)"])
-        run(table.remove(address), failure: .unknownPeer(selector.description))
+        run(table.remove(address), failure: .unknownPeer(selector.unescapedDescription))
     }
 
     /// The open persistent connections, draining ones included.
@@ -273,7 +273,7 @@ final class NodeCore {
     func resolve(_ selector: PeerSelector) throws(P2PError) -> SocketAddress {
         switch selector {
         case .address(let address):
-            guard table.routes[address] != nil else { throw .unknownPeer(selector.description) }
+            guard table.routes[address] != nil else { throw .unknownPeer(selector.unescapedDescription) }
             return address
         case .name(let name):
             let matches = table.routes(named: name)
@@ -467,7 +467,7 @@ final class NodeCore {
             switch configuration.connectionType {
             case .short:
                 dialOnce(address, message).whenFailure { [logger] error in
-                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\("\(error)".escapedForTerminal)"])
+                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\(escapedDescription(of: error))"])
                 }
             case .persistent:
                 submit(.oneWay(message, allocator), to: address)

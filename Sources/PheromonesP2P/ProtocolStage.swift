@@ -163,7 +163,7 @@ public final class ProtocolStage: ChannelDuplexHandler {
             context.fireErrorCaught(error)
             return
         }
-        logger.debug("a message is not an envelope", metadata: ["error": "\("\(wireError)".escapedForTerminal)"])
+        logger.debug("a message is not an envelope", metadata: ["error": "\(escapedDescription(of: wireError))"])
         enqueue(.malformed(wireError))
     }
 
@@ -209,7 +209,7 @@ public final class ProtocolStage: ChannelDuplexHandler {
                     case .malformed(let error): answer = try await peerProtocol.handleMalformedMessage(error, context: peerContext)
                     }
                 } catch {
-                    logger.warning("the protocol failed; answering nothing", metadata: ["error": "\("\(error)".escapedForTerminal)"])
+                    logger.warning("the protocol failed; answering nothing", metadata: ["error": "\(escapedDescription(of: error))"])
                     answer = nil
                 }
                 bound.eventLoop.execute { bound.value.asyncAnswerArrived(answer) }
@@ -283,6 +283,6 @@ public final class ProtocolStage: ChannelDuplexHandler {
         case .message(let message): operation = message.operation
         case .malformed: operation = "(malformed)"
         }
-        logger.warning("the protocol failed; answering nothing", metadata: ["operation": "\(operation.escapedForTerminal)", "error": "\("\(error)".escapedForTerminal)"])
+        logger.warning("the protocol failed; answering nothing", metadata: ["operation": "\(operation.escapedForTerminal)", "error": "\(escapedDescription(of: error))"])
     }
 }

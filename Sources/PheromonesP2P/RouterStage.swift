@@ -343,7 +343,7 @@ final class RouterStage: ChannelDuplexHandler {
         if role == .shortDial {
             completeShortReply(failure: .mismatchedResponse("\(error)"))
         }
-        logger.debug("connection error", metadata: ["peer": "\(peerAddress)", "error": "\("\(error)".escapedForTerminal)"])
+        logger.debug("connection error", metadata: ["peer": "\(peerAddress)", "error": "\(escapedDescription(of: error))"])
     }
 
     private func receiveShortReply(_ reply: Envelope, context: ChannelHandlerContext) {
