@@ -272,9 +272,9 @@ final class RouterStage: ChannelDuplexHandler {
 
     /// A fresh id for a message this node sends on this connection and awaits an answer to: never
     /// one the connection already awaits an answer under (a peer can plant those; see
-    /// ``PendingID``). The generator repeats no id within 2^64 draws and the connection awaits at
-    /// most ``maximumPendingMessages`` answers, so this draws at most that many more times, and in
-    /// practice once.
+    /// ``PendingID``). The generator repeats no id within 2^64 draws, so each id awaited can cost
+    /// one more draw at most: this draws at most once more than the connection awaits answers, and
+    /// in practice once.
     private func allocateID() -> UInt64 {
         var id = core.nextMessageID()
         while isAwaitingAnswer(under: id) { id = core.nextMessageID() }
