@@ -157,7 +157,7 @@ struct DemoScenario {
         for (peer, result) in results.sorted(by: { $0.key.name < $1.key.name }) {
             switch result {
             case .success(let reply):
-                transcript.say("broadcast: \(peer) answered \(reply?.operation ?? "(sent; replies go to the protocol)")")
+                transcript.say("broadcast: \(peer) answered \(reply?.operation.escapedForTerminal ?? "(sent; replies go to the protocol)")")
                 answered.insert(peer.name)
             case .failure(let error):
                 transcript.say("broadcast: \(peer) failed: \(error)")

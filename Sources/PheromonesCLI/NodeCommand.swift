@@ -174,11 +174,11 @@ struct NodeSession: Sendable {
         }
     }
 
-    /// The operation and the data as text (bytes that are not UTF-8 become U+FFFD); the transcript
-    /// escapes the whole line.
+    /// The operation and the data as text (bytes that are not UTF-8 become U+FFFD), escaped for
+    /// the terminal: the peer chose them (see ``Console``).
     private static func describe(_ envelope: Envelope) -> String {
-        let data = envelope.data.map { " \(String(decoding: $0.readableBytesView, as: UTF8.self))" } ?? ""
-        return "\(envelope.operation)\(data)"
+        let data = envelope.data.map { " \(String(decoding: $0.readableBytesView, as: UTF8.self).escapedForTerminal)" } ?? ""
+        return "\(envelope.operation.escapedForTerminal)\(data)"
     }
 
     /// Splits `text` at the first `separator`; nil unless both sides are non-empty.

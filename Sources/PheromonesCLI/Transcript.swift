@@ -18,8 +18,9 @@ final class Transcript: Sendable {
         self.prefix = prefix
     }
 
-    /// Prints `line`, stamped with the time since the transcript began, escaped (it may quote
-    /// what peers sent) and at once, even when standard output is a pipe (see ``Console``).
+    /// Prints `line`, stamped with the time since the transcript began, made safe for the terminal
+    /// and at once, even when standard output is a pipe (see ``Console``: what the line quotes
+    /// from peers is escaped where it entered it).
     func say(_ line: String) {
         let elapsed = Double((Deadline.now() - start).nanoseconds) / 1e6
         Console.printLine("\(prefix)\(format3(elapsed)) ms  \(line)")

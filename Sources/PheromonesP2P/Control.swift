@@ -1,6 +1,10 @@
 import Pheromones
 
-/// The router's own messages on the native wire, which the ``ProtocolStage`` never sees.
+/// The router's own messages on the native wire, which the ``ProtocolStage`` never sees and cannot
+/// send (the router replaces such an answer with "no reply").
+///
+/// They exist on the native wire only: the JSON wire, the Go original's, has no router messages,
+/// so there an operation that starts with U+0000 is the protocol's, like any other.
 ///
 /// They are envelopes whose operation starts with U+0000, a prefix no protocol operation uses:
 /// - `hello` (the first frame each side sends on a persistent connection): the sender's name in
@@ -60,10 +64,11 @@ package enum ControlMessage {
 }
 
 extension Envelope {
-    /// Whether the router handles this envelope itself (a ``ControlMessage``).
+    /// Whether the router handles this envelope itself (a ``ControlMessage``), on the native wire.
     var isControl: Bool { operation.first == ControlMessage.prefix }
 
-    /// Whether this is the "no reply follows" answer to the message `correlationID` names.
+    /// Whether this is the "no reply follows" answer to the message `correlationID` names (on the
+    /// native wire; on the JSON wire it is an ordinary operation).
     var isNoReplyMarker: Bool { operation == ControlMessage.noReplyOperation }
 
     /// The answer that says "the protocol answered message `correlationID` with nothing".

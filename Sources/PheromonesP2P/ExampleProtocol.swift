@@ -67,19 +67,21 @@ public final class ExampleProtocol: PeerProtocol {
         /// Input that does not fit the protocol arrived at `node`.
         case rejected(node: String, error: P2PError)
 
-        /// One line, for a transcript.
+        /// One line, for a transcript. Names, operations and addresses (which peers choose) are
+        /// escaped for the terminal, as the errors' descriptions are.
         public var description: String {
             switch self {
             case .handled(let node, let message, let answer):
-                return "@\(node)@ \(message.operation) from @\(message.name)@ -> \(answer?.operation ?? "(nothing)")"
+                let answered = answer?.operation.escapedForTerminal ?? "(nothing)"
+                return "@\(node.escapedForTerminal)@ \(message.operation.escapedForTerminal) from @\(message.name.escapedForTerminal)@ -> \(answered)"
             case .conversationFinished(let node, let peer):
-                return "@\(node)@ conversation with @\(peer)@ finished"
+                return "@\(node.escapedForTerminal)@ conversation with @\(peer.escapedForTerminal)@ finished"
             case .routeAdded(let node, let name, let address):
-                return "@\(node)@ added route @\(name)@ at \(address)"
+                return "@\(node.escapedForTerminal)@ added route @\(name.escapedForTerminal)@ at \(address.escapedForTerminal)"
             case .routeNotAdded(let node, let name, let address, let error):
-                return "@\(node)@ did not add route @\(name)@ at \(address): \(error)"
+                return "@\(node.escapedForTerminal)@ did not add route @\(name.escapedForTerminal)@ at \(address.escapedForTerminal): \(error)"
             case .rejected(let node, let error):
-                return "@\(node)@ rejected a message: \(error)"
+                return "@\(node.escapedForTerminal)@ rejected a message: \(error)"
             }
         }
     }
@@ -135,7 +137,7 @@ public final class ExampleProtocol: PeerProtocol {
     /// Answers a message that is not an envelope with `unknownop`, reporting it.
     public func handleMalformedMessage(_ error: WireError, context: PeerContext) throws -> Envelope? {
         let rejection = P2PError.mismatchedRequest(error.description)
-        logger.notice("a message does not parse", metadata: ["node": "\(context.localName)", "error": "\("\(error)".escapedForTerminal)"])
+        logger.notice("a message does not parse", metadata: ["node": "\(context.localName)", "error": "\(escapedDescription(of: error))"])
         observer?(.rejected(node: context.localName, error: rejection))
         return Envelope(name: context.localName, operation: Operation.unknown)
     }
@@ -155,7 +157,7 @@ public final class ExampleProtocol: PeerProtocol {
             try context.addRoute(name: message.name, address: greeting.address)
             observer?(.routeAdded(node: context.localName, name: message.name, address: greeting.address))
         } catch {
-            logger.debug("route not added", metadata: ["node": "\(context.localName)", "name": "\(message.name.escapedForTerminal)", "error": "\("\(error)".escapedForTerminal)"])
+            logger.debug("route not added", metadata: ["node": "\(context.localName)", "name": "\(message.name.escapedForTerminal)", "error": "\(escapedDescription(of: error))"])
             observer?(.routeNotAdded(node: context.localName, name: message.name, address: greeting.address, error: error))
         }
     }

@@ -5,13 +5,14 @@ import Pheromones
 enum Outgoing {
     case dispatch(Envelope, Promise<Envelope?>)
     case conversation(Envelope, Conversation)
-    case oneWay(Envelope)
+    /// A broadcast, and who chose its id (this node, or the peer that started it).
+    case oneWay(Envelope, RouterStage.IDAllocator)
 
     func send(on stage: RouterStage) {
         switch self {
         case .dispatch(let message, let reply): stage.dispatch(message, reply: reply)
         case .conversation(let message, let conversation): stage.start(conversation, with: message)
-        case .oneWay(let message): stage.sendOneWay(message)
+        case .oneWay(let message, let allocator): stage.sendOneWay(message, idChosenBy: allocator)
         }
     }
 
@@ -198,7 +199,7 @@ final class NodeCore {
     private func dialFailed(_ connection: ConnectionID, address: SocketAddress, error: any Error) {
         guard let stage = connections.removeValue(forKey: connection) else { return }
         let reason = stage.closeReason ?? .connectFailed(address: address, reason: "\(error)")
-        logger.debug("dial failed", metadata: ["address": "\(address)", "error": "\("\(error)".escapedForTerminal)"])
+        logger.debug("dial failed", metadata: ["address": "\(address)", "error": "\(escapedDescription(of: error))"])
         for waiter in dialWaiters.removeValue(forKey: connection) ?? [] { waiter.fail(reason) }
         guard !isShutDown else { return }
         run(table.closed(connection), failure: reason)
@@ -247,7 +248,7 @@ final class NodeCore {
         guard !isShutDown else { throw .nodeShutDown }
         let address = try resolve(selector)
         logger.debug("deleting a route", metadata: ["address": "\(address)"])
-        run(table.remove(address), failure: .unknownPeer(selector.description))
+        run(table.remove(address), failure: .unknownPeer(selector.unescapedDescription))
     }
 
     /// The open persistent connections, draining ones included.
@@ -272,7 +273,7 @@ final class NodeCore {
     func resolve(_ selector: PeerSelector) throws(P2PError) -> SocketAddress {
         switch selector {
         case .address(let address):
-            guard table.routes[address] != nil else { throw .unknownPeer(selector.description) }
+            guard table.routes[address] != nil else { throw .unknownPeer(selector.unescapedDescription) }
             return address
         case .name(let name):
             let matches = table.routes(named: name)
@@ -439,33 +440,37 @@ final class NodeCore {
         flood.correlationID = 0
         flood.hopLimit = max(1, hopLimit)
         _ = recentBroadcasts.insert(flood.messageID)
-        return forward(flood, except: nil)
+        return forward(flood, idChosenBy: .thisNode, except: nil)
     }
 
     /// Records a broadcast that arrived on `stage`; returns false for a repeat. A new one is
     /// forwarded to every other route with its hop limit decreased, while the limit allows.
+    ///
+    /// A broadcast without an id (0, "none") is delivered but neither recorded nor forwarded: its
+    /// repeats could not be told apart, and no answer could name it.
     func noteBroadcast(_ message: Envelope, from stage: RouterStage) -> Bool {
         loop.assertInEventLoop()
+        guard message.messageID != 0 else { return true }
         guard recentBroadcasts.insert(message.messageID) else { return false }
         if configuration.forwardsBroadcasts, message.hopLimit > 1, !isShutDown {
             var copy = message
             copy.hopLimit -= 1
             copy.correlationID = 0
-            _ = forward(copy, except: stage.routeAddress)
+            _ = forward(copy, idChosenBy: .broadcaster, except: stage.routeAddress)
         }
         return true
     }
 
-    private func forward(_ message: Envelope, except origin: SocketAddress?) -> Int {
+    private func forward(_ message: Envelope, idChosenBy allocator: RouterStage.IDAllocator, except origin: SocketAddress?) -> Int {
         let targets = table.routes.keys.filter { $0 != origin }
         for address in targets {
             switch configuration.connectionType {
             case .short:
                 dialOnce(address, message).whenFailure { [logger] error in
-                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\("\(error)".escapedForTerminal)"])
+                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\(escapedDescription(of: error))"])
                 }
             case .persistent:
-                submit(.oneWay(message), to: address)
+                submit(.oneWay(message, allocator), to: address)
             }
         }
         return targets.count

@@ -10,6 +10,10 @@ import Pheromones
 /// `ErrMismatchProtocalResp` ``mismatchedResponse(_:)`` and `ErrUnknuowPeer` ``unknownPeer(_:)``.
 /// The rest are new: they name what the original left undefined (two peers of one name, a
 /// connection that dies or is replaced while a dispatch waits, a node that shuts down).
+///
+/// The associated texts are kept as they came, peers' names and operations included; the
+/// ``description`` escapes them (``Swift/String/escapedForTerminal``), so that the sentence can be
+/// logged or printed as it is: nothing a peer chose acts on a terminal or breaks the line.
 public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
     /// No reply (or no request, on a server connection) arrived in time from `peer`.
     case readTimeout(peer: String)
@@ -46,30 +50,31 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
     /// ``Node/Configuration/maximumQueuedBytesPerPeer`` bytes, so the message was not sent.
     case peerTooSlow(SocketAddress)
 
-    /// A sentence saying what went wrong, for logs and messages.
+    /// A sentence saying what went wrong, for logs and messages, with the texts it quotes escaped
+    /// for the terminal.
     public var description: String {
         switch self {
         case .readTimeout(let peer):
-            return "no message arrived from \(peer) in time"
+            return "no message arrived from \(peer.escapedForTerminal) in time"
         case .emptyAddress:
             return "the peer's address is empty"
         case .routeExists(let name, let address):
-            return "a route to '\(name)' at \(address) already exists"
+            return "a route to '\(name.escapedForTerminal)' at \(address) already exists"
         case .wrongAddressKind(let detail):
-            return "the address does not suit this route: \(detail)"
+            return "the address does not suit this route: \(detail.escapedForTerminal)"
         case .connectFailed(let address, let reason):
-            return "could not connect to \(address): \(reason)"
+            return "could not connect to \(address): \(reason.escapedForTerminal)"
         case .unknownProtocol(let detail):
-            return "the peer does not speak this protocol: \(detail)"
+            return "the peer does not speak this protocol: \(detail.escapedForTerminal)"
         case .mismatchedRequest(let detail):
-            return "the request does not match the protocol: \(detail)"
+            return "the request does not match the protocol: \(detail.escapedForTerminal)"
         case .mismatchedResponse(let detail):
-            return "the reply does not match the protocol: \(detail)"
+            return "the reply does not match the protocol: \(detail.escapedForTerminal)"
         case .unknownPeer(let peer):
-            return "no route to '\(peer)'"
+            return "no route to '\(peer.escapedForTerminal)'"
         case .ambiguousPeer(let name, let addresses):
             let list = addresses.map { "\($0)" }.joined(separator: ", ")
-            return "\(addresses.count) routes are named '\(name)' (\(list)); dispatch to an address instead"
+            return "\(addresses.count) routes are named '\(name.escapedForTerminal)' (\(list)); dispatch to an address instead"
         case .connectionLost(let address):
             return "the connection to \(address) was lost"
         case .connectionReplaced(let address):
@@ -80,4 +85,12 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the peer at \(address) reads too slowly: its queue is full, and the message was not sent"
         }
     }
+}
+
+/// The description of `error`, safe to log or print: a ``P2PError`` escapes the texts it quotes
+/// itself, anything else (a wire error, an I/O error, a protocol's own error) is escaped here; so
+/// that text from a peer is escaped once, not twice.
+func escapedDescription(of error: any Error) -> String {
+    if let error = error as? P2PError { return error.description }
+    return "\(error)".escapedForTerminal
 }

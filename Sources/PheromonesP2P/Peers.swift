@@ -15,8 +15,12 @@ public struct PeerKey: Sendable, Hashable, CustomStringConvertible {
         self.address = address
     }
 
-    /// `name@ip:port`.
-    public var description: String { "\(name)@\(address)" }
+    /// `name@ip:port`, the name escaped for the terminal (peers choose their names).
+    public var description: String { "\(name.escapedForTerminal)@\(address)" }
+
+    /// `name@ip:port` with the name as it is, for texts that escape what they quote themselves
+    /// (a ``P2PError``'s).
+    var unescapedDescription: String { "\(name)@\(address)" }
 }
 
 /// A route as ``Node/peers`` reports it.
@@ -32,7 +36,7 @@ public struct PeerInfo: Sendable, Hashable, CustomStringConvertible {
     /// The name and address as a ``PeerKey``.
     public var key: PeerKey { PeerKey(name: name, address: address) }
 
-    /// `name@ip:port (connected)`.
+    /// `name@ip:port (connected)`, the name escaped for the terminal.
     public var description: String { "\(key)\(isConnected ? " (connected)" : "")" }
 }
 
@@ -59,7 +63,7 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
     /// connection is closed too.
     case slowPeerDropped(PeerKey?, SlowPeerPolicy)
 
-    /// One line, for a transcript.
+    /// One line, for a transcript; the peer's name is escaped for the terminal (see ``PeerKey/description``).
     public var description: String {
         switch self {
         case .connectionIdentified(let peer, let direction): return "\(direction) connection to \(peer) identified"
@@ -88,8 +92,12 @@ public enum PeerSelector: Sendable, Hashable, CustomStringConvertible {
     /// The route at this listening address.
     case address(SocketAddress)
 
-    /// The name, or the address as `ip:port`.
-    public var description: String {
+    /// The name (escaped for the terminal), or the address as `ip:port`.
+    public var description: String { unescapedDescription.escapedForTerminal }
+
+    /// The name as it is, or the address as `ip:port`, for texts that escape what they quote
+    /// themselves (a ``P2PError``'s).
+    var unescapedDescription: String {
         switch self {
         case .name(let name): return name
         case .address(let address): return "\(address)"
@@ -144,7 +152,7 @@ final class Conversation {
         sent.append(envelope)
         timer?.cancel()
         let bound = LoopBound(self, eventLoop: loop)
-        timer = loop.scheduleTask(in: timeout) { bound.value.fail(P2PError.readTimeout(peer: "\(bound.value.peer)")) }
+        timer = loop.scheduleTask(in: timeout) { bound.value.fail(P2PError.readTimeout(peer: bound.value.peer.unescapedDescription)) }
     }
 
     /// Records the peer's answer.

@@ -12,8 +12,10 @@ import Pheromones
 /// messages are handled one at a time, in order.
 ///
 /// In a node the stage follows a ``RouterStage``, which numbers the answers and matches them to
-/// requests; an answer of nil is written as the "no reply follows" marker for the router to send
-/// or drop. Stand-alone (``init(protocol:localName:connectionType:onAddRoute:logger:)``), it sits right
+/// requests; an answer of nil is told to the router directly (``RouterStage/protocolAnsweredNothing()``),
+/// which sends the "no reply follows" marker or nothing, as its wire and role want. (Not as an
+/// envelope through the pipeline: whatever envelope stood for "nothing", a protocol could return it
+/// too, and on the JSON wire an operation named like a control message is an ordinary one.) Stand-alone (``init(protocol:localName:connectionType:onAddRoute:logger:)``), it sits right
 /// after a wire's stages, and nil answers are simply not written: that is how the example
 /// protocol is tested on an `EmbeddedChannel`.
 ///
@@ -58,8 +60,6 @@ public final class ProtocolStage: ChannelDuplexHandler {
     private let router: RouterStage?
     private let onAddRoute: (@Sendable (String, SocketAddress) throws(P2PError) -> Void)?
     private let logger: Logger
-    /// Whether nil answers are written as markers (for a router to handle).
-    private let writesNoReplyMarkers: Bool
     /// Whether each answer is flushed on its own: the Go original reads one message per `Read`,
     /// so on its JSON wire two answers must never share a write.
     private let flushesEachAnswer: Bool
@@ -89,7 +89,6 @@ public final class ProtocolStage: ChannelDuplexHandler {
         self.router = router
         self.onAddRoute = nil
         self.logger = core.logger
-        self.writesNoReplyMarkers = true
         self.flushesEachAnswer = core.configuration.wire == .json
         self.maximumUnansweredMessages = max(1, core.configuration.maximumUnansweredMessages)
         self.maximumUnansweredBytes = max(1, core.configuration.maximumUnansweredBytes)
@@ -109,7 +108,6 @@ public final class ProtocolStage: ChannelDuplexHandler {
         self.router = nil
         self.onAddRoute = onAddRoute
         self.logger = logger
-        self.writesNoReplyMarkers = false
         self.flushesEachAnswer = true
         self.maximumUnansweredMessages = Int.max
         self.maximumUnansweredBytes = Int.max
@@ -165,7 +163,7 @@ public final class ProtocolStage: ChannelDuplexHandler {
             context.fireErrorCaught(error)
             return
         }
-        logger.debug("a message is not an envelope", metadata: ["error": "\("\(wireError)".escapedForTerminal)"])
+        logger.debug("a message is not an envelope", metadata: ["error": "\(escapedDescription(of: wireError))"])
         enqueue(.malformed(wireError))
     }
 
@@ -211,7 +209,7 @@ public final class ProtocolStage: ChannelDuplexHandler {
                     case .malformed(let error): answer = try await peerProtocol.handleMalformedMessage(error, context: peerContext)
                     }
                 } catch {
-                    logger.warning("the protocol failed; answering nothing", metadata: ["error": "\("\(error)".escapedForTerminal)"])
+                    logger.warning("the protocol failed; answering nothing", metadata: ["error": "\(escapedDescription(of: error))"])
                     answer = nil
                 }
                 bound.eventLoop.execute { bound.value.asyncAnswerArrived(answer) }
@@ -250,8 +248,8 @@ public final class ProtocolStage: ChannelDuplexHandler {
         guard let context else { return }
         if let answer {
             context.write(answer)
-        } else if writesNoReplyMarkers {
-            context.write(Envelope.noReplyMarker(from: localName, answering: 0))
+        } else if let router {
+            router.protocolAnsweredNothing()
         } else {
             return
         }
@@ -285,6 +283,6 @@ public final class ProtocolStage: ChannelDuplexHandler {
         case .message(let message): operation = message.operation
         case .malformed: operation = "(malformed)"
         }
-        logger.warning("the protocol failed; answering nothing", metadata: ["operation": "\(operation.escapedForTerminal)", "error": "\("\(error)".escapedForTerminal)"])
+        logger.warning("the protocol failed; answering nothing", metadata: ["operation": "\(operation.escapedForTerminal)", "error": "\(escapedDescription(of: error))"])
     }
 }

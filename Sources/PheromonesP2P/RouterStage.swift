@@ -38,6 +38,32 @@ final class RouterStage: ChannelDuplexHandler {
         case persistent(ConnectionDirection)
     }
 
+    /// Who chose the id a message was sent under, which its answer names as its correlation id.
+    enum IDAllocator: Sendable, Hashable {
+        /// This node: its dispatches, the conversations it starts, its replies, its own broadcasts.
+        case thisNode
+        /// The peer that started a broadcast this node forwards (a broadcast keeps its id across
+        /// the mesh, so that repeats can be dropped).
+        case broadcaster
+    }
+
+    /// What a message awaiting its answer on this connection is keyed by: the connection is this
+    /// stage's, and within it the id and who chose it.
+    ///
+    /// Matching answers by id alone let a peer choose an id that another message awaits an answer
+    /// under (a broadcast it started carrying it, or one it guessed this node would allocate next:
+    /// the ids are predictable) and overwrite that message's entry: its dispatch was then never
+    /// completed, or completed with the answer to the broadcast. So an entry is never overwritten:
+    /// a connection awaits at most one answer per id, whoever chose it. This node draws its ids
+    /// around those its connection awaits answers under (``allocateID()``), and does not forward a
+    /// broadcast on a connection that awaits an answer under the broadcast's id. An answer's
+    /// correlation id, which does not say who chose the id, then names exactly one entry. Only the
+    /// entries of ids this node chose hold a dispatch or a conversation.
+    private struct PendingID: Hashable {
+        var allocator: IDAllocator
+        var id: UInt64
+    }
+
     /// A message sent on this connection that awaits its answer.
     private struct Expectation {
         var dispatch: Promise<Envelope?>?
@@ -74,7 +100,8 @@ final class RouterStage: ChannelDuplexHandler {
     private(set) var context: ChannelHandlerContext?
 
     private var helloReceived = false
-    private var awaiting: [UInt64: Expectation] = [:]
+    /// Messages sent on this connection that await their answer (see ``PendingID``).
+    private var awaiting: [PendingID: Expectation] = [:]
     /// Messages owed an answer, in arrival order (answers come back in the same order). A deque:
     /// up to `maximumPendingMessages` of them, each answer taking the first.
     private var owed: Deque<OwedAnswer> = []
@@ -196,11 +223,11 @@ final class RouterStage: ChannelDuplexHandler {
             return
         }
         var request = message
-        request.messageID = core.nextMessageID()
+        request.messageID = allocateID()
         request.correlationID = 0
         let messageID = request.messageID
         let timer = scheduleOnLoop(configuration.replyTimeout) { stage in stage.dispatchTimedOut(messageID) }
-        awaiting[messageID] = Expectation(dispatch: reply, conversation: nil, timer: timer)
+        awaiting[PendingID(allocator: .thisNode, id: messageID)] = Expectation(dispatch: reply, conversation: nil, timer: timer)
         context.writeAndFlush(request)
     }
 
@@ -217,9 +244,9 @@ final class RouterStage: ChannelDuplexHandler {
         }
         var first = message
         if isNative {
-            first.messageID = core.nextMessageID()
+            first.messageID = allocateID()
             first.correlationID = 0
-            awaiting[first.messageID] = Expectation(dispatch: nil, conversation: conversation, timer: nil)
+            awaiting[PendingID(allocator: .thisNode, id: first.messageID)] = Expectation(dispatch: nil, conversation: conversation, timer: nil)
         } else {
             jsonConversations.append(conversation)
         }
@@ -227,13 +254,21 @@ final class RouterStage: ChannelDuplexHandler {
         context.writeAndFlush(first)
     }
 
-    /// Persistent: sends `message` keeping its id (a broadcast), awaiting an answer only so the
-    /// connection knows when it is idle.
-    func sendOneWay(_ message: Envelope) {
+    /// Persistent: sends `message` keeping its id (a broadcast, whose id `allocator` chose),
+    /// awaiting an answer only so the connection knows when it is idle.
+    ///
+    /// Not sent when the connection already awaits an answer under that id: the two answers could
+    /// not be told apart (see ``PendingID``). Only a peer that chose the id to collide causes that.
+    func sendOneWay(_ message: Envelope, idChosenBy allocator: IDAllocator) {
         core.loop.assertInEventLoop()
         guard let context, !isClosed, refuseIfPeerTooSlow(context) == nil else { return }
         if isNative {
-            awaiting[message.messageID] = Expectation(dispatch: nil, conversation: nil, timer: nil)
+            guard !isAwaitingAnswer(under: message.messageID) else {
+                logger.debug("not forwarding a broadcast whose id a message on this connection awaits an answer under",
+                             metadata: ["peer": "\(peerAddress)", "id": "\(message.messageID)"])
+                return
+            }
+            awaiting[PendingID(allocator: allocator, id: message.messageID)] = Expectation(dispatch: nil, conversation: nil, timer: nil)
         }
         context.writeAndFlush(message)
     }
@@ -252,6 +287,22 @@ final class RouterStage: ChannelDuplexHandler {
         let refusal = P2PError.peerTooSlow(peerAddress)
         if policy == .disconnect { closeNow(refusal) }
         return refusal
+    }
+
+    /// Whether a message sent on this connection awaits an answer under `id`, whoever chose it.
+    private func isAwaitingAnswer(under id: UInt64) -> Bool {
+        awaiting[PendingID(allocator: .thisNode, id: id)] != nil || awaiting[PendingID(allocator: .broadcaster, id: id)] != nil
+    }
+
+    /// A fresh id for a message this node sends on this connection and awaits an answer to: never
+    /// one the connection already awaits an answer under (a peer can plant those; see
+    /// ``PendingID``). The generator repeats no id within 2^64 draws, so each id awaited can cost
+    /// one more draw at most: this draws at most once more than the connection awaits answers, and
+    /// in practice once.
+    private func allocateID() -> UInt64 {
+        var id = core.nextMessageID()
+        while isAwaitingAnswer(under: id) { id = core.nextMessageID() }
+        return id
     }
 
     /// Starts draining: nothing new goes out; the output shuts once both ends are done, and the
@@ -316,11 +367,13 @@ final class RouterStage: ChannelDuplexHandler {
         if role == .shortDial {
             completeShortReply(failure: .mismatchedResponse("\(error)"))
         }
-        logger.debug("connection error", metadata: ["peer": "\(peerAddress)", "error": "\("\(error)".escapedForTerminal)"])
+        logger.debug("connection error", metadata: ["peer": "\(peerAddress)", "error": "\(escapedDescription(of: error))"])
     }
 
     private func receiveShortReply(_ reply: Envelope, context: ChannelHandlerContext) {
-        completeShortReply(with: reply.isNoReplyMarker ? nil : reply)
+        // Only the native wire has a "no reply follows" marker; on the JSON wire an answer of that
+        // name is an answer like any other.
+        completeShortReply(with: isNative && reply.isNoReplyMarker ? nil : reply)
         context.close()
     }
 
@@ -345,12 +398,14 @@ final class RouterStage: ChannelDuplexHandler {
             receiveHello(message)
             return
         }
-        if message.isNoReplyMarker {
+        // The router's own messages exist on the native wire only. The JSON wire carries none, so
+        // there an operation that starts with U+0000 is the protocol's, like any other.
+        if isNative, message.isNoReplyMarker {
             _ = answerArrived(message.correlationID, answer: nil)
             shutOutputIfDrained()
             return
         }
-        if message.isControl {
+        if isNative, message.isControl {
             receiveControl(message)
             return
         }
@@ -393,8 +448,11 @@ final class RouterStage: ChannelDuplexHandler {
     }
 
     /// Matches an answer to the message it answers; returns the conversation it continues, if any.
+    /// (The connection awaits at most one answer per id, so the id names one entry at most.)
     private func answerArrived(_ messageID: UInt64, answer: Envelope?) -> Conversation? {
-        guard let expectation = awaiting.removeValue(forKey: messageID) else { return nil }
+        guard let expectation = awaiting.removeValue(forKey: PendingID(allocator: .thisNode, id: messageID))
+            ?? awaiting.removeValue(forKey: PendingID(allocator: .broadcaster, id: messageID))
+        else { return nil }
         expectation.timer?.cancel()
         expectation.dispatch?.succeed(answer)
         guard let conversation = expectation.conversation, !conversation.isFinished else { return nil }
@@ -457,20 +515,42 @@ final class RouterStage: ChannelDuplexHandler {
 
     // MARK: Outbound: the protocol's answers
 
+    /// The protocol's answer to the oldest message it owes one.
     func write(context: ChannelHandlerContext, data: Envelope, promise: Promise<Void>?) {
+        var answer: Envelope? = data
+        if isNative, data.isControl {
+            // The router's messages are the router's: a protocol that answers with one (say, an
+            // operation it copied from a payload) must not make this node say hello or goaway.
+            logger.warning("the protocol answered with an operation reserved for the router; answering nothing instead",
+                           metadata: ["operation": "\(data.operation.escapedForTerminal)"])
+            answer = nil
+        }
+        deliver(answer, promise: promise, context: context)
+    }
+
+    /// The protocol answered the oldest message it owes an answer with nothing (called by the
+    /// ``ProtocolStage`` directly, not through the pipeline, so that no envelope a protocol could
+    /// also return stands for "nothing").
+    func protocolAnsweredNothing() {
+        guard let context else { return }
+        deliver(nil, promise: nil, context: context)
+    }
+
+    /// Sends `answer` (nil: none) to the oldest message owed one, as the role does it.
+    private func deliver(_ answer: Envelope?, promise: Promise<Void>?, context: ChannelHandlerContext) {
         switch role {
         case .shortDial:
             promise?.fail(ChannelError.operationUnsupported)
         case .shortServer:
-            answerShortRequest(data, promise: promise, context: context)
+            answerShortRequest(answer, promise: promise, context: context)
         case .persistent:
-            answerPersistent(data, promise: promise, context: context)
+            answerPersistent(answer, promise: promise, context: context)
         }
     }
 
-    private func answerShortRequest(_ answer: Envelope, promise: Promise<Void>?, context: ChannelHandlerContext) {
+    private func answerShortRequest(_ answer: Envelope?, promise: Promise<Void>?, context: ChannelHandlerContext) {
         let request = owed.isEmpty ? nil : owed.removeFirst()
-        if answer.isNoReplyMarker, !isNative {
+        guard let answer = answer ?? (isNative ? Envelope.noReplyMarker(from: configuration.name, answering: 0) : nil) else {
             // The JSON wire has no marker: closing without a reply says it.
             promise?.succeed(())
             context.close()
@@ -490,25 +570,25 @@ final class RouterStage: ChannelDuplexHandler {
         }
     }
 
-    private func answerPersistent(_ answer: Envelope, promise: Promise<Void>?, context: ChannelHandlerContext) {
+    private func answerPersistent(_ answer: Envelope?, promise: Promise<Void>?, context: ChannelHandlerContext) {
         let request = owed.isEmpty ? OwedAnswer(messageID: 0, conversation: nil) : owed.removeFirst()
-        if answer.isNoReplyMarker {
+        if let answer {
+            var reply = answer
+            if isNative {
+                reply.messageID = allocateID()
+                reply.correlationID = request.messageID
+                reply.hopLimit = 0
+                awaiting[PendingID(allocator: .thisNode, id: reply.messageID)] = Expectation(dispatch: nil, conversation: request.conversation, timer: nil)
+            }
+            request.conversation?.sent(reply, awaitingAnswerWithin: configuration.replyTimeout)
+            context.write(reply, promise: promise)
+        } else {
             request.conversation?.complete(.completedHere)
             if isNative, request.messageID != 0 {
                 context.write(Envelope.noReplyMarker(from: configuration.name, answering: request.messageID), promise: promise)
             } else {
                 promise?.succeed(())
             }
-        } else {
-            var reply = answer
-            if isNative {
-                reply.messageID = core.nextMessageID()
-                reply.correlationID = request.messageID
-                reply.hopLimit = 0
-                awaiting[reply.messageID] = Expectation(dispatch: nil, conversation: request.conversation, timer: nil)
-            }
-            request.conversation?.sent(reply, awaitingAnswerWithin: configuration.replyTimeout)
-            context.write(reply, promise: promise)
         }
         shutOutputIfDrained()
     }
@@ -567,7 +647,7 @@ final class RouterStage: ChannelDuplexHandler {
     }
 
     private func dispatchTimedOut(_ messageID: UInt64) {
-        guard let expectation = awaiting.removeValue(forKey: messageID) else { return }
+        guard let expectation = awaiting.removeValue(forKey: PendingID(allocator: .thisNode, id: messageID)) else { return }
         expectation.dispatch?.fail(P2PError.readTimeout(peer: "\(peerAddress)"))
         shutOutputIfDrained()
     }

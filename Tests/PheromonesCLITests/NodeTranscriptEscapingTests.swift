@@ -4,12 +4,14 @@ import Pheromones
 import PheromonesP2P
 import XCTest
 
-/// `pheromones node` prints what peers send (their names, operations and data) escaped: no
-/// control character, bidirectional override or invalid UTF-8 from the network reaches the
-/// terminal, and every line stays one line.
+/// `pheromones node` prints what peers send (their names, operations, data and greeting addresses)
+/// escaped: no control character, bidirectional override or invalid UTF-8 from the network reaches
+/// the terminal, and every line stays one line. And escaped once: the node's events, routes and
+/// errors describe themselves escaped, and the transcript does not escape them again.
 final class NodeTranscriptEscapingTests: XCTestCase {
     static let hostileName = "evil\u{1B}[31m\r\u{202E}gnp\u{0}"
     static let hostileOperation = "op\u{1B}]0;pwned\u{07}\n\u{9B}2J\u{2066}"
+    static let hostileAddress = "\u{1B}[2J\r\n\u{202E}:1\u{9B}"
     static let hostileData: [UInt8] = [0x1B, 0x5B, 0x32, 0x4A, 0x00, 0xFF, 0x0D, 0x0A, 0xE2, 0x80, 0xAE, 0xC0, 0x80, 0x7F]
 
     func testNamesOperationsAndDataFromAPeerArePrintedEscaped() async throws {
@@ -31,6 +33,16 @@ final class NodeTranscriptEscapingTests: XCTestCase {
                                                            data: ByteBuffer(bytes: Self.hostileData)))
         try cli.waitForOutput(containing: "unknownop")
 
+        // Greetings: one whose address is not an address (the node reports that it did not add the
+        // route, quoting it), and one that adds a route under the hostile name, which `peers` lists.
+        let greetedAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
+        for address in [Self.hostileAddress, "\(greetedAddress)"] {
+            _ = try await hostile.dispatch(to: "cli", ExampleProtocol.connectRequest(from: Self.hostileName, listeningAddress: address))
+        }
+        try cli.waitForOutput(containing: "did not add route")
+        input.fileHandleForWriting.write(Data("peers\n".utf8))
+        try cli.waitForOutput(containing: "peers: ")
+
         // The node speaks first: it prints the peer's answer, data included.
         input.fileHandleForWriting.write(Data("add evil \(hostileAddress)\nsend evil ping\n".utf8))
         try cli.waitForOutput(containing: "evil answered")
@@ -50,6 +62,11 @@ final class NodeTranscriptEscapingTests: XCTestCase {
         }
         XCTAssertTrue(text.contains(Self.hostileName.escapedForTerminal), text)
         XCTAssertTrue(text.contains(Self.hostileOperation.escapedForTerminal), text)
+        XCTAssertTrue(text.contains(Self.hostileAddress.escapedForTerminal), text)
+        XCTAssertTrue(text.contains("\(Self.hostileName.escapedForTerminal)@\(greetedAddress)"), "peers lists the route: \(text)")
+        for hostile in [Self.hostileName, Self.hostileOperation, Self.hostileAddress] {
+            XCTAssertFalse(text.contains(hostile.escapedForTerminal.escapedForTerminal), "escaped twice: \(text)")
+        }
         // The data is shown as text: bytes that are not UTF-8 as U+FFFD, controls escaped.
         XCTAssertTrue(text.contains(String(decoding: Self.hostileData, as: UTF8.self).escapedForTerminal), text)
     }

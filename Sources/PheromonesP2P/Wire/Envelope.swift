@@ -43,8 +43,13 @@ public struct Envelope: Sendable, Hashable, CustomStringConvertible {
 
     /// A one-line summary that gives the payload's size rather than its bytes (payloads can be
     /// large and binary), such as `Envelope(name: "luda", operation: "getreq", data: 12 bytes)`.
+    ///
+    /// The name and the operation, which the sender chose, are escaped for the terminal
+    /// (``Swift/String/escapedForTerminal``, and `"` as `\"`): Swift's own quoting
+    /// (`String(reflecting:)`) leaves C1 controls such as CSI, bidirectional overrides and line
+    /// separators as they are.
     public var description: String {
-        var text = "Envelope(name: \(String(reflecting: name)), operation: \(String(reflecting: operation)), data: "
+        var text = "Envelope(name: \(Self.quoted(name)), operation: \(Self.quoted(operation)), data: "
         if let data {
             text += "\(data.readableBytes) byte\(data.readableBytes == 1 ? "" : "s")"
         } else {
@@ -54,6 +59,17 @@ public struct Envelope: Sendable, Hashable, CustomStringConvertible {
             text += ", messageID: \(messageID), correlationID: \(correlationID), hopLimit: \(hopLimit)"
         }
         return text + ")"
+    }
+
+    /// `text` between double quotes, escaped for the terminal; a quote inside it is `\"` (a
+    /// backslash in it is already `\\`, so that is unambiguous).
+    private static func quoted(_ text: String) -> String {
+        var quoted = "\""
+        for scalar in text.escapedForTerminal.unicodeScalars {
+            if scalar == "\"" { quoted += "\\" }
+            quoted.unicodeScalars.append(scalar)
+        }
+        return quoted + "\""
     }
 }
 

@@ -41,7 +41,8 @@ public enum WireError: Error, Sendable, Hashable, CustomStringConvertible {
     /// 16-bit length); raised when encoding, nothing is written.
     case fieldTooLong(field: String, length: Int, limit: Int)
 
-    /// A sentence saying what was wrong, for logs.
+    /// A sentence saying what was wrong, for logs. The decoders' texts quote no text a peer sent:
+    /// a byte is shown as `'x'` when it is printable ASCII, as `byte 0x1b` otherwise.
     public var description: String {
         switch self {
         case .malformedJSON(let reason):
