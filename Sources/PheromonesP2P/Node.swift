@@ -58,6 +58,15 @@ public final class Node: Sendable {
         public var maximumQueuedBytesPerPeer: Int
         /// What happens to a peer whose queue is full, besides refusing the message.
         public var slowPeerPolicy: SlowPeerPolicy
+        /// The most connections peers may have open to this node at once; one more is closed as
+        /// soon as it is accepted (``NodeEvent/limitReached(_:)``).
+        public var maximumInboundConnections: Int
+        /// The most connections this node may have open to peers at once (dials under way
+        /// included); a dial past it fails with ``P2PError/limitReached(_:)``.
+        public var maximumOutboundConnections: Int
+        /// The most routes the table holds. Past it, adding a route fails with
+        /// ``P2PError/limitReached(_:)``, and a connection whose peer would be a new route is closed.
+        public var maximumRoutes: Int
         /// The listening address to tell peers, when where the server listens is not it (behind a
         /// NAT, say). By default the server's address, its wildcard host replaced by the address a
         /// peer reached us at.
@@ -70,8 +79,9 @@ public final class Node: Sendable {
 
         /// A configuration with sensible defaults: persistent connections on the native wire, 3 s
         /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB, up to 1,024
-        /// messages or 4 MiB awaiting the protocol's answers per connection, and up to 4 MiB
-        /// queued for a peer, past which the node's new messages to it are dropped.
+        /// messages or 4 MiB awaiting the protocol's answers per connection, up to 4 MiB queued for
+        /// a peer, past which the node's new messages to it are dropped, and at most 1,024 inbound
+        /// and 1,024 outbound connections and 4,096 routes.
         public init(
             name: String,
             connectionType: ConnectionType = .persistent,
@@ -86,6 +96,9 @@ public final class Node: Sendable {
             maximumUnansweredBytes: Int = 4 << 20,
             maximumQueuedBytesPerPeer: Int = 4 << 20,
             slowPeerPolicy: SlowPeerPolicy = .dropMessage,
+            maximumInboundConnections: Int = 1024,
+            maximumOutboundConnections: Int = 1024,
+            maximumRoutes: Int = 4096,
             advertisedAddress: SocketAddress? = nil,
             logger: Logger = Logger(label: "pheromones.p2p"),
             observer: (@Sendable (NodeEvent) -> Void)? = nil
@@ -103,6 +116,9 @@ public final class Node: Sendable {
             self.maximumUnansweredBytes = maximumUnansweredBytes
             self.maximumQueuedBytesPerPeer = maximumQueuedBytesPerPeer
             self.slowPeerPolicy = slowPeerPolicy
+            self.maximumInboundConnections = maximumInboundConnections
+            self.maximumOutboundConnections = maximumOutboundConnections
+            self.maximumRoutes = maximumRoutes
             self.advertisedAddress = advertisedAddress
             self.logger = logger
             self.observer = observer
@@ -334,25 +350,27 @@ public final class Node: Sendable {
         return try await onLoop { core in try core.loop.makeSucceededFuture(core.handleLocally(message, from: address)) }
     }
 
-    /// Sends `message` to every peer at once and returns each one's reply or error.
+    /// Sends `message` to every peer `recipients` picks (by default the connected ones, see
+    /// ``Recipients``) at once and returns each one's reply or error.
     ///
     /// All dials and writes start together on the loop, so a dead or slow peer costs only its own
     /// timeout. (The original skips the peers that fail; here they are reported.)
-    public func dispatchAll(_ message: Envelope) async -> [PeerKey: Result<Envelope?, any Error>] {
-        (try? await onLoop { core in core.dispatchAll(message) }) ?? [:]
+    public func dispatchAll(_ message: Envelope, to recipients: Recipients = .connected) async -> [PeerKey: Result<Envelope?, any Error>] {
+        (try? await onLoop { core in core.dispatchAll(message, to: recipients) }) ?? [:]
     }
 
-    /// Floods `message` through the mesh: sends it to every peer with a fresh id and `hopLimit`;
-    /// each node passes a broadcast it has not seen on to its other peers with the limit
-    /// decreased, and drops repeats. Returns how many peers this node sent it to.
+    /// Floods `message` through the mesh: sends it to every peer `recipients` picks (by default
+    /// the connected ones, see ``Recipients``) with a fresh id and `hopLimit`; each node passes a
+    /// broadcast it has not seen on to its other connected peers with the limit decreased, and
+    /// drops repeats. Returns how many peers this node sent it to.
     ///
     /// Forwarding needs the native wire (the JSON wire carries no id or hop limit): there a
     /// broadcast reaches the direct peers only.
     ///
     /// - Throws: ``P2PError/nodeShutDown``.
     @discardableResult
-    public func broadcast(_ message: Envelope, hopLimit: UInt8 = 8) async throws -> Int {
-        try await onLoop { core in try core.loop.makeSucceededFuture(core.broadcast(message, hopLimit: hopLimit)) }
+    public func broadcast(_ message: Envelope, hopLimit: UInt8 = 8, to recipients: Recipients = .connected) async throws -> Int {
+        try await onLoop { core in try core.loop.makeSucceededFuture(core.broadcast(message, hopLimit: hopLimit, to: recipients)) }
     }
 
     // MARK: Shutting down

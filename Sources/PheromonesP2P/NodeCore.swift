@@ -97,6 +97,8 @@ final class NodeCore {
 
     private func accept(_ channel: SocketChannel) throws {
         guard !isShutDown else { throw P2PError.nodeShutDown }
+        // Refused by throwing: the server closes the connection before any event reaches it.
+        try admit(.inboundConnections, count: openConnections(.inbound), maximum: configuration.maximumInboundConnections)
         let role: RouterStage.Role = configuration.connectionType == .short ? .shortServer : .persistent(.inbound)
         let stage = makeStage(role: role, dialedAddress: nil, facts: ConnectionFacts(direction: .inbound, generation: 0))
         do {
@@ -114,6 +116,27 @@ final class NodeCore {
         guard let listening = listeningAddress else { return nil }
         guard listening.isUnspecified, let local = channel.localAddress else { return listening }
         return local.withPort(listening.port)
+    }
+
+    // MARK: Limits
+
+    /// The connections open in `direction` (short and persistent, dials under way included).
+    private func openConnections(_ direction: ConnectionDirection) -> Int {
+        connections.values.reduce(0) { count, stage in count + (stage.facts.direction == direction ? 1 : 0) }
+    }
+
+    /// Throws ``P2PError/limitReached(_:)`` (and reports it) when `count` has reached `maximum`.
+    private func admit(_ limit: AdmissionLimit, count: Int, maximum: Int) throws(P2PError) {
+        guard count >= maximum else { return }
+        logger.debug("refused: a limit is reached", metadata: ["limit": "\(limit)", "maximum": "\(maximum)"])
+        report(.limitReached(limit))
+        throw .limitReached(limit)
+    }
+
+    /// Throws when `address` would be a new route and the table is full.
+    private func admitRoute(to address: SocketAddress) throws(P2PError) {
+        guard table.routes[address] == nil else { return }
+        try admit(.routes, count: table.routes.count, maximum: configuration.maximumRoutes)
     }
 
     // MARK: Stages
@@ -160,29 +183,44 @@ final class NodeCore {
         guard !isOwnAddress(address) else {
             return loop.makeFailedFuture(P2PError.wrongAddressKind("\(address) is this node's own listening address"))
         }
+        do {
+            try admitRoute(to: address)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
         switch configuration.connectionType {
         case .short:
             do {
-                try table.addAddress(name: name, address: address)
+                try table.addAddress(name: name, address: address, pinned: true)
                 logger.debug("added a route", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)"])
                 return loop.makeSucceededFuture(())
             } catch {
                 return loop.makeFailedFuture(error)
             }
         case .persistent:
+            let connection: ConnectionID
+            do {
+                connection = try dial(name: name, address: address, pinning: true)
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
             let waiter = loop.makePromise(of: Void.self)
-            let connection = dial(name: name, address: address)
             dialWaiters[connection, default: []].append(waiter)
             return waiter.futureResult
         }
     }
 
-    /// Dials the route at `address` (unless a dial is under way); returns the connection to wait for.
-    private func dial(name: String, address: SocketAddress) -> ConnectionID {
+    /// Dials the route at `address` (unless a dial is under way), pinning it when the application
+    /// asked for the dial; returns the connection to wait for.
+    ///
+    /// - Throws: ``P2PError/limitReached(_:)`` when as many connections as allowed are open.
+    private func dial(name: String, address: SocketAddress, pinning: Bool) throws(P2PError) -> ConnectionID {
+        if case .dialing(let pending) = table.routes[address]?.state { return pending }
+        try admit(.outboundConnections, count: openConnections(.outbound), maximum: configuration.maximumOutboundConnections)
         dialGeneration += 1
         let facts = ConnectionFacts(direction: .outbound, generation: dialGeneration, localAddress: nil, peerAddress: address)
         let stage = makeStage(role: .persistent(.outbound), dialedAddress: address, facts: facts)
-        switch table.beginDial(name: name, address: address, connection: stage.id, facts: facts) {
+        switch table.beginDial(name: name, address: address, connection: stage.id, facts: facts, pinned: pinning) {
         case .join(let pending):
             connections[stage.id] = nil
             return pending
@@ -215,8 +253,9 @@ final class NodeCore {
         loop.assertInEventLoop()
         guard !isShutDown else { throw .nodeShutDown }
         guard !isOwnAddress(address) else { throw .wrongAddressKind("\(address) is this node's own listening address") }
+        try admitRoute(to: address)
         guard configuration.connectionType == .persistent else {
-            try table.addAddress(name: name, address: address)
+            try table.addAddress(name: name, address: address, pinned: false)
             return
         }
         guard let stage, stage.isPersistent, !stage.isClosed else {
@@ -325,6 +364,12 @@ final class NodeCore {
     }
 
     private func identify(_ stage: RouterStage, address: SocketAddress, name: String) {
+        do {
+            try admitRoute(to: address)
+        } catch {
+            stage.closeNow(error)
+            return
+        }
         stage.routeAddress = address
         stage.routeName = table.routes[address]?.name ?? name
         logger.debug("connection identified", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
@@ -375,7 +420,11 @@ final class NodeCore {
                 sendParked(for: address, on: connection)
             case .routeDown(let address):
                 if parked[address]?.isEmpty == false, let name = table.routes[address]?.name {
-                    _ = dial(name: name, address: address)
+                    do {
+                        _ = try dial(name: name, address: address, pinning: false)
+                    } catch {
+                        failParked(for: address, with: error)
+                    }
                 }
             case .dialFailed(let address):
                 failParked(for: address, with: failure)
@@ -414,10 +463,10 @@ final class NodeCore {
         return promise.futureResult
     }
 
-    /// Sends `message` to every route at once; one result per route.
-    func dispatchAll(_ message: Envelope) -> Future<[PeerKey: Result<Envelope?, any Error>]> {
+    /// Sends `message` to the routes `recipients` picks, at once; one result per route.
+    func dispatchAll(_ message: Envelope, to recipients: Recipients) -> Future<[PeerKey: Result<Envelope?, any Error>]> {
         loop.assertInEventLoop()
-        let keys = table.routes.values.map { PeerKey(name: $0.name, address: $0.address) }
+        let keys = fanOutTargets(recipients).map { PeerKey(name: $0.name, address: $0.address) }
         let replies = keys.map { dispatch(to: $0.address, message) }
         return Future.whenAllComplete(replies, on: loop).map { results in
             Dictionary(uniqueKeysWithValues: zip(keys, results))
@@ -431,8 +480,9 @@ final class NodeCore {
         return single
     }
 
-    /// Floods `message` through the mesh; returns how many peers it was sent to.
-    func broadcast(_ message: Envelope, hopLimit: UInt8) throws(P2PError) -> Int {
+    /// Floods `message` through the mesh, starting with the routes `recipients` picks; returns how
+    /// many peers it was sent to.
+    func broadcast(_ message: Envelope, hopLimit: UInt8, to recipients: Recipients) throws(P2PError) -> Int {
         loop.assertInEventLoop()
         guard !isShutDown else { throw .nodeShutDown }
         var flood = message
@@ -440,7 +490,7 @@ final class NodeCore {
         flood.correlationID = 0
         flood.hopLimit = max(1, hopLimit)
         _ = recentBroadcasts.insert(flood.messageID)
-        return forward(flood, idChosenBy: .thisNode, except: nil)
+        return forward(flood, idChosenBy: .thisNode, to: recipients, except: nil)
     }
 
     /// Records a broadcast that arrived on `stage`; returns false for a repeat. A new one is
@@ -456,13 +506,20 @@ final class NodeCore {
             var copy = message
             copy.hopLimit -= 1
             copy.correlationID = 0
-            _ = forward(copy, idChosenBy: .broadcaster, except: stage.routeAddress)
+            _ = forward(copy, idChosenBy: .broadcaster, to: .connected, except: stage.routeAddress)
         }
         return true
     }
 
-    private func forward(_ message: Envelope, idChosenBy allocator: RouterStage.IDAllocator, except origin: SocketAddress?) -> Int {
-        let targets = table.routes.keys.filter { $0 != origin }
+    /// The routes a fan-out reaches (see ``Recipients``).
+    private func fanOutTargets(_ recipients: Recipients) -> [RouteTable.Route] {
+        table.fanOutTargets(everyRoute: recipients == .allRoutes, shortMode: configuration.connectionType == .short)
+    }
+
+    private func forward(
+        _ message: Envelope, idChosenBy allocator: RouterStage.IDAllocator, to recipients: Recipients, except origin: SocketAddress?
+    ) -> Int {
+        let targets = fanOutTargets(recipients).map(\.address).filter { $0 != origin }
         for address in targets {
             switch configuration.connectionType {
             case .short:
@@ -490,7 +547,12 @@ final class NodeCore {
             parked[address, default: []].append(outgoing)
         case .dial:
             parked[address, default: []].append(outgoing)
-            if let name = table.routes[address]?.name { _ = dial(name: name, address: address) }
+            guard let name = table.routes[address]?.name else { return }
+            do {
+                _ = try dial(name: name, address: address, pinning: false)
+            } catch {
+                failParked(for: address, with: error)
+            }
         }
     }
 
@@ -509,6 +571,11 @@ final class NodeCore {
 
     /// Short mode: dials, writes `message`, and returns the one reply.
     private func dialOnce(_ address: SocketAddress, _ message: Envelope) -> Future<Envelope?> {
+        do {
+            try admit(.outboundConnections, count: openConnections(.outbound), maximum: configuration.maximumOutboundConnections)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
         let reply = loop.makePromise(of: Envelope?.self)
         let stage = makeStage(role: .shortDial, dialedAddress: address, facts: ConnectionFacts(direction: .outbound, generation: 0))
         let id = stage.id

@@ -49,6 +49,8 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The peer at the address does not read fast enough: its connection already holds
     /// ``Node/Configuration/maximumQueuedBytesPerPeer`` bytes, so the message was not sent.
     case peerTooSlow(SocketAddress)
+    /// A configured limit (``AdmissionLimit``) is reached.
+    case limitReached(AdmissionLimit)
 
     /// A sentence saying what went wrong, for logs and messages, with the texts it quotes escaped
     /// for the terminal.
@@ -81,6 +83,8 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the connection to \(address) was replaced by a newer one before it finished"
         case .nodeShutDown:
             return "the node has shut down"
+        case .limitReached(let limit):
+            return "the node's limit of \(limit) is reached"
         case .peerTooSlow(let address):
             return "the peer at \(address) reads too slowly: its queue is full, and the message was not sent"
         }

@@ -62,6 +62,8 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
     /// (``Node/Configuration/maximumQueuedBytesPerPeer``); with ``SlowPeerPolicy/disconnect`` the
     /// connection is closed too.
     case slowPeerDropped(PeerKey?, SlowPeerPolicy)
+    /// A connection or a route was refused: the limit is reached.
+    case limitReached(AdmissionLimit)
 
     /// One line, for a transcript; the peer's name is escaped for the terminal (see ``PeerKey/description``).
     public var description: String {
@@ -69,6 +71,7 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
         case .connectionIdentified(let peer, let direction): return "\(direction) connection to \(peer) identified"
         case .connectionDraining(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") draining"
         case .connectionClosed(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") closed"
+        case .limitReached(let limit): return "refused: the limit of \(limit) is reached"
         case .slowPeerDropped(let peer, let policy):
             return "a message to \(peer.map { "\($0)" } ?? "?") dropped: its queue is full\(policy == .disconnect ? "; disconnecting" : "")"
         }
@@ -83,6 +86,38 @@ public enum SlowPeerPolicy: Sendable, Hashable {
     /// Close the connection: a peer that cannot keep up is cut off (what waits on the connection
     /// fails with ``P2PError/peerTooSlow(_:)``).
     case disconnect
+}
+
+/// A limit a node enforces on what peers may open or plant (``Node/Configuration``).
+public enum AdmissionLimit: Sendable, Hashable, CustomStringConvertible {
+    /// ``Node/Configuration/maximumInboundConnections``.
+    case inboundConnections
+    /// ``Node/Configuration/maximumOutboundConnections``.
+    case outboundConnections
+    /// ``Node/Configuration/maximumRoutes``.
+    case routes
+
+    /// The limit's name, for messages.
+    public var description: String {
+        switch self {
+        case .inboundConnections: "inbound connections"
+        case .outboundConnections: "outbound connections"
+        case .routes: "routes"
+        }
+    }
+}
+
+/// Which routes a fan-out (``Node/broadcast(_:hopLimit:to:)``, ``Node/dispatchAll(_:to:)``) reaches.
+///
+/// By default only the peers the node can reach without dialling on a peer's say-so: a route
+/// learned from a peer (its hello, or a greeting) could have been planted, and a node that dialled
+/// every route on a broadcast would dial whatever a hostile peer planted.
+public enum Recipients: Sendable, Hashable {
+    /// Persistent mode: the routes with a connection. Short mode (which keeps no connection): the
+    /// routes the application added.
+    case connected
+    /// Every route in the table (in persistent mode, routes that are down are dialled).
+    case allRoutes
 }
 
 /// Who a message is for: a route's name (which must be unique) or its listening address.

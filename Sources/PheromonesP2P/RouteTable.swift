@@ -61,6 +61,11 @@ struct RouteTable {
         var hasConnected = false
         /// A dial that will replace the current connection once identified (persistent `add`).
         var replacementDial: ConnectionID?
+        /// Whether the application added the route (``Node/add(peer:address:)-(String,SocketAddress)``).
+        /// Only such a route is ever dialled by the node, kept while down, and reached by a fan-out
+        /// in short mode; a route learned from a peer (its hello, or a greeting the protocol
+        /// accepted) lives as long as its connection.
+        var isPinned = false
     }
 
     /// What the node must do after a change, in order.
@@ -133,6 +138,14 @@ struct RouteTable {
         return route.state == .retiring(connection)
     }
 
+    /// The routes a fan-out (a broadcast, `dispatchAll`) reaches: in persistent mode the connected
+    /// ones, in short mode (no kept connections) the pinned ones; or every route, when `everyRoute`.
+    func fanOutTargets(everyRoute: Bool, shortMode: Bool) -> [Route] {
+        routes.values.filter { route in
+            everyRoute || (shortMode ? route.isPinned : isConnected(route.address))
+        }
+    }
+
     /// Whether the route has a connection that carries (or will carry) its traffic.
     func isConnected(_ address: SocketAddress) -> Bool {
         switch routes[address]?.state {
@@ -145,15 +158,15 @@ struct RouteTable {
 
     /// Adds a route by address (short mode; the original's `SRouter.AddRoute`): the same name at
     /// the same address is an error, another name renames the route.
-    mutating func addAddress(name: String, address: SocketAddress) throws(P2PError) {
-        if let existing = routes[address], existing.name == name {
+    /// `pinned` when the application adds it (a route once pinned stays pinned).
+    mutating func addAddress(name: String, address: SocketAddress, pinned: Bool) throws(P2PError) {
+        if let existing = routes[address], existing.name == name, !(pinned && !existing.isPinned) {
             throw .routeExists(name: name, address: address)
         }
-        if routes[address] == nil {
-            routes[address] = Route(name: name, address: address)
-        } else {
-            routes[address]?.name = name
-        }
+        var route = routes[address] ?? Route(name: name, address: address)
+        route.name = name
+        route.isPinned = route.isPinned || pinned
+        routes[address] = route
     }
 
     /// Gives the route at `address` another name (the peer renamed itself).
@@ -163,11 +176,14 @@ struct RouteTable {
 
     // MARK: Persistent-mode connections
 
-    /// Records a dial of `connection` for the route at `address` (creating the route), unless one
-    /// is already under way.
-    mutating func beginDial(name: String, address: SocketAddress, connection: ConnectionID, facts connectionFacts: ConnectionFacts) -> DialDecision {
+    /// Records a dial of `connection` for the route at `address` (creating the route, pinned when
+    /// the application asked for it), unless one is already under way.
+    mutating func beginDial(
+        name: String, address: SocketAddress, connection: ConnectionID, facts connectionFacts: ConnectionFacts, pinned: Bool
+    ) -> DialDecision {
         var route = routes[address] ?? Route(name: name, address: address)
         route.name = name
+        route.isPinned = route.isPinned || pinned
         switch route.state {
         case .dialing(let pending):
             routes[address] = route
@@ -267,6 +283,12 @@ struct RouteTable {
             route.state = .down
             actions.append(.dialFailed(address))
         case .connected(let current) where current == connection, .retiring(let current) where current == connection:
+            guard route.isPinned else {
+                // Learned from the peer: nothing to dial it by, and a hostile peer could plant any
+                // number of them. It goes with its connection.
+                routes[address] = nil
+                return [.routeRemoved(address)]
+            }
             route.state = .down
             actions.append(.routeDown(address))
         case .handingOver(let old, let incoming) where old == connection:

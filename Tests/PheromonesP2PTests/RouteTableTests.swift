@@ -10,13 +10,13 @@ final class RouteTableTests: XCTestCase {
 
     func testRoutesAreKeyedByListeningAddressSoANameMayRepeat() throws {
         var table = RouteTable()
-        try table.addAddress(name: "twin", address: high)
-        try table.addAddress(name: "twin", address: low)
+        try table.addAddress(name: "twin", address: high, pinned: true)
+        try table.addAddress(name: "twin", address: low, pinned: true)
         XCTAssertEqual(table.routes(named: "twin").map(\.address), [low, high])
-        XCTAssertThrowsError(try table.addAddress(name: "twin", address: low)) { error in
+        XCTAssertThrowsError(try table.addAddress(name: "twin", address: low, pinned: true)) { error in
             XCTAssertEqual(error as? P2PError, .routeExists(name: "twin", address: low))
         }
-        try table.addAddress(name: "renamed", address: low)
+        try table.addAddress(name: "renamed", address: low, pinned: true)
         XCTAssertEqual(table.routes(named: "twin").map(\.address), [high])
     }
 
@@ -24,10 +24,10 @@ final class RouteTableTests: XCTestCase {
         var table = RouteTable()
         let first = ConnectionFacts(direction: .outbound, generation: 1, localAddress: low, peerAddress: high)
         let second = ConnectionFacts(direction: .outbound, generation: 2, localAddress: low, peerAddress: high)
-        XCTAssertEqual(table.beginDial(name: "peer", address: high, connection: 1, facts: first), .dial)
+        XCTAssertEqual(table.beginDial(name: "peer", address: high, connection: 1, facts: first, pinned: true), .dial)
         XCTAssertEqual(table.identified(1, address: high, name: "peer", facts: first), [.routeUp(high, 1)])
-        XCTAssertEqual(table.beginDial(name: "peer", address: high, connection: 2, facts: second), .dial)
-        XCTAssertEqual(table.beginDial(name: "peer", address: high, connection: 3, facts: second), .join(2))
+        XCTAssertEqual(table.beginDial(name: "peer", address: high, connection: 2, facts: second, pinned: true), .dial)
+        XCTAssertEqual(table.beginDial(name: "peer", address: high, connection: 3, facts: second, pinned: true), .join(2))
         XCTAssertEqual(table.identified(2, address: high, name: "peer", facts: second), [.drain(1)])
         XCTAssertEqual(table.sendTarget(for: high), .park, "new messages wait for the hand-over")
         XCTAssertEqual(table.closed(1), [.routeUp(high, 2)])
@@ -38,7 +38,7 @@ final class RouteTableTests: XCTestCase {
         var table = RouteTable()
         let outbound = ConnectionFacts(direction: .outbound, generation: 1, localAddress: high, peerAddress: low)
         let inbound = ConnectionFacts(direction: .inbound, generation: 1, localAddress: high, peerAddress: low)
-        _ = table.beginDial(name: "peer", address: low, connection: 1, facts: outbound)
+        _ = table.beginDial(name: "peer", address: low, connection: 1, facts: outbound, pinned: true)
         _ = table.identified(1, address: low, name: "peer", facts: outbound)
         // The peer (smaller address) saw its own dial first and asks us to drain ours.
         XCTAssertEqual(table.drainRequested(1), [.drain(1)])
@@ -52,15 +52,15 @@ final class RouteTableTests: XCTestCase {
     func testAFirstDialThatFailsRemovesTheRouteAndALaterOneOnlyTakesItDown() {
         var table = RouteTable()
         let facts = ConnectionFacts(direction: .outbound, generation: 1, localAddress: low, peerAddress: high)
-        _ = table.beginDial(name: "peer", address: high, connection: 1, facts: facts)
+        _ = table.beginDial(name: "peer", address: high, connection: 1, facts: facts, pinned: true)
         XCTAssertEqual(table.closed(1), [.dialFailed(high)])
         XCTAssertNil(table.sendTarget(for: high))
 
-        _ = table.beginDial(name: "peer", address: high, connection: 2, facts: facts)
+        _ = table.beginDial(name: "peer", address: high, connection: 2, facts: facts, pinned: true)
         _ = table.identified(2, address: high, name: "peer", facts: facts)
         XCTAssertEqual(table.closed(2), [.routeDown(high)])
         XCTAssertEqual(table.sendTarget(for: high), .dial)
-        _ = table.beginDial(name: "peer", address: high, connection: 3, facts: facts)
+        _ = table.beginDial(name: "peer", address: high, connection: 3, facts: facts, pinned: true)
         XCTAssertEqual(table.closed(3), [.dialFailed(high)])
         XCTAssertEqual(table.sendTarget(for: high), .dial, "the route stays, down")
     }
@@ -68,7 +68,7 @@ final class RouteTableTests: XCTestCase {
     func testRemovingARouteClosesItsConnections() {
         var table = RouteTable()
         let facts = ConnectionFacts(direction: .outbound, generation: 1, localAddress: low, peerAddress: high)
-        _ = table.beginDial(name: "peer", address: high, connection: 1, facts: facts)
+        _ = table.beginDial(name: "peer", address: high, connection: 1, facts: facts, pinned: true)
         _ = table.identified(1, address: high, name: "peer", facts: facts)
         XCTAssertEqual(table.remove(high), [.close(1, .connectionLost(high)), .routeRemoved(high)])
         XCTAssertEqual(table.closed(1), [])
@@ -124,7 +124,7 @@ private struct SimulatedEnd {
     /// This end dials `connection`.
     mutating func dial(_ connection: String) {
         ids[connection] = ids.count + 1
-        _ = table.beginDial(name: "peer", address: peer, connection: ids[connection] ?? 0, facts: facts(of: connection, outbound: true))
+        _ = table.beginDial(name: "peer", address: peer, connection: ids[connection] ?? 0, facts: facts(of: connection, outbound: true), pinned: true)
     }
 
     /// Whether `event` can arrive now: a goaway only on a connection this end knows.
