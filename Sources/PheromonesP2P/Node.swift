@@ -67,6 +67,14 @@ public final class Node: Sendable {
         /// The most routes the table holds. Past it, adding a route fails with
         /// ``P2PError/limitReached(_:)``, and a connection whose peer would be a new route is closed.
         public var maximumRoutes: Int
+        /// How long after a pinned peer's connection drops, or a dial of it fails, the node dials it
+        /// again by itself; the delay doubles with each failure in a row, up to
+        /// ``maximumReconnectDelay``, with jitter (a random time between half and all of it). Until
+        /// then, a message for the peer after a failed dial fails at once: dials to one address are
+        /// never closer together than the backoff. Only routes the application added are redialled.
+        public var reconnectDelay: TimeAmount
+        /// The longest delay between two dials of a pinned peer.
+        public var maximumReconnectDelay: TimeAmount
         /// The listening address to tell peers, when where the server listens is not it (behind a
         /// NAT, say). By default the server's address, its wildcard host replaced by the address a
         /// peer reached us at.
@@ -99,6 +107,8 @@ public final class Node: Sendable {
             maximumInboundConnections: Int = 1024,
             maximumOutboundConnections: Int = 1024,
             maximumRoutes: Int = 4096,
+            reconnectDelay: TimeAmount = .seconds(1),
+            maximumReconnectDelay: TimeAmount = .seconds(60),
             advertisedAddress: SocketAddress? = nil,
             logger: Logger = Logger(label: "pheromones.p2p"),
             observer: (@Sendable (NodeEvent) -> Void)? = nil
@@ -119,6 +129,8 @@ public final class Node: Sendable {
             self.maximumInboundConnections = maximumInboundConnections
             self.maximumOutboundConnections = maximumOutboundConnections
             self.maximumRoutes = maximumRoutes
+            self.reconnectDelay = reconnectDelay
+            self.maximumReconnectDelay = maximumReconnectDelay
             self.advertisedAddress = advertisedAddress
             self.logger = logger
             self.observer = observer

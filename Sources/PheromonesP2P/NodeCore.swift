@@ -50,6 +50,12 @@ final class NodeCore {
     /// Messages waiting for their route to become usable, by route.
     private var parked: [SocketAddress: [Outgoing]] = [:]
     private(set) var isShutDown = false
+    /// When each pinned route that lost its connection is dialled again.
+    private var backoff: ReconnectBackoff
+    /// The scheduled redials, by route.
+    private var reconnects: [SocketAddress: Scheduled<Void>] = [:]
+    /// Routes whose last dial failed: no dial before the deadline (the scheduled redial's).
+    private var noDialBefore: [SocketAddress: Deadline] = [:]
 
     init(configuration: Node.Configuration, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup, handler: sending ProtocolHandler) {
         self.configuration = configuration
@@ -58,6 +64,7 @@ final class NodeCore {
         self.handler = handler
         self.logger = configuration.logger
         self.recentBroadcasts = RecentIDs(capacity: max(1, configuration.broadcastMemory))
+        self.backoff = ReconnectBackoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
     }
 
     var eventLoop: any EventLoop { loop }
@@ -116,6 +123,43 @@ final class NodeCore {
         guard let listening = listeningAddress else { return nil }
         guard listening.isUnspecified, let local = channel.localAddress else { return listening }
         return local.withPort(listening.port)
+    }
+
+    // MARK: Reconnecting
+
+    /// Schedules the next dial of the pinned route at `address` (if it is still there and down)
+    /// after the backoff; after a failed dial, no other dial of it may come sooner.
+    private func scheduleReconnect(_ address: SocketAddress, afterFailedDial: Bool) {
+        guard !isShutDown, let route = table.routes[address], route.isPinned else { return }
+        let delay = backoff.failed(address)
+        if afterFailedDial { noDialBefore[address] = .now() + delay }
+        reconnects[address]?.cancel()
+        let bound = LoopBound(self, eventLoop: loop)
+        reconnects[address] = loop.scheduleTask(in: delay) { bound.value.reconnect(address) }
+        report(.reconnectScheduled(key(of: address), after: delay))
+        logger.debug("reconnecting later", metadata: ["address": "\(address)", "delay": "\(delay)"])
+    }
+
+    private func reconnect(_ address: SocketAddress) {
+        reconnects[address] = nil
+        noDialBefore[address] = nil
+        guard !isShutDown, let route = table.routes[address], route.isPinned, route.state == .down else { return }
+        do {
+            _ = try dial(name: route.name, address: address, pinning: false)
+        } catch {
+            scheduleReconnect(address, afterFailedDial: true)
+        }
+    }
+
+    /// The route at `address` is connected: its failures are forgotten.
+    private func connected(_ address: SocketAddress) {
+        forgetReconnect(address)
+    }
+
+    private func forgetReconnect(_ address: SocketAddress) {
+        backoff.forget(address)
+        noDialBefore[address] = nil
+        reconnects.removeValue(forKey: address)?.cancel()
     }
 
     // MARK: Limits
@@ -216,6 +260,9 @@ final class NodeCore {
     /// - Throws: ``P2PError/limitReached(_:)`` when as many connections as allowed are open.
     private func dial(name: String, address: SocketAddress, pinning: Bool) throws(P2PError) -> ConnectionID {
         if case .dialing(let pending) = table.routes[address]?.state { return pending }
+        if !pinning, let deadline = noDialBefore[address], Deadline.now() < deadline {
+            throw .connectFailed(address: address, reason: "its last dial failed; the next one is scheduled")
+        }
         try admit(.outboundConnections, count: openConnections(.outbound), maximum: configuration.maximumOutboundConnections)
         dialGeneration += 1
         let facts = ConnectionFacts(direction: .outbound, generation: dialGeneration, localAddress: nil, peerAddress: address)
@@ -417,6 +464,7 @@ final class NodeCore {
             case .close(let connection, let error):
                 connections[connection]?.closeNow(error)
             case .routeUp(let address, let connection):
+                connected(address)
                 sendParked(for: address, on: connection)
             case .routeDown(let address):
                 if parked[address]?.isEmpty == false, let name = table.routes[address]?.name {
@@ -425,10 +473,14 @@ final class NodeCore {
                     } catch {
                         failParked(for: address, with: error)
                     }
+                } else {
+                    scheduleReconnect(address, afterFailedDial: false)
                 }
             case .dialFailed(let address):
                 failParked(for: address, with: failure)
+                scheduleReconnect(address, afterFailedDial: true)
             case .routeRemoved(let address):
+                forgetReconnect(address)
                 failParked(for: address, with: failure)
             case .resumeDrain(let connection):
                 connections[connection]?.resumeDrain()
@@ -619,6 +671,8 @@ final class NodeCore {
         let waiting = parked
         parked = [:]
         for outgoing in waiting.values.joined() { outgoing.fail(.nodeShutDown) }
+        for timer in reconnects.values { timer.cancel() }
+        reconnects = [:]
         let waiters = dialWaiters
         dialWaiters = [:]
         for waiter in waiters.values.joined() { waiter.fail(P2PError.nodeShutDown) }

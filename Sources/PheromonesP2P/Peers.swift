@@ -64,6 +64,9 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
     case slowPeerDropped(PeerKey?, SlowPeerPolicy)
     /// A connection or a route was refused: the limit is reached.
     case limitReached(AdmissionLimit)
+    /// The node will dial a pinned peer whose connection dropped (or whose dial failed) again
+    /// after the delay (``Node/Configuration/reconnectDelay``).
+    case reconnectScheduled(PeerKey, after: TimeAmount)
 
     /// One line, for a transcript; the peer's name is escaped for the terminal (see ``PeerKey/description``).
     public var description: String {
@@ -72,6 +75,7 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
         case .connectionDraining(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") draining"
         case .connectionClosed(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") closed"
         case .limitReached(let limit): return "refused: the limit of \(limit) is reached"
+        case .reconnectScheduled(let peer, let delay): return "reconnecting to \(peer) in \(delay)"
         case .slowPeerDropped(let peer, let policy):
             return "a message to \(peer.map { "\($0)" } ?? "?") dropped: its queue is full\(policy == .disconnect ? "; disconnecting" : "")"
         }
