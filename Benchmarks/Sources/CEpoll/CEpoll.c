@@ -12,6 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+// The header spells the readiness bits out so that Swift sees them; they must be the kernel's.
+_Static_assert(CEPOLL_IN == EPOLLIN && CEPOLL_OUT == EPOLLOUT && CEPOLL_ERR == EPOLLERR && CEPOLL_HUP == EPOLLHUP
+               && CEPOLL_RDHUP == EPOLLRDHUP, "CEPOLL_* bits differ from <sys/epoll.h>");
+
 int cepoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
 static int cepoll_control(int epfd, int op, int fd, uint32_t events, uint64_t data) {

@@ -11,6 +11,8 @@ enum {
     CEPOLL_OUT = 0x004,
     CEPOLL_ERR = 0x008,
     CEPOLL_HUP = 0x010,
+    /// The peer shut down its side (EPOLLRDHUP): seen without reading what it sent before.
+    CEPOLL_RDHUP = 0x2000,
 };
 
 /// One ready descriptor: its events and the 64-bit user data it was registered with.

@@ -13,20 +13,27 @@ struct ChaosServer {
     static let portPlaceholder = "{port}"
     static let protoPlaceholder = "{proto}"
 
-    /// `pheromones-echo` from the repository's release build, found from this executable's path
-    /// (`<repo>/Benchmarks/.build/...`) or from the current directory.
+    /// `pheromones-echo` from the repository's release build (see ``repositoryBinary(named:option:)``).
     static func defaultCommand() throws -> String {
-        let candidates = echoBinaryCandidates()
-        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw HarnessError("""
-                no pheromones-echo release binary (looked for \(candidates.joined(separator: ", "))); build it with \
-                `swift build -c release --product pheromones-echo` in the repository root, or pass --server-cmd
-                """)
-        }
+        let binary = try repositoryBinary(named: "pheromones-echo", option: "--server-cmd")
         return "\(shellQuoted(binary)) --port \(portPlaceholder) --proto \(protoPlaceholder)"
     }
 
-    private static func echoBinaryCandidates() -> [String] {
+    /// The path of `product` in the repository's release build, found from this executable's path
+    /// (`<repo>/Benchmarks/.build/...`) or from the current directory; an error that says how to
+    /// build it or to pass `option` instead otherwise.
+    static func repositoryBinary(named product: String, option: String) throws -> String {
+        let candidates = binaryCandidates(named: product)
+        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw HarnessError("""
+                no \(product) release binary (looked for \(candidates.joined(separator: ", "))); build it with \
+                `swift build -c release --product \(product)` in the repository root, or pass \(option)
+                """)
+        }
+        return binary
+    }
+
+    private static func binaryCandidates(named product: String) -> [String] {
         var roots: [URL] = []
         var directory = ChildProcess.executable.deletingLastPathComponent()
         while directory.path != "/" {
@@ -35,13 +42,19 @@ struct ChaosServer {
         }
         let current = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         roots += [current.deletingLastPathComponent(), current]
-        return roots.map { $0.appendingPathComponent(".build/release/pheromones-echo").standardizedFileURL.path }
+        return roots.map { $0.appendingPathComponent(".build/release/\(product)").standardizedFileURL.path }
+    }
+
+    /// Starts `template` for `proto` (see ``start(_:filling:attempts:)``; `{proto}` is filled in).
+    static func start(_ template: String, proto: WireProtocol, attempts: Int = 3) throws -> ChaosServer {
+        try start(template, filling: [protoPlaceholder: proto.rawValue], attempts: attempts)
     }
 
     /// Starts `template` (through `/bin/sh -c 'exec ...'`, so that the process measured is the
-    /// server itself) on a free port and waits until it accepts a connection. A few attempts, in
-    /// case another process took the port in between.
-    static func start(_ template: String, proto: WireProtocol, attempts: Int = 3) throws -> ChaosServer {
+    /// server itself) on a free port, with `{port}` and every placeholder in `values` replaced, and
+    /// waits until it accepts a connection. A few attempts, in case another process took the port
+    /// in between.
+    static func start(_ template: String, filling values: [String: String], attempts: Int = 3) throws -> ChaosServer {
         guard template.contains(portPlaceholder) else {
             throw HarnessError("the server command must contain \(portPlaceholder)")
         }
@@ -49,8 +62,9 @@ struct ChaosServer {
         for _ in 0..<attempts {
             let port = Int(cepoll_free_tcp4_port(ChaosPlan.host))
             guard port > 0 else { throw HarnessError("no free port: \(ChaosDriver.describe(CInt(-port)))") }
-            let command = template.replacingOccurrences(of: portPlaceholder, with: "\(port)")
-                .replacingOccurrences(of: protoPlaceholder, with: proto.rawValue)
+            let command = values.reduce(template.replacingOccurrences(of: portPlaceholder, with: "\(port)")) {
+                $0.replacingOccurrences(of: $1.key, with: $1.value)
+            }
             let process = try ChildProcess(program: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "exec \(command)"])
             switch waitUntilListening(process, port: port) {
             case nil: return ChaosServer(process: process, port: port, command: command)
@@ -101,7 +115,7 @@ struct ChaosServer {
         return (count, Date().timeIntervalSince(start))
     }
 
-    private static func shellQuoted(_ text: String) -> String {
+    static func shellQuoted(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

@@ -13,10 +13,13 @@ struct PheromonesBench: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, PingPongCommand.self, FramedCommand.self, StreamCommand.self, ConnsCommand.self,
-            P2PCommand.self, AllCommand.self, ChaosCommand.self, SlowReaderCommand.self, LoadCommand.self,
+            P2PCommand.self, AllCommand.self, ChaosCommand.self, SlowReaderCommand.self, P2PSlowPeerCommand.self,
+            LoadCommand.self,
         ])
 }
 
 extension Implementation: ExpressibleByArgument {}
 extension WireProtocol: ExpressibleByArgument {}
 extension LoadPlan.Mode: ExpressibleByArgument {}
+extension PeerWire: ExpressibleByArgument {}
+extension PeerRouter: ExpressibleByArgument {}

@@ -1,7 +1,8 @@
 import Foundation
 
 /// A child process: this same executable with other arguments, its stdout piped to us, or another
-/// program whose stdout is discarded (stderr shared either way, so complaints reach the terminal).
+/// program whose stdin and stdout are /dev/null (stderr shared either way, so complaints reach the
+/// terminal).
 final class ChildProcess {
     private let process = Process()
     private let output = Pipe()
@@ -17,12 +18,17 @@ final class ChildProcess {
     /// Runs `program` with `arguments`, its standard output discarded (`readLine` and `readToEnd`
     /// then see nothing), with no signal blocked.
     ///
+    /// Its standard input is /dev/null rather than ours: a server that reads commands from it (the
+    /// `pheromones node` command does) must not take the terminal's input, and sees end of input
+    /// at once instead (which `pheromones node` takes as "keep serving").
+    ///
     /// The child inherits the signal mask of the thread that starts it, and Dispatch's worker
     /// threads (where an async command runs) block most signals, SIGTERM included: a program that
     /// relies on SIGTERM's default action would then ignore `stop()` until SIGKILL.
     init(program: URL, arguments: [String]) throws {
         process.executableURL = program
         process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try output.fileHandleForWriting.close()
         var none = sigset_t(), previous = sigset_t()
