@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // Layer 1: abstractions with no I/O (buffers, futures, loops, channels, pipelines, codecs).
@@ -68,6 +69,7 @@ let package = Package(
                 "Pheromones",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),
@@ -99,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesP2PTests",
-            dependencies: ["PheromonesP2P"],
+            dependencies: ["PheromonesP2P", .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: strictSettings
         ),
         // The example and the command line tool, tested through their own code (`@testable import`

@@ -10,8 +10,8 @@ struct NodeCommand: AsyncParsableCommand {
         commandName: "node",
         abstract: "Run one node until SIGINT or SIGTERM, greeting its --peer nodes and reading commands from standard input.",
         discussion: """
-            Commands: send NAME OPERATION [DATA] | broadcast OPERATION [DATA] | peers | add NAME HOST:PORT | \
-            delete NAME | quit
+            Commands: send NAME OPERATION [DATA] | broadcast OPERATION [DATA] | peers | stats | \
+            add NAME HOST:PORT | delete NAME | quit
             """)
 
     @Option(help: "The node's name.")
@@ -127,6 +127,9 @@ struct NodeSession: Sendable {
         case ("peers", 0):
             let peers = await node.peers
             transcript.say(peers.isEmpty ? "no peers" : "peers: " + peers.map(\.description).joined(separator: ", "))
+        case ("stats", 0):
+            let statistics = await node.statistics
+            for line in statistics.description.split(separator: "\n") { transcript.say("stats: \(line)") }
         case ("add", 2):
             await add(name: arguments[0], hostPort: arguments[1])
         case ("delete", 1):
@@ -138,7 +141,7 @@ struct NodeSession: Sendable {
             }
         default:
             transcript.say("error: unknown command '\(([command] + arguments).joined(separator: " "))'; "
-                + "try send NAME OPERATION [DATA], broadcast OPERATION [DATA], peers, add NAME HOST:PORT, delete NAME, quit")
+                + "try send NAME OPERATION [DATA], broadcast OPERATION [DATA], peers, stats, add NAME HOST:PORT, delete NAME, quit")
         }
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import Pheromones
 import Synchronization
@@ -75,6 +76,10 @@ public final class Node: Sendable {
         public var reconnectDelay: TimeAmount
         /// The longest delay between two dials of a pinned peer.
         public var maximumReconnectDelay: TimeAmount
+        /// Where the node's counters go (``NodeStatistics``), as swift-metrics instruments; nil
+        /// for the process's `MetricsSystem.factory` (whatever backend the application
+        /// bootstrapped, or none).
+        public var metricsFactory: (any MetricsFactory)?
         /// The listening address to tell peers, when where the server listens is not it (behind a
         /// NAT, say). By default the server's address, its wildcard host replaced by the address a
         /// peer reached us at.
@@ -109,6 +114,7 @@ public final class Node: Sendable {
             maximumRoutes: Int = 4096,
             reconnectDelay: TimeAmount = .seconds(1),
             maximumReconnectDelay: TimeAmount = .seconds(60),
+            metricsFactory: (any MetricsFactory)? = nil,
             advertisedAddress: SocketAddress? = nil,
             logger: Logger = Logger(label: "pheromones.p2p"),
             observer: (@Sendable (NodeEvent) -> Void)? = nil
@@ -131,6 +137,7 @@ public final class Node: Sendable {
             self.maximumRoutes = maximumRoutes
             self.reconnectDelay = reconnectDelay
             self.maximumReconnectDelay = maximumReconnectDelay
+            self.metricsFactory = metricsFactory
             self.advertisedAddress = advertisedAddress
             self.logger = logger
             self.observer = observer
@@ -262,6 +269,12 @@ public final class Node: Sendable {
     /// A snapshot of the routes: name, listening address, and whether a connection carries it.
     public var peers: [PeerInfo] {
         get async { (try? await onLoop { core in core.loop.makeSucceededFuture(core.peers()) }) ?? [] }
+    }
+
+    /// What the node has counted since it started (the same figures go to swift-metrics, see
+    /// ``Configuration/metricsFactory``), with the bytes queued for peers now.
+    public var statistics: NodeStatistics {
+        get async { (try? await onLoop { core in core.loop.makeSucceededFuture(core.statistics()) }) ?? NodeStatistics() }
     }
 
     /// How many persistent connections are open, draining ones included (none in short mode,

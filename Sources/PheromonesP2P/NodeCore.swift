@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import Pheromones
 
@@ -56,6 +57,8 @@ final class NodeCore {
     private var reconnects: [SocketAddress: Scheduled<Void>] = [:]
     /// Routes whose last dial failed: no dial before the deadline (the scheduled redial's).
     private var noDialBefore: [SocketAddress: Deadline] = [:]
+    /// What the node counts.
+    let metrics: NodeMetrics
 
     init(configuration: Node.Configuration, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup, handler: sending ProtocolHandler) {
         self.configuration = configuration
@@ -65,6 +68,7 @@ final class NodeCore {
         self.logger = configuration.logger
         self.recentBroadcasts = RecentIDs(capacity: max(1, configuration.broadcastMemory))
         self.backoff = ReconnectBackoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
+        self.metrics = NodeMetrics(nodeName: configuration.name, factory: configuration.metricsFactory ?? MetricsSystem.factory)
     }
 
     var eventLoop: any EventLoop { loop }
@@ -136,6 +140,7 @@ final class NodeCore {
         reconnects[address]?.cancel()
         let bound = LoopBound(self, eventLoop: loop)
         reconnects[address] = loop.scheduleTask(in: delay) { bound.value.reconnect(address) }
+        metrics.reconnectScheduled()
         report(.reconnectScheduled(key(of: address), after: delay))
         logger.debug("reconnecting later", metadata: ["address": "\(address)", "delay": "\(delay)"])
     }
@@ -172,6 +177,7 @@ final class NodeCore {
     /// Throws ``P2PError/limitReached(_:)`` (and reports it) when `count` has reached `maximum`.
     private func admit(_ limit: AdmissionLimit, count: Int, maximum: Int) throws(P2PError) {
         guard count >= maximum else { return }
+        metrics.refusedByLimit()
         logger.debug("refused: a limit is reached", metadata: ["limit": "\(limit)", "maximum": "\(maximum)"])
         report(.limitReached(limit))
         throw .limitReached(limit)
@@ -200,6 +206,7 @@ final class NodeCore {
     /// its answers makes the connection stop reading, rather than grow its write queue), then the wire.
     private func wireHandlers() -> [any ChannelHandler] {
         [BackPressureHandler()] + configuration.wire.handlers(maximumMessageSize: configuration.maximumMessageSize)
+            + [TrafficCounter(metrics: metrics)]
     }
 
     /// Dials `address` with `handlers` (created here, on the loop, and installed by the
@@ -337,6 +344,13 @@ final class NodeCore {
         run(table.remove(address), failure: .unknownPeer(selector.unescapedDescription))
     }
 
+    /// What the node has counted, with the bytes queued for peers now.
+    func statistics() -> NodeStatistics {
+        loop.assertInEventLoop()
+        let queued = connections.values.reduce(0) { total, stage in total + (stage.context?.channel.bufferedOutboundBytes ?? 0) }
+        return metrics.snapshot(queuedBytes: queued)
+    }
+
     /// The open persistent connections, draining ones included.
     var openConnectionCount: Int {
         connections.values.filter { $0.isPersistent && $0.context?.channel.isActive == true }.count
@@ -419,6 +433,7 @@ final class NodeCore {
         }
         stage.routeAddress = address
         stage.routeName = table.routes[address]?.name ?? name
+        metrics.peerUp()
         logger.debug("connection identified", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
         report(.connectionIdentified(PeerKey(name: table.routes[address]?.name ?? name, address: address), stage.facts.direction))
         run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
@@ -444,6 +459,7 @@ final class NodeCore {
     func connectionClosed(_ stage: RouterStage) {
         loop.assertInEventLoop()
         guard connections.removeValue(forKey: stage.id) != nil else { return }
+        if stage.routeAddress != nil { metrics.peerDown() }
         if stage.isPersistent {
             logger.debug("connection closed", metadata: ["peer": "\(stage.peerAddress)", "direction": "\(stage.facts.direction)"])
             report(.connectionClosed(peerKey(of: stage), stage.facts.direction))
@@ -553,12 +569,15 @@ final class NodeCore {
     func noteBroadcast(_ message: Envelope, from stage: RouterStage) -> Bool {
         loop.assertInEventLoop()
         guard message.messageID != 0 else { return true }
-        guard recentBroadcasts.insert(message.messageID) else { return false }
+        guard recentBroadcasts.insert(message.messageID) else {
+            metrics.droppedDuplicate()
+            return false
+        }
         if configuration.forwardsBroadcasts, message.hopLimit > 1, !isShutDown {
             var copy = message
             copy.hopLimit -= 1
             copy.correlationID = 0
-            _ = forward(copy, idChosenBy: .broadcaster, to: .connected, except: stage.routeAddress)
+            metrics.forwardedCopies(forward(copy, idChosenBy: .broadcaster, to: .connected, except: stage.routeAddress))
         }
         return true
     }

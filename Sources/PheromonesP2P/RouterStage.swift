@@ -284,6 +284,7 @@ final class RouterStage: ChannelDuplexHandler {
         let policy = configuration.slowPeerPolicy
         logger.debug("the peer's queue is full; not sending", metadata: ["peer": "\(peerAddress)", "policy": "\(policy)"])
         core.report(.slowPeerDropped(core.peerKey(of: self), policy))
+        core.metrics.droppedForSlowPeer()
         let refusal = P2PError.peerTooSlow(peerAddress)
         if policy == .disconnect { closeNow(refusal) }
         return refusal
@@ -386,6 +387,7 @@ final class RouterStage: ChannelDuplexHandler {
             return
         }
         owed.append(OwedAnswer(messageID: request.messageID, conversation: nil))
+        core.metrics.deliveredToProtocol()
         context.fireChannelRead(request)
     }
 
@@ -426,6 +428,7 @@ final class RouterStage: ChannelDuplexHandler {
             return
         }
         owed.append(OwedAnswer(messageID: message.messageID, conversation: conversation))
+        core.metrics.deliveredToProtocol()
         context.fireChannelRead(message)
     }
 

@@ -26,9 +26,10 @@ final class NodeSignalTests: XCTestCase {
         let node = try NodeProcess(["node", "--name", "typist", "--listen", "127.0.0.1:0"], standardInput: input)
         addTeardownBlock { node.stop() }
         try node.waitForOutput(containing: "typist listens on")
-        input.fileHandleForWriting.write(Data("peers\nbogus command\n".utf8))
+        input.fileHandleForWriting.write(Data("peers\nstats\nbogus command\n".utf8))
         try node.waitForOutput(containing: "error: unknown command 'bogus command'")
         XCTAssertTrue(node.text.contains("no peers"))
+        XCTAssertTrue(node.text.contains("stats: messages in 0"), node.text)
         input.fileHandleForWriting.write(Data("quit\n".utf8))
         XCTAssertNotNil(node.waitForExit(within: 5), "quit did not end the node")
         XCTAssertEqual(node.exitStatus, 0)

@@ -1,0 +1,122 @@
+import CoreMetrics
+import Pheromones
+
+/// What a node has counted since it started: a snapshot (``Node/statistics``).
+///
+/// The same figures go to swift-metrics, labelled `pheromones_p2p_*` with the dimension
+/// `node=<name>`, so that a Prometheus or OpenTelemetry backend bootstrapped by the application
+/// sees them (see ``Node/Configuration/metricsFactory``).
+public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
+    /// Messages that arrived from peers (router control messages included).
+    public var messagesIn = 0
+    /// Their payload bytes (`data`; names and operations are not counted).
+    public var bytesIn = 0
+    /// Messages sent to peers (router control messages included).
+    public var messagesOut = 0
+    /// Their payload bytes.
+    public var bytesOut = 0
+    /// Messages handed to the protocol.
+    public var delivered = 0
+    /// Broadcasts dropped because the node had seen them already.
+    public var duplicatesDropped = 0
+    /// Copies of peers' broadcasts passed on to other peers.
+    public var forwarded = 0
+    /// Messages the node started that a peer's full queue refused (``P2PError/peerTooSlow(_:)``).
+    public var slowPeerDrops = 0
+    /// Connections and routes refused by a limit (``AdmissionLimit``).
+    public var refused = 0
+    /// Connections identified (a peer came up).
+    public var peersUp = 0
+    /// Identified connections that closed (a peer went down).
+    public var peersDown = 0
+    /// Redials of pinned peers scheduled (``NodeEvent/reconnectScheduled(_:after:)``).
+    public var reconnects = 0
+    /// Bytes queued for peers right now, over every connection.
+    public var queuedBytes = 0
+
+    /// Zero everywhere.
+    public init() {}
+
+    /// One line per figure, for `pheromones node`'s `stats` command.
+    public var description: String {
+        """
+        messages in \(messagesIn) (\(bytesIn) payload bytes), out \(messagesOut) (\(bytesOut) payload bytes)
+        delivered \(delivered), duplicates dropped \(duplicatesDropped), forwarded \(forwarded)
+        slow-peer drops \(slowPeerDrops), refused by limits \(refused)
+        peers up \(peersUp), down \(peersDown), reconnects scheduled \(reconnects)
+        queued for peers \(queuedBytes) bytes
+        """
+    }
+}
+
+/// A node's counters: a loop-confined ``NodeStatistics`` and the swift-metrics instruments fed
+/// alongside it. Counting costs an increment and a call to the metrics handler; nothing allocates.
+final class NodeMetrics {
+    private(set) var totals = NodeStatistics()
+    private let messagesIn: Counter
+    private let bytesIn: Counter
+    private let messagesOut: Counter
+    private let bytesOut: Counter
+    private let delivered: Counter
+    private let duplicatesDropped: Counter
+    private let forwarded: Counter
+    private let slowPeerDrops: Counter
+    private let refused: Counter
+    private let peersUp: Counter
+    private let peersDown: Counter
+    private let reconnects: Counter
+    private let queuedBytes: Gauge
+
+    init(nodeName: String, factory: any MetricsFactory) {
+        let dimensions = [("node", nodeName)]
+        func counter(_ name: String) -> Counter {
+            Counter(label: "pheromones_p2p_\(name)", dimensions: dimensions, factory: factory)
+        }
+        messagesIn = counter("messages_in_total")
+        bytesIn = counter("payload_bytes_in_total")
+        messagesOut = counter("messages_out_total")
+        bytesOut = counter("payload_bytes_out_total")
+        delivered = counter("delivered_total")
+        duplicatesDropped = counter("duplicates_dropped_total")
+        forwarded = counter("forwarded_total")
+        slowPeerDrops = counter("slow_peer_drops_total")
+        refused = counter("refused_total")
+        peersUp = counter("peers_up_total")
+        peersDown = counter("peers_down_total")
+        reconnects = counter("reconnects_total")
+        queuedBytes = Gauge(label: "pheromones_p2p_queued_bytes", dimensions: dimensions, factory: factory)
+    }
+
+    func received(_ message: Envelope) {
+        let bytes = message.data?.readableBytes ?? 0
+        totals.messagesIn += 1
+        totals.bytesIn += bytes
+        messagesIn.increment()
+        bytesIn.increment(by: Int64(bytes))
+    }
+
+    func sent(_ message: Envelope) {
+        let bytes = message.data?.readableBytes ?? 0
+        totals.messagesOut += 1
+        totals.bytesOut += bytes
+        messagesOut.increment()
+        bytesOut.increment(by: Int64(bytes))
+    }
+
+    func deliveredToProtocol() { totals.delivered += 1; delivered.increment() }
+    func droppedDuplicate() { totals.duplicatesDropped += 1; duplicatesDropped.increment() }
+    func forwardedCopies(_ count: Int) { totals.forwarded += count; forwarded.increment(by: Int64(count)) }
+    func droppedForSlowPeer() { totals.slowPeerDrops += 1; slowPeerDrops.increment() }
+    func refusedByLimit() { totals.refused += 1; refused.increment() }
+    func peerUp() { totals.peersUp += 1; peersUp.increment() }
+    func peerDown() { totals.peersDown += 1; peersDown.increment() }
+    func reconnectScheduled() { totals.reconnects += 1; reconnects.increment() }
+
+    /// The totals, with the bytes queued for peers now (also recorded in the gauge).
+    func snapshot(queuedBytes bytes: Int) -> NodeStatistics {
+        queuedBytes.record(bytes)
+        var snapshot = totals
+        snapshot.queuedBytes = bytes
+        return snapshot
+    }
+}
