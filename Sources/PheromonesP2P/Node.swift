@@ -76,6 +76,13 @@ public final class Node: Sendable {
         public var reconnectDelay: TimeAmount
         /// The longest delay between two dials of a pinned peer.
         public var maximumReconnectDelay: TimeAmount
+        /// Runs on the node's loop for every message from a peer, before it is delivered to the
+        /// protocol or forwarded, and decides its fate (``MessageVerdict``); nil accepts all. Keep it
+        /// quick: it holds up the loop.
+        public var validator: (@Sendable (Envelope, MessageOrigin) -> MessageVerdict)?
+        /// How many messages of one connection the validator may reject before the connection is
+        /// closed (1: at the first).
+        public var maximumRejectsPerPeer: Int
         /// Where the node's counters go (``NodeStatistics``), as swift-metrics instruments; nil
         /// for the process's `MetricsSystem.factory` (whatever backend the application
         /// bootstrapped, or none).
@@ -114,6 +121,8 @@ public final class Node: Sendable {
             maximumRoutes: Int = 4096,
             reconnectDelay: TimeAmount = .seconds(1),
             maximumReconnectDelay: TimeAmount = .seconds(60),
+            validator: (@Sendable (Envelope, MessageOrigin) -> MessageVerdict)? = nil,
+            maximumRejectsPerPeer: Int = 8,
             metricsFactory: (any MetricsFactory)? = nil,
             advertisedAddress: SocketAddress? = nil,
             logger: Logger = Logger(label: "pheromones.p2p"),
@@ -137,6 +146,8 @@ public final class Node: Sendable {
             self.maximumRoutes = maximumRoutes
             self.reconnectDelay = reconnectDelay
             self.maximumReconnectDelay = maximumReconnectDelay
+            self.validator = validator
+            self.maximumRejectsPerPeer = maximumRejectsPerPeer
             self.metricsFactory = metricsFactory
             self.advertisedAddress = advertisedAddress
             self.logger = logger

@@ -21,6 +21,8 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     public var duplicatesDropped = 0
     /// Copies of peers' broadcasts passed on to other peers.
     public var forwarded = 0
+    /// Messages the validator rejected.
+    public var rejected = 0
     /// Messages the node started that a peer's full queue refused (``P2PError/peerTooSlow(_:)``).
     public var slowPeerDrops = 0
     /// Connections and routes refused by a limit (``AdmissionLimit``).
@@ -41,7 +43,7 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         """
         messages in \(messagesIn) (\(bytesIn) payload bytes), out \(messagesOut) (\(bytesOut) payload bytes)
-        delivered \(delivered), duplicates dropped \(duplicatesDropped), forwarded \(forwarded)
+        delivered \(delivered), duplicates dropped \(duplicatesDropped), forwarded \(forwarded), rejected \(rejected)
         slow-peer drops \(slowPeerDrops), refused by limits \(refused)
         peers up \(peersUp), down \(peersDown), reconnects scheduled \(reconnects)
         queued for peers \(queuedBytes) bytes
@@ -61,6 +63,7 @@ final class NodeMetrics {
     private let duplicatesDropped: Counter
     private let forwarded: Counter
     private let slowPeerDrops: Counter
+    private let rejected: Counter
     private let refused: Counter
     private let peersUp: Counter
     private let peersDown: Counter
@@ -80,6 +83,7 @@ final class NodeMetrics {
         duplicatesDropped = counter("duplicates_dropped_total")
         forwarded = counter("forwarded_total")
         slowPeerDrops = counter("slow_peer_drops_total")
+        rejected = counter("rejected_total")
         refused = counter("refused_total")
         peersUp = counter("peers_up_total")
         peersDown = counter("peers_down_total")
@@ -106,6 +110,7 @@ final class NodeMetrics {
     func deliveredToProtocol() { totals.delivered += 1; delivered.increment() }
     func droppedDuplicate() { totals.duplicatesDropped += 1; duplicatesDropped.increment() }
     func forwardedCopies(_ count: Int) { totals.forwarded += count; forwarded.increment(by: Int64(count)) }
+    func rejectedMessage() { totals.rejected += 1; rejected.increment() }
     func droppedForSlowPeer() { totals.slowPeerDrops += 1; slowPeerDrops.increment() }
     func refusedByLimit() { totals.refused += 1; refused.increment() }
     func peerUp() { totals.peersUp += 1; peersUp.increment() }

@@ -64,6 +64,9 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
     case slowPeerDropped(PeerKey?, SlowPeerPolicy)
     /// A connection or a route was refused: the limit is reached.
     case limitReached(AdmissionLimit)
+    /// The validator rejected a message from a peer; `count` is that connection's rejects so far
+    /// (the connection is closed at ``Node/Configuration/maximumRejectsPerPeer``).
+    case messageRejected(PeerKey?, count: Int)
     /// The node will dial a pinned peer whose connection dropped (or whose dial failed) again
     /// after the delay (``Node/Configuration/reconnectDelay``).
     case reconnectScheduled(PeerKey, after: TimeAmount)
@@ -76,6 +79,7 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
         case .connectionClosed(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") closed"
         case .limitReached(let limit): return "refused: the limit of \(limit) is reached"
         case .reconnectScheduled(let peer, let delay): return "reconnecting to \(peer) in \(delay)"
+        case .messageRejected(let peer, let count): return "a message from \(peer.map { "\($0)" } ?? "?") rejected (\(count) on its connection)"
         case .slowPeerDropped(let peer, let policy):
             return "a message to \(peer.map { "\($0)" } ?? "?") dropped: its queue is full\(policy == .disconnect ? "; disconnecting" : "")"
         }
@@ -90,6 +94,26 @@ public enum SlowPeerPolicy: Sendable, Hashable {
     /// Close the connection: a peer that cannot keep up is cut off (what waits on the connection
     /// fails with ``P2PError/peerTooSlow(_:)``).
     case disconnect
+}
+
+/// What a node's validator (``Node/Configuration/validator``) says about a message from a peer.
+public enum MessageVerdict: Sendable, Hashable {
+    /// Deliver it to the protocol, and forward it if it is a broadcast.
+    case accept
+    /// Drop it: neither delivered nor forwarded (on the native wire the peer is told that no
+    /// reply follows, and a reply it was is taken as none).
+    case ignore
+    /// Drop it as ``ignore`` does, and count it against the peer: after
+    /// ``Node/Configuration/maximumRejectsPerPeer`` on one connection, the connection is closed.
+    case reject
+}
+
+/// Where a message being validated came from.
+public struct MessageOrigin: Sendable, Hashable {
+    /// The route the connection carries, once the peer is identified.
+    public let peer: PeerKey?
+    /// The connection's remote address.
+    public let remoteAddress: SocketAddress?
 }
 
 /// A limit a node enforces on what peers may open or plant (``Node/Configuration``).

@@ -114,6 +114,8 @@ final class RouterStage: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var shortReply: Promise<Envelope?>?
     private var requestSeen = false
+    /// Messages of this connection the validator rejected.
+    private var rejects = 0
 
     init(id: ConnectionID, role: Role, core: NodeCore, dialedAddress: SocketAddress?, facts: ConnectionFacts) {
         self.id = id
@@ -382,6 +384,10 @@ final class RouterStage: ChannelDuplexHandler {
         guard !requestSeen else { return }
         requestSeen = true
         cancelTimer()
+        guard validated(request) else {
+            context.close()
+            return
+        }
         if isNative, request.hopLimit > 0, !core.noteBroadcast(request, from: self) {
             context.close()
             return
@@ -411,6 +417,14 @@ final class RouterStage: ChannelDuplexHandler {
             receiveControl(message)
             return
         }
+        guard validated(message) else {
+            guard !isClosed, isNative else { return }
+            // As if it had not come: a reply it was is taken as none, and the peer, which awaits an
+            // answer to every message, is told that none follows.
+            if message.correlationID != 0 { _ = answerArrived(message.correlationID, answer: nil) }
+            context.writeAndFlush(Envelope.noReplyMarker(from: configuration.name, answering: message.messageID))
+            return
+        }
         if isNative, message.hopLimit > 0, !core.noteBroadcast(message, from: self) {
             // A broadcast seen before: answer nothing, and do not show it to the protocol again.
             context.writeAndFlush(Envelope.noReplyMarker(from: configuration.name, answering: message.messageID))
@@ -430,6 +444,28 @@ final class RouterStage: ChannelDuplexHandler {
         owed.append(OwedAnswer(messageID: message.messageID, conversation: conversation))
         core.metrics.deliveredToProtocol()
         context.fireChannelRead(message)
+    }
+
+    /// Whether the application's validator (if any) lets `message` go on to the protocol and the
+    /// mesh; a reject counts against the connection, which is closed at the configured maximum.
+    private func validated(_ message: Envelope) -> Bool {
+        guard let validator = configuration.validator else { return true }
+        let origin = MessageOrigin(peer: core.peerKey(of: self), remoteAddress: context?.channel.remoteAddress)
+        switch validator(message, origin) {
+        case .accept:
+            return true
+        case .ignore:
+            return false
+        case .reject:
+            rejects += 1
+            core.metrics.rejectedMessage()
+            core.report(.messageRejected(origin.peer, count: rejects))
+            if rejects >= configuration.maximumRejectsPerPeer {
+                logger.debug("closing a peer whose messages the validator rejects", metadata: ["peer": "\(peerAddress)", "rejects": "\(rejects)"])
+                closeNow(.mismatchedRequest("the validator rejected \(rejects) messages of this peer"))
+            }
+            return false
+        }
     }
 
     /// A JSON object that is not an envelope: the protocol answers it (`unknownop` in the example).
