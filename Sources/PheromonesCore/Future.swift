@@ -234,7 +234,9 @@ public final class Future<Value>: @unchecked Sendable {
 extension Future where Value: Sendable {
     /// Waits for the result without blocking a thread. Callable from any task or thread.
     public func get() async throws -> Value {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+        // Already complete: no suspension (which would cost a trip through the task's executor).
+        if let completed = resultIfAvailable { return try completed.get() }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
             // Resuming a continuation is thread-safe, so the callback may run inline.
             let completed: Result<Value, any Error>? = withLockedState { state in
                 if let result = state.result { return result }

@@ -430,10 +430,16 @@ public final class Node: Sendable {
         // Two `get()`s rather than `flatSubmit`: `get()` needs nothing from the loop, so it returns
         // even when the loop has stopped (a callback chained onto a future would wait for the loop).
         let reply: Future<Value>
-        do {
-            reply = try await eventLoop.submit { try body(core.value) }.get()
-        } catch EventLoopError.shutDown {
-            throw P2PError.nodeShutDown
+        if eventLoop.inEventLoop {
+            // A task on the node's loop (one that prefers the loop as its executor, say): call the
+            // core right here, rather than through the loop's queue and back.
+            reply = try body(core.value)
+        } else {
+            do {
+                reply = try await eventLoop.submit { try body(core.value) }.get()
+            } catch EventLoopError.shutDown {
+                throw P2PError.nodeShutDown
+            }
         }
         return try await reply.get()
     }

@@ -55,3 +55,29 @@ private struct SlowExample: AsyncPeerProtocol {
         return Envelope(name: context.localName, operation: answer)
     }
 }
+
+/// A task that prefers a node's loop as its executor drives the node without leaving the loop's
+/// thread: no thread hop per message.
+final class ExecutorPreferenceTests: XCTestCase {
+    func testConversationsOnATaskPreferringTheNodesLoopStayOnTheLoopThreadAcrossEveryAwait() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let hub = try await ExampleNode.start("hub", .persistent, .json, group: group)
+        let peer = try await ExampleNode.start("peer", .persistent, .json, group: group)
+        let loop = hub.node.eventLoop
+        let onLoop = try await withTaskExecutorPreference(loop) { () async throws -> [Bool] in
+            var seen = [loop.inEventLoop]
+            try await hub.node.add(peer: "peer", address: peer.address)
+            seen.append(loop.inEventLoop)
+            for _ in 0..<20 {
+                let summary = try await hub.node.converse(with: "peer", starting: hub.hello)
+                XCTAssertEqual(summary.transcript, exampleTranscript)
+                seen.append(loop.inEventLoop)
+            }
+            return seen
+        }
+        XCTAssertEqual(onLoop, Array(repeating: true, count: 22))
+        await peer.node.shutdown()
+        await hub.node.shutdown()
+        try await group.shutdownGracefully()
+    }
+}
