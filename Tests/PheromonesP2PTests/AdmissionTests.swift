@@ -5,17 +5,7 @@ import XCTest
 
 /// What peers may open and plant in a node: routes they claim are never dialled by the node, and
 /// connections and routes past the configured maximums are refused cleanly and reported.
-final class AdmissionTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-    }
-
+final class AdmissionTests: GroupTestCase {
     func testFiveThousandRoutesClaimedInHellosAreNeverDialledByABroadcastOrADispatchToAll() async throws {
         let dials = try await CountingListener.start(group: group)
         let events = Recorder<NodeEvent>()

@@ -4,17 +4,7 @@ import PheromonesP2P
 import XCTest
 
 /// A node counts its traffic and what happens to its peers, in a snapshot and through swift-metrics.
-final class MetricsTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-    }
-
+final class MetricsTests: GroupTestCase {
     func testAConversationIsCountedInTheSnapshotAndInTheMetricsBackendAlike() async throws {
         let metrics = TestMetrics()
         let hub = try await ExampleNode.start("hub", .persistent, .native, group: group) { $0.metricsFactory = metrics }

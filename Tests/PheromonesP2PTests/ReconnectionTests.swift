@@ -4,17 +4,7 @@ import XCTest
 
 /// Pinned peers (those the application added) are dialled again by the node itself when their
 /// connection drops, with exponential backoff and jitter; a deleted peer never is.
-final class ReconnectionTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-    }
-
+final class ReconnectionTests: GroupTestCase {
     func testAPinnedPeerThatRestartsOnTheSamePortIsReconnectedWithoutAnyMessage() async throws {
         let hub = try await ExampleNode.start("hub", .persistent, .native, group: group) { configuration in
             configuration.reconnectDelay = .milliseconds(50)

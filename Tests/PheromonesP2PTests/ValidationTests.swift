@@ -4,17 +4,7 @@ import XCTest
 
 /// The application's validator sees every message from a peer before the protocol and the mesh
 /// do: what it ignores or rejects goes nowhere, and a peer that keeps sending rejects is cut off.
-final class ValidationTests: XCTestCase {
-    private var group: MultiThreadedEventLoopGroup!
-
-    override func setUp() async throws {
-        group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    }
-
-    override func tearDown() async throws {
-        try await group.shutdownGracefully()
-    }
-
+final class ValidationTests: GroupTestCase {
     /// Ignores `spam`, rejects `evil`, accepts the rest.
     private static let validator: @Sendable (Envelope, MessageOrigin) -> MessageVerdict = { message, _ in
         switch message.operation {
