@@ -139,6 +139,9 @@ public final class ByteToMessageHandler<Decoder: ByteToMessageDecoder>: ChannelI
     package var bufferedByteCount: Int { cumulation.readableBytes }
     /// The capacity of the buffer holding undecoded bytes (0 when it never allocated), for tests.
     package var bufferCapacity: Int { cumulation.capacity }
+    /// A copy of the decoder as it is now, for a stage that must know what it is in the middle of
+    /// (whether the bytes buffered begin a message or are only what comes between messages).
+    package var decoderSnapshot: Decoder { decoder }
 
     // MARK: Events
 

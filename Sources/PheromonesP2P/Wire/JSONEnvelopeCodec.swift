@@ -22,11 +22,13 @@ public enum JSONWire {
     /// ``JSONEnvelopeCodec`` turns each object into an ``Envelope``, firing an object that is not
     /// one as an error without closing, and encodes outgoing envelopes Go's way, batched per flush.
     public static func handlers(maximumObjectSize: Int = 1 << 20) -> [any ChannelHandler] {
+        [framer(maximumObjectSize: maximumObjectSize), JSONEnvelopeCodec(maximumObjectSize: maximumObjectSize)]
+    }
+
+    /// The first stage of ``handlers(maximumObjectSize:)``.
+    static func framer(maximumObjectSize: Int) -> ByteToMessageHandler<JSONObjectFramer> {
         let framer = JSONObjectFramer(maximumObjectSize: maximumObjectSize)
-        return [
-            ByteToMessageHandler(framer, maximumBufferSize: framer.requiredBufferSize),
-            JSONEnvelopeCodec(maximumObjectSize: maximumObjectSize),
-        ]
+        return ByteToMessageHandler(framer, maximumBufferSize: framer.requiredBufferSize)
     }
 }
 

@@ -72,6 +72,10 @@ public struct JSONObjectFramer: ByteToMessageDecoder, Sendable {
         self.maximumObjectSize = maximumObjectSize
     }
 
+    /// Whether the bytes scanned so far begin an object that has not ended (its `{` has arrived),
+    /// rather than being only whitespace between objects.
+    var isInsideObject: Bool { objectStart != nil }
+
     /// Returns the next whole object (consuming it and the whitespace before it), or nil until it
     /// has arrived.
     ///

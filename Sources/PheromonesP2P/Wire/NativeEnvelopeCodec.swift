@@ -45,13 +45,20 @@ public enum NativeWire {
     /// only per-message allocations left are the `name` and `operation` strings (none for strings
     /// of up to 15 bytes, which Swift stores inline).
     public static func handlers(maximumFrameLength: Int = 1 << 20) -> [any ChannelHandler] {
+        [framer(maximumFrameLength: maximumFrameLength), encoder(maximumFrameLength: maximumFrameLength)]
+    }
+
+    /// The inbound stage of ``handlers(maximumFrameLength:)``.
+    static func framer(maximumFrameLength: Int) -> ByteToMessageHandler<NativeEnvelopeFrameDecoder> {
         let (wholeFrame, overflow) = maximumFrameLength.addingReportingOverflow(4)
-        return [
-            ByteToMessageHandler(
-                NativeEnvelopeFrameDecoder(maximumFrameLength: maximumFrameLength),
-                maximumBufferSize: overflow ? Int.max : wholeFrame),
-            MessageToByteHandler(NativeEnvelopeFrameEncoder(maximumFrameLength: maximumFrameLength)),
-        ]
+        return ByteToMessageHandler(
+            NativeEnvelopeFrameDecoder(maximumFrameLength: maximumFrameLength),
+            maximumBufferSize: overflow ? Int.max : wholeFrame)
+    }
+
+    /// The outbound stage of ``handlers(maximumFrameLength:)``.
+    static func encoder(maximumFrameLength: Int) -> MessageToByteHandler<NativeEnvelopeFrameEncoder> {
+        MessageToByteHandler(NativeEnvelopeFrameEncoder(maximumFrameLength: maximumFrameLength))
     }
 }
 
