@@ -12,7 +12,12 @@ import Pheromones
 ///   followed by its listening address as `ip:port` UTF-8 (empty when it does not listen);
 /// - `goaway`: "I will start nothing new on this connection" (the start of draining);
 /// - `noreply` with the answered message's id as correlation id: the protocol answered that
-///   message with nothing, so a dispatch waiting for it completes with nil at once.
+///   message with nothing, so a dispatch waiting for it completes with nil at once;
+/// - `ping` (keepalive, sent on a persistent connection after a silence from the peer) and `pong`,
+///   its answer: neither carries anything, and both are handled by the ``KeepaliveStage`` below
+///   the router, so they are neither work awaited nor work owed (a draining connection does not
+///   wait for them). A node that predates them logs them as unknown control messages and ignores
+///   them, so it never answers a ping: see ``Node/Configuration/keepaliveTimeout``.
 ///
 /// The hello's parts are `package` so that the hello fuzz target (Tests/Fuzz) can reach its parser.
 package enum ControlMessage {
@@ -20,6 +25,8 @@ package enum ControlMessage {
     package static let helloOperation = "\u{0}hello"
     static let goAwayOperation = "\u{0}goaway"
     static let noReplyOperation = "\u{0}noreply"
+    static let pingOperation = "\u{0}ping"
+    static let pongOperation = "\u{0}pong"
 
     /// What a hello says.
     package struct Hello: Sendable, Hashable {
@@ -60,6 +67,14 @@ package enum ControlMessage {
 
     static func goAway(from name: String) -> Envelope {
         Envelope(name: name, operation: goAwayOperation)
+    }
+
+    static func ping(from name: String) -> Envelope {
+        Envelope(name: name, operation: pingOperation)
+    }
+
+    static func pong(from name: String) -> Envelope {
+        Envelope(name: name, operation: pongOperation)
     }
 }
 
