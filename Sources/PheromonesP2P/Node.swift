@@ -30,12 +30,46 @@ public final class Node: Sendable {
         public var connectionType: ConnectionType
         /// The encoding on the connections: native (default) or the Go original's JSON.
         public var wire: WireFormat
-        /// How long connecting (and, on the native wire, the hello exchange) may take.
+        /// How long connecting may take (the TCP connection; the hello that follows on the native
+        /// wire is the ``handshakeTimeout``'s).
         public var dialTimeout: TimeAmount
-        /// How long to wait for a reply (and, on a server's short connection, for the request).
+        /// How long to wait for a reply.
         public var replyTimeout: TimeAmount
         /// How long a connection being replaced may take to finish what is under way on it.
         public var handOverTimeout: TimeAmount
+        /// How long a new connection may take to complete its handshake before it is closed
+        /// (``NodeEvent/connectionTimedOut(_:_:)`` with ``ConnectionTimeout/handshake``): on a
+        /// persistent native-wire connection, from its start to the peer's hello, whichever side
+        /// dialed (a dial that times out fails with ``P2PError/connectFailed(address:reason:)``);
+        /// on a short-mode server connection, to the one request. Default 5 s: a hello or a
+        /// request is one small message, which any live peer sends at once; the bound is what
+        /// stops a peer that connects and says nothing from holding a descriptor for ever. The
+        /// JSON wire's persistent connections have no handshake. Zero or less: no limit.
+        public var handshakeTimeout: TimeAmount
+        /// How long a message may take to arrive once its first byte has (a native frame, a JSON
+        /// object): a peer that sends half a message and stalls, or trickles one in a byte at a
+        /// time (slowloris), has its connection closed (``ConnectionTimeout/partialMessage``).
+        /// The clock starts with the read that brought the message's first byte and is not moved
+        /// by the bytes that follow. Default 10 s: a message of the largest size (1 MiB) crosses
+        /// even a slow link in far less, and a stalled sender is found within seconds. Time
+        /// during which this node itself holds reading back (its protocol is behind) does not
+        /// count. Zero or less: no limit.
+        public var partialMessageTimeout: TimeAmount
+        /// After how long without hearing anything from the peer a persistent native-wire
+        /// connection sends a `ping` (and again every interval while the silence lasts); the peer
+        /// answers `pong`. Any byte received counts as hearing from the peer. Default 15 s, a
+        /// third of ``keepaliveTimeout``, so a live but idle peer is asked twice before it is
+        /// given up. Zero or less: no pings (the node still answers the peer's). The JSON wire
+        /// has no control messages, so no keepalive.
+        public var keepaliveInterval: TimeAmount
+        /// After how long without hearing anything from the peer a persistent native-wire
+        /// connection is closed (``ConnectionTimeout/keepalive``): a peer that vanished without
+        /// closing (a power cut, a dropped network path) is found and its route marked down,
+        /// instead of dispatches waiting on a dead connection. Default 45 s. Nodes that predate
+        /// the keepalive do not answer pings: set zero (or less: no limit) in a mesh that has some,
+        /// or their idle connections are closed after this timeout (and re-dialled when next
+        /// needed).
+        public var keepaliveTimeout: TimeAmount
         /// The largest message accepted or sent, in bytes (a native frame's payload, a JSON object).
         public var maximumMessageSize: Int
         /// Whether broadcasts from peers are passed on to this node's other peers.
@@ -98,10 +132,11 @@ public final class Node: Sendable {
         public var observer: (@Sendable (NodeEvent) -> Void)?
 
         /// A configuration with sensible defaults: persistent connections on the native wire, 3 s
-        /// to connect, 5 s for a reply and for a hand-over, messages up to 1 MiB, up to 1,024
-        /// messages or 4 MiB awaiting the protocol's answers per connection, up to 4 MiB queued for
-        /// a peer, past which the node's new messages to it are dropped, and at most 1,024 inbound
-        /// and 1,024 outbound connections and 4,096 routes.
+        /// to connect, 5 s for a reply, a hand-over and a handshake, 10 s for a message to arrive
+        /// once started, a ping after 15 s of silence and a close after 45 s, messages up to
+        /// 1 MiB, up to 1,024 messages or 4 MiB awaiting the protocol's answers per connection, up
+        /// to 4 MiB queued for a peer, past which the node's new messages to it are dropped, and at
+        /// most 1,024 inbound and 1,024 outbound connections and 4,096 routes.
         public init(
             name: String,
             connectionType: ConnectionType = .persistent,
@@ -109,6 +144,10 @@ public final class Node: Sendable {
             dialTimeout: TimeAmount = .seconds(3),
             replyTimeout: TimeAmount = .seconds(5),
             handOverTimeout: TimeAmount = .seconds(5),
+            handshakeTimeout: TimeAmount = .seconds(5),
+            partialMessageTimeout: TimeAmount = .seconds(10),
+            keepaliveInterval: TimeAmount = .seconds(15),
+            keepaliveTimeout: TimeAmount = .seconds(45),
             maximumMessageSize: Int = 1 << 20,
             forwardsBroadcasts: Bool = true,
             broadcastMemory: Int = 4096,
@@ -134,6 +173,10 @@ public final class Node: Sendable {
             self.dialTimeout = dialTimeout
             self.replyTimeout = replyTimeout
             self.handOverTimeout = handOverTimeout
+            self.handshakeTimeout = handshakeTimeout
+            self.partialMessageTimeout = partialMessageTimeout
+            self.keepaliveInterval = keepaliveInterval
+            self.keepaliveTimeout = keepaliveTimeout
             self.maximumMessageSize = maximumMessageSize
             self.forwardsBroadcasts = forwardsBroadcasts
             self.broadcastMemory = broadcastMemory

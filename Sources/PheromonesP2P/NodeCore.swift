@@ -113,7 +113,7 @@ final class NodeCore {
         let role: RouterStage.Role = configuration.connectionType == .short ? .shortServer : .persistent(.inbound)
         let stage = makeStage(role: role, dialedAddress: nil, facts: ConnectionFacts(direction: .inbound, generation: 0))
         do {
-            try channel.pipeline.addHandlers(wireHandlers() + [stage, makeProtocolStage(for: stage)])
+            try channel.pipeline.addHandlers(wireHandlers(for: role) + [stage, makeProtocolStage(for: stage)])
         } catch {
             connections[stage.id] = nil
             throw error
@@ -203,10 +203,25 @@ final class NodeCore {
     }
 
     /// The stages below the router: back pressure next to the socket (a peer that does not read
-    /// its answers makes the connection stop reading, rather than grow its write queue), then the wire.
-    private func wireHandlers() -> [any ChannelHandler] {
-        [BackPressureHandler()] + configuration.wire.handlers(maximumMessageSize: configuration.maximumMessageSize)
-            + [TrafficCounter(metrics: metrics)]
+    /// its answers makes the connection stop reading, rather than grow its write queue), the
+    /// partial-message timer in front of the framer it watches, the wire, the traffic counter
+    /// right above it, and on the native wire's persistent connections the keepalive (which the
+    /// JSON wire, having no control messages, cannot carry; short connections live for one
+    /// message), above the counter so that its pings and pongs are counted too.
+    private func wireHandlers(for role: RouterStage.Role) -> [any ChannelHandler] {
+        let wire = configuration.wire.stagesWithFramer(maximumMessageSize: configuration.maximumMessageSize)
+        var handlers: [any ChannelHandler] = [BackPressureHandler()]
+        if let timeout = configuration.partialMessageTimeout.asTimeout {
+            handlers.append(PartialMessageTimer(timeout: timeout, framer: wire.framer))
+        }
+        handlers += wire.handlers
+        handlers.append(TrafficCounter(metrics: metrics))
+        if case .persistent = role, configuration.wire == .native {
+            // Installed even with the keepalive switched off: the peer's pings are still answered.
+            handlers.append(KeepaliveStage(
+                localName: configuration.name, interval: configuration.keepaliveInterval, timeout: configuration.keepaliveTimeout))
+        }
+        return handlers
     }
 
     /// Dials `address` with `handlers` (created here, on the loop, and installed by the
@@ -281,7 +296,7 @@ final class NodeCore {
         case .dial:
             logger.debug("dialing", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)"])
             let id = stage.id
-            connect(to: address, handlers: wireHandlers() + [stage, makeProtocolStage(for: stage)]).whenCompleteOnLoop { result in
+            connect(to: address, handlers: wireHandlers(for: stage.role) + [stage, makeProtocolStage(for: stage)]).whenCompleteOnLoop { result in
                 if case .failure(let error) = result { self.dialFailed(id, address: address, error: error) }
             }
             return stage.id
@@ -650,7 +665,7 @@ final class NodeCore {
         let reply = loop.makePromise(of: Envelope?.self)
         let stage = makeStage(role: .shortDial, dialedAddress: address, facts: ConnectionFacts(direction: .outbound, generation: 0))
         let id = stage.id
-        connect(to: address, handlers: wireHandlers() + [stage]).whenCompleteOnLoop { result in
+        connect(to: address, handlers: wireHandlers(for: stage.role) + [stage]).whenCompleteOnLoop { result in
             switch result {
             case .success:
                 stage.sendRequest(message, reply: reply)

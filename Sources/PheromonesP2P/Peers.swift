@@ -49,7 +49,8 @@ public enum ConnectionDirection: String, Sendable, Hashable {
 }
 
 /// What happened to a node's persistent connections, for an observer
-/// (``Node/Configuration/observer``): a transcript of the route table's decisions.
+/// (``Node/Configuration/observer``): a transcript of the route table's decisions, and of the
+/// connections closed on a liveness timeout (short-mode ones included).
 public enum NodeEvent: Sendable, CustomStringConvertible {
     /// A connection told who is at its other end and now belongs to the peer's route.
     case connectionIdentified(PeerKey, ConnectionDirection)
@@ -70,6 +71,11 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
     /// The node will dial a pinned peer whose connection dropped (or whose dial failed) again
     /// after the delay (``Node/Configuration/reconnectDelay``).
     case reconnectScheduled(PeerKey, after: TimeAmount)
+    /// A connection was closed because the peer did not keep up with a liveness timeout (see
+    /// ``ConnectionTimeout``; the peer is nil while it has not identified itself, as in a short-mode
+    /// server connection or before a hello). A ``connectionClosed(_:_:)`` follows for persistent
+    /// connections.
+    case connectionTimedOut(PeerKey?, ConnectionTimeout)
 
     /// One line, for a transcript; the peer's name is escaped for the terminal (see ``PeerKey/description``).
     public var description: String {
@@ -82,6 +88,8 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
         case .messageRejected(let peer, let count): return "a message from \(peer.map { "\($0)" } ?? "?") rejected (\(count) on its connection)"
         case .slowPeerDropped(let peer, let policy):
             return "a message to \(peer.map { "\($0)" } ?? "?") dropped: its queue is full\(policy == .disconnect ? "; disconnecting" : "")"
+        case .connectionTimedOut(let peer, let reason):
+            return "connection to \(peer.map { "\($0)" } ?? "?") closed: \(reason)"
         }
     }
 }

@@ -21,6 +21,11 @@ import Pheromones
 /// On the native wire, the first frame each side sends is a hello (``ControlMessage``) that tells
 /// the other who it is and where it listens; the route table learns the connection from it.
 ///
+/// The handshake (the peer's hello, or a short server's one request) must come within the
+/// handshake timeout. The liveness stages below the router (``PartialMessageTimer``,
+/// ``KeepaliveStage``) report their timeouts to it as a ``ConnectionTimeout`` event, and it closes
+/// the connection as for its own.
+///
 /// When the connection drops, whatever waits on it fails at once with
 /// ``P2PError/connectionLost(_:)``. When it is drained (it lost to another connection to the same
 /// peer), nothing new is sent on it; it sends `goaway`, and shuts its output once it awaits and owes
@@ -111,6 +116,7 @@ final class RouterStage: ChannelDuplexHandler {
     private var goAwayReceived = false
     private var inputClosed = false
     private var outputShut = false
+    /// The connection's one stage timer: the handshake, a short dial's reply, a drain.
     private var timer: Scheduled<Void>?
     private var shortReply: Promise<Envelope?>?
     private var requestSeen = false
@@ -159,10 +165,7 @@ final class RouterStage: ChannelDuplexHandler {
     func channelActive(context: ChannelHandlerContext) {
         switch role {
         case .shortServer:
-            startTimer(configuration.replyTimeout) { stage in
-                stage.logger.debug("no request arrived in time; closing", metadata: ["peer": "\(stage.peerAddress)"])
-                stage.closeNow(.readTimeout(peer: "\(stage.peerAddress)"))
-            }
+            startHandshakeTimer()
         case .shortDial:
             break
         case .persistent(let direction):
@@ -354,6 +357,8 @@ final class RouterStage: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
             peerClosedOutput(context: context)
+        } else if let timeout = event as? ConnectionTimeout {
+            timedOut(timeout, failing: .readTimeout(peer: "\(peerAddress)"))
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -515,9 +520,7 @@ final class RouterStage: ChannelDuplexHandler {
         let generation: UInt64 = facts.direction == .outbound ? facts.generation : 0
         let hello = ControlMessage.Hello(name: configuration.name, generation: generation, listeningAddress: facts.localAddress)
         context.writeAndFlush(ControlMessage.hello(hello))
-        startTimer(configuration.dialTimeout) { stage in
-            stage.closeNow(.connectFailed(address: stage.peerAddress, reason: "the peer did not say hello in time"))
-        }
+        startHandshakeTimer()
     }
 
     private func receiveHello(_ message: Envelope) {
@@ -707,6 +710,29 @@ final class RouterStage: ChannelDuplexHandler {
         for conversation in jsonConversations { conversation.fail(error) }
         jsonConversations = []
         completeShortReply(failure: error)
+    }
+
+    // MARK: Timeouts
+
+    /// Closes the connection on a liveness timeout, failing what waits with `error`, and tells the
+    /// observer why.
+    private func timedOut(_ reason: ConnectionTimeout, failing error: P2PError) {
+        guard !isClosed else { return }
+        logger.debug("closing a connection on a timeout", metadata: ["peer": "\(peerAddress)", "reason": "\(reason)"])
+        core.report(.connectionTimedOut(core.peerKey(of: self), reason))
+        closeNow(error)
+    }
+
+    /// Starts the wait for the handshake (``Node/Configuration/handshakeTimeout``): the peer's hello
+    /// on a persistent native-wire connection, the request on a short server's.
+    private func startHandshakeTimer() {
+        guard let timeout = configuration.handshakeTimeout.asTimeout else { return }
+        startTimer(timeout) { stage in
+            let error: P2PError = stage.role == .shortServer
+                ? .readTimeout(peer: "\(stage.peerAddress)")
+                : .connectFailed(address: stage.peerAddress, reason: "the peer did not say hello in time")
+            stage.timedOut(.handshake, failing: error)
+        }
     }
 
     // MARK: Timers

@@ -112,6 +112,7 @@ final class PeerTextLoggingTests: GroupTestCase {
         ]
         let nodeEvents: [NodeEvent] = [
             .connectionIdentified(key, .inbound), .connectionDraining(key, .outbound), .connectionClosed(key, .inbound),
+            .connectionTimedOut(key, .keepalive),
         ]
         let descriptions = errors.map(\.description) + events.map(\.description) + nodeEvents.map(\.description)
             + [key.description, PeerSelector.name(name).description, message.description]
