@@ -33,7 +33,13 @@ public final class Node: Sendable {
         /// How long connecting may take (the TCP connection; the hello that follows on the native
         /// wire is the ``handshakeTimeout``'s).
         public var dialTimeout: TimeAmount
-        /// How long to wait for a reply.
+        /// How long anything sent waits for its answer: a dispatch for its reply, each step of a
+        /// conversation, and on a persistent native-wire connection every message for the answer
+        /// or "no reply" marker the router expects (a forwarded broadcast, a reply), whose entry is
+        /// dropped then. On the JSON wire's persistent connections, which have no answers to wait
+        /// for, it bounds how long a dispatch waits for its message to be written
+        /// (``P2PError/writeTimeout(_:)``); on a short-mode server connection, how long the answer
+        /// may take to be written once the request is in (the dialer has given up by then).
         public var replyTimeout: TimeAmount
         /// How long a connection being replaced may take to finish what is under way on it.
         public var handOverTimeout: TimeAmount
@@ -335,6 +341,11 @@ public final class Node: Sendable {
     /// whose connections last one message).
     public var openConnectionCount: Int {
         get async { (try? await onLoop { core in core.loop.makeSucceededFuture(core.openConnectionCount) }) ?? 0 }
+    }
+
+    /// How many messages sent on the node's connections await their answer (for tests).
+    var awaitedAnswerCount: Int {
+        get async { (try? await onLoop { core in core.loop.makeSucceededFuture(core.awaitedAnswerCount) }) ?? 0 }
     }
 
     /// The routes named `name` (names may repeat; each route has its own listening address).

@@ -371,6 +371,12 @@ final class NodeCore {
         connections.values.filter { $0.isPersistent && $0.context?.channel.isActive == true }.count
     }
 
+    /// How many messages sent on the node's connections await their answer (for tests and
+    /// diagnostics: every one of them has a deadline).
+    var awaitedAnswerCount: Int {
+        connections.values.reduce(0) { $0 + $1.awaitedAnswerCount }
+    }
+
     /// Tells the observer, if any.
     func report(_ event: NodeEvent) {
         configuration.observer?(event)

@@ -51,6 +51,10 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
     case peerTooSlow(SocketAddress)
     /// A configured limit (``AdmissionLimit``) is reached.
     case limitReached(AdmissionLimit)
+    /// A message to the peer at the address was not taken by the network within the reply
+    /// timeout: the peer does not read (the JSON wire's persistent dispatch, which completes once
+    /// its message is written). The message stays queued and may still go out.
+    case writeTimeout(SocketAddress)
 
     /// A sentence saying what went wrong, for logs and messages, with the texts it quotes escaped
     /// for the terminal.
@@ -87,6 +91,8 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the node's limit of \(limit) is reached"
         case .peerTooSlow(let address):
             return "the peer at \(address) reads too slowly: its queue is full, and the message was not sent"
+        case .writeTimeout(let address):
+            return "the message to \(address) was not written in time: the peer does not read"
         }
     }
 }

@@ -223,7 +223,12 @@ final class Conversation {
         sent.append(envelope)
         timer?.cancel()
         let bound = LoopBound(self, eventLoop: loop)
-        timer = loop.scheduleTask(in: timeout) { bound.value.fail(P2PError.readTimeout(peer: bound.value.peer.unescapedDescription)) }
+        timer = loop.scheduleTask(in: timeout) { bound.value.timeOut() }
+    }
+
+    /// Ends the conversation because the answer it waits for did not come in time.
+    func timeOut() {
+        fail(P2PError.readTimeout(peer: peer.unescapedDescription))
     }
 
     /// Records the peer's answer.

@@ -21,10 +21,11 @@ import Pheromones
 /// On the native wire, the first frame each side sends is a hello (``ControlMessage``) that tells
 /// the other who it is and where it listens; the route table learns the connection from it.
 ///
-/// The handshake (the peer's hello, or a short server's one request) must come within the
-/// handshake timeout. The liveness stages below the router (``PartialMessageTimer``,
-/// ``KeepaliveStage``) report their timeouts to it as a ``ConnectionTimeout`` event, and it closes
-/// the connection as for its own.
+/// Everything that waits on the connection has a deadline: the handshake (the peer's hello, or a
+/// short server's one request) the handshake timeout, every message sent the reply timeout for its
+/// answer (see ``expect(_:dispatch:conversation:)``). The liveness stages below the router
+/// (``PartialMessageTimer``, ``KeepaliveStage``) report their timeouts to it as a
+/// ``ConnectionTimeout`` event, and it closes the connection as for its own.
 ///
 /// When the connection drops, whatever waits on it fails at once with
 /// ``P2PError/connectionLost(_:)``. When it is drained (it lost to another connection to the same
@@ -73,7 +74,8 @@ final class RouterStage: ChannelDuplexHandler {
     private struct Expectation {
         var dispatch: Promise<Envelope?>?
         var conversation: Conversation?
-        var timer: Scheduled<Void>?
+        /// When the entry is given up (the reply timeout after it was made).
+        var deadline: Deadline
     }
 
     /// A message received that the protocol has yet to answer.
@@ -107,6 +109,12 @@ final class RouterStage: ChannelDuplexHandler {
     private var helloReceived = false
     /// Messages sent on this connection that await their answer (see ``PendingID``).
     private var awaiting: [PendingID: Expectation] = [:]
+    /// The entries of `awaiting` in the order they were made, which is the order of their
+    /// deadlines (each gets the same timeout), for one timer to give them up in turn; an entry
+    /// answered meanwhile stays here until it reaches the front (see ``expect(_:dispatch:conversation:)``).
+    private var deadlines: Deque<(key: PendingID, deadline: Deadline)> = []
+    /// The timer for the first of `deadlines`.
+    private var deadlineTimer: Scheduled<Void>?
     /// Messages owed an answer, in arrival order (answers come back in the same order). A deque:
     /// up to `maximumPendingMessages` of them, each answer taking the first.
     private var owed: Deque<OwedAnswer> = []
@@ -116,7 +124,8 @@ final class RouterStage: ChannelDuplexHandler {
     private var goAwayReceived = false
     private var inputClosed = false
     private var outputShut = false
-    /// The connection's one stage timer: the handshake, a short dial's reply, a drain.
+    /// The connection's one stage timer: the handshake, a short dial's reply, a short server's
+    /// answer, a drain.
     private var timer: Scheduled<Void>?
     private var shortReply: Promise<Envelope?>?
     private var requestSeen = false
@@ -145,6 +154,9 @@ final class RouterStage: ChannelDuplexHandler {
     private var droppedError: P2PError {
         isDraining ? .connectionReplaced(peerAddress) : .connectionLost(peerAddress)
     }
+
+    /// How many messages sent on this connection await their answer (for tests and diagnostics).
+    var awaitedAnswerCount: Int { awaiting.count }
 
     /// Whether this is a persistent connection (not a short one).
     var isPersistent: Bool {
@@ -183,6 +195,8 @@ final class RouterStage: ChannelDuplexHandler {
         isClosed = true
         timer?.cancel()
         timer = nil
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
         failEverything(droppedError)
         core.connectionClosed(self)
         context.fireChannelInactive()
@@ -219,20 +233,26 @@ final class RouterStage: ChannelDuplexHandler {
             return
         }
         guard isNative else {
+            // Nothing answers a message on this wire, so the dispatch waits only for its write,
+            // which a peer that does not read never lets complete: the reply timeout bounds that.
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(message, promise: written)
             let address = peerAddress
+            let giveUp = scheduleOnLoop(configuration.replyTimeout) { stage in
+                if reply.tryFail(P2PError.writeTimeout(address)) {
+                    stage.logger.debug("a dispatch was not written in time", metadata: ["peer": "\(address)"])
+                }
+            }
+            context.writeAndFlush(message, promise: written)
             written.futureResult.whenCompleteOnLoop { result in
-                reply.complete(result.map { nil }.mapError { _ in P2PError.connectionLost(address) })
+                giveUp.cancel()
+                _ = reply.tryComplete(result.map { nil }.mapError { _ in P2PError.connectionLost(address) })
             }
             return
         }
         var request = message
         request.messageID = allocateID()
         request.correlationID = 0
-        let messageID = request.messageID
-        let timer = scheduleOnLoop(configuration.replyTimeout) { stage in stage.dispatchTimedOut(messageID) }
-        awaiting[PendingID(allocator: .thisNode, id: messageID)] = Expectation(dispatch: reply, conversation: nil, timer: timer)
+        expect(PendingID(allocator: .thisNode, id: request.messageID), dispatch: reply, conversation: nil)
         context.writeAndFlush(request)
     }
 
@@ -251,7 +271,7 @@ final class RouterStage: ChannelDuplexHandler {
         if isNative {
             first.messageID = allocateID()
             first.correlationID = 0
-            awaiting[PendingID(allocator: .thisNode, id: first.messageID)] = Expectation(dispatch: nil, conversation: conversation, timer: nil)
+            expect(PendingID(allocator: .thisNode, id: first.messageID), dispatch: nil, conversation: conversation)
         } else {
             jsonConversations.append(conversation)
         }
@@ -273,7 +293,7 @@ final class RouterStage: ChannelDuplexHandler {
                              metadata: ["peer": "\(peerAddress)", "id": "\(message.messageID)"])
                 return
             }
-            awaiting[PendingID(allocator: allocator, id: message.messageID)] = Expectation(dispatch: nil, conversation: nil, timer: nil)
+            expect(PendingID(allocator: allocator, id: message.messageID), dispatch: nil, conversation: nil)
         }
         context.writeAndFlush(message)
     }
@@ -388,7 +408,7 @@ final class RouterStage: ChannelDuplexHandler {
     private func receiveShortRequest(_ request: Envelope, context: ChannelHandlerContext) {
         guard !requestSeen else { return }
         requestSeen = true
-        cancelTimer()
+        startAnswerTimer()
         guard validated(request) else {
             context.close()
             return
@@ -483,7 +503,7 @@ final class RouterStage: ChannelDuplexHandler {
         case .shortServer:
             guard !requestSeen else { return }
             requestSeen = true
-            cancelTimer()
+            startAnswerTimer()
             owed.append(OwedAnswer(messageID: 0, conversation: nil))
         case .persistent:
             owed.append(OwedAnswer(messageID: 0, conversation: currentJSONConversation))
@@ -497,7 +517,7 @@ final class RouterStage: ChannelDuplexHandler {
         guard let expectation = awaiting.removeValue(forKey: PendingID(allocator: .thisNode, id: messageID))
             ?? awaiting.removeValue(forKey: PendingID(allocator: .broadcaster, id: messageID))
         else { return nil }
-        expectation.timer?.cancel()
+        pruneDeadlines()
         expectation.dispatch?.succeed(answer)
         guard let conversation = expectation.conversation, !conversation.isFinished else { return nil }
         guard let answer else {
@@ -620,7 +640,7 @@ final class RouterStage: ChannelDuplexHandler {
                 reply.messageID = allocateID()
                 reply.correlationID = request.messageID
                 reply.hopLimit = 0
-                awaiting[PendingID(allocator: .thisNode, id: reply.messageID)] = Expectation(dispatch: nil, conversation: request.conversation, timer: nil)
+                expect(PendingID(allocator: .thisNode, id: reply.messageID), dispatch: nil, conversation: request.conversation)
             }
             request.conversation?.sent(reply, awaitingAnswerWithin: configuration.replyTimeout)
             context.write(reply, promise: promise)
@@ -688,17 +708,13 @@ final class RouterStage: ChannelDuplexHandler {
         promise.fail(failure)
     }
 
-    private func dispatchTimedOut(_ messageID: UInt64) {
-        guard let expectation = awaiting.removeValue(forKey: PendingID(allocator: .thisNode, id: messageID)) else { return }
-        expectation.dispatch?.fail(P2PError.readTimeout(peer: "\(peerAddress)"))
-        shutOutputIfDrained()
-    }
-
     private func failAwaiting(_ error: P2PError) {
         let waiting = awaiting
         awaiting = [:]
+        deadlines = []
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
         for expectation in waiting.values {
-            expectation.timer?.cancel()
             expectation.dispatch?.fail(error)
             expectation.conversation?.fail(error)
         }
@@ -735,6 +751,74 @@ final class RouterStage: ChannelDuplexHandler {
         }
     }
 
+    /// Short server: the answer must be written within the reply timeout once the request is in
+    /// (the dialer gives up then); a peer that does not read it, or a protocol that does not
+    /// answer, would otherwise hold the connection.
+    private func startAnswerTimer() {
+        startTimer(configuration.replyTimeout) { stage in
+            stage.logger.debug("the answer to a short request did not go out in time; closing", metadata: ["peer": "\(stage.peerAddress)"])
+            stage.closeNow(.writeTimeout(stage.peerAddress))
+        }
+    }
+
+    // MARK: Deadlines
+
+    /// Records that the message sent under `key` awaits its answer, until the reply timeout: then
+    /// the entry is dropped, its dispatch fails and its conversation times out
+    /// (``expireEntries()``). Every entry gets one, a broadcast's and a reply's too: a peer that
+    /// never answers them would otherwise keep them for the connection's life, and a draining
+    /// connection (which waits until it awaits nothing) until the hand-over timeout.
+    ///
+    /// The entries share one timer: they are made with the same timeout, so their deadlines come
+    /// in the order they were made, and the timer waits for the first. An entry answered early
+    /// leaves its place in the queue, skipped when it reaches the front (`pruneDeadlines`, on each
+    /// answer), so the queue holds at most the messages sent within one reply timeout, and in the
+    /// usual case (answers in order) only the ones not yet answered.
+    private func expect(_ key: PendingID, dispatch: Promise<Envelope?>?, conversation: Conversation?) {
+        let deadline = core.loop.now + configuration.replyTimeout
+        awaiting[key] = Expectation(dispatch: dispatch, conversation: conversation, deadline: deadline)
+        deadlines.append((key, deadline))
+        if deadlineTimer == nil { armDeadlineTimer() }
+    }
+
+    /// Whether the front of `deadlines` no longer stands for an entry: answered, or replaced by a
+    /// later entry under the same key.
+    private func isStale(_ item: (key: PendingID, deadline: Deadline)) -> Bool {
+        awaiting[item.key]?.deadline != item.deadline
+    }
+
+    /// Drops the answered entries from the front of `deadlines`.
+    private func pruneDeadlines() {
+        while let first = deadlines.first, isStale(first) { deadlines.removeFirst() }
+    }
+
+    private func armDeadlineTimer() {
+        deadlineTimer = nil
+        pruneDeadlines()
+        guard let first = deadlines.first, first.deadline != .distantFuture else { return }
+        deadlineTimer = scheduleOnLoop(at: first.deadline) { stage in stage.expireEntries() }
+    }
+
+    /// Gives up the entries whose deadline has passed.
+    private func expireEntries() {
+        deadlineTimer = nil
+        let now = core.loop.now
+        var expired = false
+        while let first = deadlines.first {
+            guard !isStale(first) else {
+                deadlines.removeFirst()
+                continue
+            }
+            guard first.deadline <= now, let expectation = awaiting.removeValue(forKey: first.key) else { break }
+            deadlines.removeFirst()
+            expired = true
+            expectation.dispatch?.fail(P2PError.readTimeout(peer: "\(peerAddress)"))
+            expectation.conversation?.timeOut()
+        }
+        armDeadlineTimer()
+        if expired { shutOutputIfDrained() }
+    }
+
     // MARK: Timers
 
     private func startTimer(_ delay: TimeAmount, _ body: @escaping (RouterStage) -> Void) {
@@ -748,8 +832,12 @@ final class RouterStage: ChannelDuplexHandler {
     }
 
     private func scheduleOnLoop(_ delay: TimeAmount, _ body: @escaping (RouterStage) -> Void) -> Scheduled<Void> {
+        scheduleOnLoop(at: core.loop.now + delay, body)
+    }
+
+    private func scheduleOnLoop(at deadline: Deadline, _ body: @escaping (RouterStage) -> Void) -> Scheduled<Void> {
         let bound = LoopBound((self, body), eventLoop: core.loop)
-        return core.loop.scheduleTask(in: delay) {
+        return core.loop.scheduleTask(deadline: deadline) {
             let (stage, body) = bound.value
             guard !stage.isClosed else { return }
             body(stage)

@@ -212,6 +212,82 @@ final class LivenessTests: GroupTestCase {
         await node.node.shutdown()
     }
 
+    // MARK: Deadlines on waiting entries
+
+    func testABroadcastsAndARepliesEntriesAreDroppedAtTheReplyTimeoutWhenThePeerNeverAnswers() async throws {
+        let node = try await startAnswerTableNode("node", .persistent, .native, answers: ["getreq": "getresp"], group: group) {
+            $0.replyTimeout = .milliseconds(300)
+        }
+        let peer = try await ScriptedPeer.nativeNode("mute", listeningAt: .loopbackV4(port: 1), connectingTo: node.address, group: group)
+        // The peer asks something (the node's answer awaits the peer's answer in turn), and the
+        // node broadcasts (the copy awaits an answer too). The peer answers neither.
+        try await peer.send(Envelope(name: "mute", operation: "getreq", messageID: 7))
+        _ = try await peer.first("the node's answer") { $0.operation == "getresp" }
+        _ = try await within(5, on: node.node.eventLoop) { try await node.node.broadcast(Envelope(name: "node", operation: "news")) }
+        _ = try await peer.first("the broadcast") { $0.operation == "news" }
+        let waiting = await node.node.awaitedAnswerCount
+        XCTAssertEqual(waiting, 2)
+        try await eventually("the entries to be dropped", on: node.node.eventLoop) { await node.node.awaitedAnswerCount == 0 }
+        XCTAssertTrue(peer.ended.all.isEmpty, "the connection stays: only the entries went")
+        await peer.close()
+        await node.node.shutdown()
+    }
+
+    func testAJSONDispatchToAPeerThatNeverReadsFailsWithWriteTimeoutInsteadOfWaitingForEver() async throws {
+        let node = try await ExampleNode.start("node", .persistent, .json, group: group) {
+            $0.replyTimeout = .milliseconds(300)
+            $0.maximumMessageSize = 2 << 20
+            $0.maximumQueuedBytesPerPeer = 256 << 20
+        }
+        let mute = try SilentListener()  // connected by the kernel's backlog, never read
+        defer { mute.close() }
+        try await node.node.add(peer: "mute", address: mute.address)
+        // Far more than the kernel's buffers take: the last writes cannot complete.
+        let payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: 1 << 20)
+        let outcomes = Recorder<String>()
+        let (_, elapsed) = try await timed {
+            try await within(10, on: node.node.eventLoop, "every dispatch to end") {
+                await withTaskGroup(of: Void.self) { tasks in
+                    for _ in 0..<32 {
+                        tasks.addTask {
+                            do {
+                                _ = try await node.node.dispatch(to: "mute", Envelope(name: "node", operation: "getreq", data: payload))
+                                outcomes.append("written")
+                            } catch P2PError.writeTimeout(mute.address) {
+                                outcomes.append("timed out")
+                            } catch {
+                                outcomes.append("\(error)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(outcomes.all.count, 32)
+        XCTAssertGreaterThan(outcomes.all.filter { $0 == "timed out" }.count, 0, "\(Set(outcomes.all))")
+        XCTAssertEqual(Set(outcomes.all).subtracting(["written", "timed out"]), [])
+        XCTAssertLessThan(elapsed, .seconds(5))
+        await node.node.shutdown()
+    }
+
+    func testAShortServerWhoseAnswerDoesNotGoOutWithinTheReplyTimeoutClosesTheConnection() async throws {
+        let gate = Gate(loop: group.next())
+        defer { gate.open() }
+        let arrivals = Recorder<String>()
+        let (node, address) = try await startGatedNode("stuck", .short, .native, gating: "getreq", gate: gate, arrivals: arrivals, group: group) {
+            $0.replyTimeout = .milliseconds(300)
+            $0.handshakeTimeout = .seconds(30)
+        }
+        let peer = try await RawPeer.connect(to: address, group: group)
+        try await peer.send(try nativeRequest())
+        try await arrivals.wait("the request at the protocol", on: node.eventLoop) { $0 == ["getreq"] }
+        let (_, elapsed) = try await timed { try await peer.waitForEnd("the node to give up the answer", within: 5) }
+        XCTAssertLessThan(elapsed, .seconds(3))
+        await peer.close()
+        gate.open()
+        await node.shutdown()
+    }
+
     // MARK: Settings at the extremes
 
     func testZeroAndTheLargestTimeoutsNeitherTrapNorStopAConversation() async throws {
@@ -246,5 +322,16 @@ final class LivenessTests: GroupTestCase {
                 await yoghurt.node.shutdown()
             }
         }
+    }
+}
+
+/// Re-checks `condition` every 20 ms (timed by `loop`) until it holds, for at most `seconds`.
+func eventually(
+    _ what: String, within seconds: Int64 = 5, on loop: any EventLoop, _ condition: @escaping @Sendable () async -> Bool
+) async throws {
+    let deadline = loop.now + .seconds(seconds)
+    while !(await condition()) {
+        guard loop.now < deadline else { throw TestTimedOut(what: what) }
+        try await loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.get()
     }
 }
