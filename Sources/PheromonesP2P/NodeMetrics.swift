@@ -33,6 +33,15 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     public var peersDown = 0
     /// Redials of pinned peers scheduled (``NodeEvent/reconnectScheduled(_:after:)``).
     public var reconnects = 0
+    /// Connections closed because the peer did not complete its handshake in time
+    /// (``ConnectionTimeout/handshake``).
+    public var handshakeTimeouts = 0
+    /// Connections closed because a message did not finish arriving in time
+    /// (``ConnectionTimeout/partialMessage``).
+    public var partialMessageTimeouts = 0
+    /// Connections closed because the peer was silent past the keepalive timeout
+    /// (``ConnectionTimeout/keepalive``).
+    public var keepaliveTimeouts = 0
     /// Bytes queued for peers right now, over every connection.
     public var queuedBytes = 0
 
@@ -46,6 +55,7 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
         delivered \(delivered), duplicates dropped \(duplicatesDropped), forwarded \(forwarded), rejected \(rejected)
         slow-peer drops \(slowPeerDrops), refused by limits \(refused)
         peers up \(peersUp), down \(peersDown), reconnects scheduled \(reconnects)
+        timed out: handshake \(handshakeTimeouts), partial message \(partialMessageTimeouts), keepalive \(keepaliveTimeouts)
         queued for peers \(queuedBytes) bytes
         """
     }
@@ -68,6 +78,9 @@ final class NodeMetrics {
     private let peersUp: Counter
     private let peersDown: Counter
     private let reconnects: Counter
+    private let handshakeTimeouts: Counter
+    private let partialMessageTimeouts: Counter
+    private let keepaliveTimeouts: Counter
     private let queuedBytes: Gauge
 
     init(nodeName: String, factory: any MetricsFactory) {
@@ -88,6 +101,13 @@ final class NodeMetrics {
         peersUp = counter("peers_up_total")
         peersDown = counter("peers_down_total")
         reconnects = counter("reconnects_total")
+        // One counter, its reason a dimension: a backend sums them or tells them apart.
+        func timeouts(_ reason: String) -> Counter {
+            Counter(label: "pheromones_p2p_timeouts_total", dimensions: dimensions + [("reason", reason)], factory: factory)
+        }
+        handshakeTimeouts = timeouts("handshake")
+        partialMessageTimeouts = timeouts("partial_message")
+        keepaliveTimeouts = timeouts("keepalive")
         queuedBytes = Gauge(label: "pheromones_p2p_queued_bytes", dimensions: dimensions, factory: factory)
     }
 
@@ -116,6 +136,14 @@ final class NodeMetrics {
     func peerUp() { totals.peersUp += 1; peersUp.increment() }
     func peerDown() { totals.peersDown += 1; peersDown.increment() }
     func reconnectScheduled() { totals.reconnects += 1; reconnects.increment() }
+
+    func timedOut(_ reason: ConnectionTimeout) {
+        switch reason {
+        case .handshake: totals.handshakeTimeouts += 1; handshakeTimeouts.increment()
+        case .partialMessage: totals.partialMessageTimeouts += 1; partialMessageTimeouts.increment()
+        case .keepalive: totals.keepaliveTimeouts += 1; keepaliveTimeouts.increment()
+        }
+    }
 
     /// The totals, with the bytes queued for peers now (also recorded in the gauge).
     func snapshot(queuedBytes bytes: Int) -> NodeStatistics {

@@ -735,6 +735,7 @@ final class RouterStage: ChannelDuplexHandler {
     private func timedOut(_ reason: ConnectionTimeout, failing error: P2PError) {
         guard !isClosed else { return }
         logger.debug("closing a connection on a timeout", metadata: ["peer": "\(peerAddress)", "reason": "\(reason)"])
+        core.metrics.timedOut(reason)
         core.report(.connectionTimedOut(core.peerKey(of: self), reason))
         closeNow(error)
     }

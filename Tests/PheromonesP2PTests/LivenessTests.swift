@@ -1,3 +1,4 @@
+import MetricsTestKit
 import Pheromones
 @testable import PheromonesP2P
 import XCTest
@@ -135,6 +136,9 @@ final class LivenessTests: GroupTestCase {
         try await node.connections.wait("two handshake timeouts", on: node.node.eventLoop) { events in
             events.filter { if case .connectionTimedOut(nil, .handshake) = $0 { true } else { false } }.count == 2
         }
+        let statistics = await node.node.statistics
+        XCTAssertEqual(statistics.handshakeTimeouts, 2)
+        XCTAssertEqual(statistics.partialMessageTimeouts + statistics.keepaliveTimeouts, 0)
         await node.node.shutdown()
     }
 
@@ -177,9 +181,11 @@ final class LivenessTests: GroupTestCase {
     // MARK: Keepalive
 
     func testAPeerThatNeverAnswersPingsIsClosedByTheKeepaliveTimeout() async throws {
+        let metrics = TestMetrics()
         let node = try await ExampleNode.start("node", .persistent, .native, group: group) {
             $0.keepaliveInterval = .milliseconds(100)
             $0.keepaliveTimeout = .milliseconds(400)
+            $0.metricsFactory = metrics
         }
         let peer = try await ScriptedPeer.nativeNode("vanished", listeningAt: .loopbackV4(port: 1), connectingTo: node.address, group: group)
         try await peer.ended.wait("the node to close the silent connection", within: 5, on: node.node.eventLoop) { !$0.isEmpty }
@@ -187,6 +193,10 @@ final class LivenessTests: GroupTestCase {
         try await node.connections.wait("the timeout event", on: node.node.eventLoop, until: Self.timedOut(.keepalive))
         let open = await node.node.openConnectionCount
         XCTAssertEqual(open, 0, "the connection is gone")
+        let statistics = await node.node.statistics
+        XCTAssertEqual(statistics.keepaliveTimeouts, 1)
+        XCTAssertEqual(try metrics.expectCounter("pheromones_p2p_timeouts_total", [("node", "node"), ("reason", "keepalive")]).totalValue, 1)
+        XCTAssertGreaterThan(statistics.messagesOut, 1, "the pings are counted as messages out")
         await peer.close()
         await node.node.shutdown()
     }
