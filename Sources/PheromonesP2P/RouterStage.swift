@@ -793,7 +793,10 @@ final class RouterStage: ChannelDuplexHandler {
         while let first = deadlines.first, isStale(first) { deadlines.removeFirst() }
     }
 
+    /// Arms the timer for the first entry still waiting (replacing one armed already: a callback
+    /// of an entry given up may have made a new entry, and armed the timer, meanwhile).
     private func armDeadlineTimer() {
+        deadlineTimer?.cancel()
         deadlineTimer = nil
         pruneDeadlines()
         guard let first = deadlines.first, first.deadline != .distantFuture else { return }
