@@ -84,7 +84,7 @@ public enum NodeEvent: Sendable, CustomStringConvertible {
         case .connectionDraining(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") draining"
         case .connectionClosed(let peer, let direction): return "\(direction) connection to \(peer.map { "\($0)" } ?? "?") closed"
         case .limitReached(let limit): return "refused: the limit of \(limit) is reached"
-        case .reconnectScheduled(let peer, let delay): return "reconnecting to \(peer) in \(delay)"
+        case .reconnectScheduled(let peer, let delay): return "reconnecting to \(peer) in \(delay.nanoseconds / 1_000_000) ms"
         case .messageRejected(let peer, let count): return "a message from \(peer.map { "\($0)" } ?? "?") rejected (\(count) on its connection)"
         case .slowPeerDropped(let peer, let policy):
             return "a message to \(peer.map { "\($0)" } ?? "?") dropped: its queue is full\(policy == .disconnect ? "; disconnecting" : "")"
