@@ -108,6 +108,11 @@ public final class Node: Sendable {
         /// The most routes the table holds. Past it, adding a route fails with
         /// ``P2PError/limitReached(_:)``, and a connection whose peer would be a new route is closed.
         public var maximumRoutes: Int
+        /// The most bytes of incomplete messages the node holds over all its connections (each
+        /// framer holds at most one message, of at most ``maximumMessageSize``). A read that takes
+        /// the node past it closes that connection (``NodeEvent/limitReached(_:)`` with
+        /// ``AdmissionLimit/partialMessageBytes``).
+        public var maximumPartialMessageBytes: Int
         /// How long after a pinned peer's connection drops, or a dial of it fails, the node dials it
         /// again by itself; the delay doubles with each failure in a row, up to
         /// ``maximumReconnectDelay``, with jitter (a random time between half and all of it). Until
@@ -164,6 +169,7 @@ public final class Node: Sendable {
             maximumInboundConnections: Int = 1024,
             maximumOutboundConnections: Int = 1024,
             maximumRoutes: Int = 4096,
+            maximumPartialMessageBytes: Int = 64 << 20,
             reconnectDelay: TimeAmount = .seconds(1),
             maximumReconnectDelay: TimeAmount = .seconds(60),
             validator: (@Sendable (Envelope, MessageOrigin) -> MessageVerdict)? = nil,
@@ -193,6 +199,7 @@ public final class Node: Sendable {
             self.maximumInboundConnections = maximumInboundConnections
             self.maximumOutboundConnections = maximumOutboundConnections
             self.maximumRoutes = maximumRoutes
+            self.maximumPartialMessageBytes = maximumPartialMessageBytes
             self.reconnectDelay = reconnectDelay
             self.maximumReconnectDelay = maximumReconnectDelay
             self.validator = validator

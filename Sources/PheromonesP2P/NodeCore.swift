@@ -59,6 +59,8 @@ final class NodeCore {
     private var noDialBefore: [SocketAddress: Deadline] = [:]
     /// What the node counts.
     let metrics: NodeMetrics
+    /// The bytes of incomplete messages the connections hold together.
+    private let partialMessageBudget: PartialMessageBudget
 
     init(configuration: Node.Configuration, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup, handler: sending ProtocolHandler) {
         self.configuration = configuration
@@ -68,6 +70,7 @@ final class NodeCore {
         self.logger = configuration.logger
         self.recentBroadcasts = RecentIDs(capacity: max(1, configuration.broadcastMemory))
         self.backoff = ReconnectBackoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
+        self.partialMessageBudget = PartialMessageBudget(limit: configuration.maximumPartialMessageBytes)
         self.metrics = NodeMetrics(nodeName: configuration.name, factory: configuration.metricsFactory ?? MetricsSystem.factory)
     }
 
@@ -204,7 +207,7 @@ final class NodeCore {
 
     /// The stages below the router: back pressure next to the socket (a peer that does not read
     /// its answers makes the connection stop reading, rather than grow its write queue), the
-    /// partial-message timer in front of the framer it watches, the wire, the traffic counter
+    /// partial-message timer and the node-wide partial-message budget in front of the framer they watch, the wire, the traffic counter
     /// right above it, and on the native wire's persistent connections the keepalive (which the
     /// JSON wire, having no control messages, cannot carry; short connections live for one
     /// message), above the counter so that its pings and pongs are counted too.
@@ -214,6 +217,7 @@ final class NodeCore {
         if let timeout = configuration.partialMessageTimeout.asTimeout {
             handlers.append(PartialMessageTimer(timeout: timeout, framer: wire.framer))
         }
+        handlers.append(PartialMessageBudgetStage(budget: partialMessageBudget, framer: wire.framer))
         handlers += wire.handlers
         handlers.append(TrafficCounter(metrics: metrics))
         if case .persistent = role, configuration.wire == .native {

@@ -132,6 +132,8 @@ public enum AdmissionLimit: Sendable, Hashable, CustomStringConvertible {
     case outboundConnections
     /// ``Node/Configuration/maximumRoutes``.
     case routes
+    /// ``Node/Configuration/maximumPartialMessageBytes``.
+    case partialMessageBytes
 
     /// The limit's name, for messages.
     public var description: String {
@@ -139,6 +141,7 @@ public enum AdmissionLimit: Sendable, Hashable, CustomStringConvertible {
         case .inboundConnections: "inbound connections"
         case .outboundConnections: "outbound connections"
         case .routes: "routes"
+        case .partialMessageBytes: "bytes of incomplete messages"
         }
     }
 }

@@ -388,7 +388,12 @@ final class RouterStage: ChannelDuplexHandler {
             receiveMalformed(wireError, context: context)
             return
         }
-        // Anything else closes the connection (the decoder that raised it does so).
+        // Anything else closes the connection (the stage that raised it does so).
+        if case .limitReached(let limit)? = error as? P2PError {
+            closeReason = closeReason ?? .limitReached(limit)
+            core.metrics.refusedByLimit()
+            core.report(.limitReached(limit))
+        }
         if isPersistent, isNative, !helloReceived {
             closeReason = closeReason ?? .unknownProtocol("\(error)")
         }

@@ -114,6 +114,33 @@ final class AdmissionTests: GroupTestCase {
         await node.shutdown()
     }
 
+    func testIncompleteMessagesBeyondTheNodesBudgetCloseTheConnectionThatWentPastIt() async throws {
+        let events = Recorder<NodeEvent>()
+        let (node, address) = try await startNode("target", events: events) { $0.maximumPartialMessageBytes = 1 << 20 }
+        var hello = ByteBuffer()
+        var encoder = NativeEnvelopeFrameEncoder()
+        try encoder.encode(data: ControlMessage.hello(.init(name: "holder", generation: 1, listeningAddress: nil)), out: &hello)
+        // A frame announcing 900 KiB, of which 300 KiB come: each connection holds 300 KiB.
+        var partial = ByteBuffer()
+        partial.writeInteger(UInt32(900 << 10))
+        partial.writeBytes([UInt8](repeating: 0, count: 300 << 10))
+
+        var holders: [SocketChannel] = []
+        for _ in 0..<4 {
+            let channel = try await ClientBootstrap(group: group).connect(to: address).get()
+            try await channel.writeAndFlush(hello).get()
+            try await channel.writeAndFlush(partial).get()
+            holders.append(channel)
+        }
+        // The fourth takes the node past 1 MiB: that one is closed, the others stay.
+        let fourth = holders[3]
+        try await within(10, on: node.eventLoop, "the fourth holder to be closed") { try await fourth.closeFuture.get() }
+        XCTAssertTrue(events.all.contains { if case .limitReached(.partialMessageBytes) = $0 { true } else { false } })
+        for holder in holders.prefix(3) { XCTAssertTrue(holder.isActive) }
+        for holder in holders.prefix(3) { try? await holder.close().get() }
+        await node.shutdown()
+    }
+
     // MARK: Helpers
 
     private func startNode(
