@@ -169,7 +169,7 @@ public final class Node: Sendable {
             maximumInboundConnections: Int = 1024,
             maximumOutboundConnections: Int = 1024,
             maximumRoutes: Int = 4096,
-            maximumPartialMessageBytes: Int = 64 << 20,
+            maximumPartialMessageBytes: Int = 32 << 20,
             reconnectDelay: TimeAmount = .seconds(1),
             maximumReconnectDelay: TimeAmount = .seconds(60),
             validator: (@Sendable (Envelope, MessageOrigin) -> MessageVerdict)? = nil,
