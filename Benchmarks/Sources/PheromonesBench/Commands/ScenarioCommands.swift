@@ -149,25 +149,56 @@ struct AllCommand: AsyncParsableCommand {
 struct P2PCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "p2p",
-        abstract: "P2P nodes in this process (ours only): dispatch rate and latency between two nodes, broadcast over a mesh.",
+        abstract: "P2P nodes in this process (ours only): dispatch and conversation rates between two nodes, broadcast over a mesh.",
         discussion: """
-            dispatch rows: two nodes on one event loop group (--loops), native wire, --size-byte pings             answered with pongs; C tasks each awaiting one dispatch at a time: persistent router C=1             and C=64, short router (a connection per message) C=1 and C=16. broadcast row: --nodes             persistent nodes meshed as a ring plus chords to the node a quarter of the ring ahead;             node 0 broadcasts --broadcasts times; time until every node's protocol saw it, and the             copies each node received.
+            dispatch rows: two nodes on one event loop group (--loops), native wire, --size-byte pings \
+            answered with pongs; C tasks each awaiting one dispatch at a time: persistent router C=1 \
+            and C=64, short router (a connection per message) C=1 and C=16. conversation rows: the Go \
+            original's example conversation (connectreq ... noticeresp, 8 messages) on the JSON wire, \
+            a target node on the group and a driver node on a loop of its own; C tasks each running \
+            one conversation at a time: short and persistent router, C=1 and C=16 (with \
+            --executor-preference, the same again with the tasks preferring the driver's loop as their \
+            executor). broadcast row: --nodes persistent nodes meshed as a ring plus chords to the \
+            node a quarter of the ring ahead; node 0 broadcasts --broadcasts times; time until every \
+            node's protocol saw it, and the copies each node received.
             """)
 
     @Option(help: "Nodes in the broadcast mesh (default 16; 8 with --quick).") var nodes: Int?
     @Option(help: "Broadcasts measured (default 20; 5 with --quick).") var broadcasts: Int?
-    @Option(help: "Payload bytes per message.") var size: Int = 64
+    @Option(help: "Payload bytes per message (dispatch and broadcast rows).") var size: Int = 64
+    @Option(help: "Which rows: a list of dispatch, conversation, broadcast.")
+    var only: String = P2PPlan.Part.allCases.map(\.rawValue).joined(separator: ",")
+    @Flag(help: "Also run the conversation rows with the driver's tasks preferring its event loop as their executor.")
+    var executorPreference = false
     @OptionGroup var options: RunOptions
 
     func validate() throws {
         guard (nodes ?? 3) >= 3, (broadcasts ?? 1) > 0, size >= 0 else {
             throw ValidationError("--nodes must be at least 3, --broadcasts at least 1")
         }
+        guard let parts, !parts.isEmpty else {
+            throw ValidationError("--only takes a list of dispatch, conversation, broadcast")
+        }
+        if executorPreference, !parts.contains(.conversation) {
+            throw ValidationError("--executor-preference needs the conversation rows (--only)")
+        }
+    }
+
+    /// The parts `--only` names; nil when a name is not one.
+    private var parts: Set<P2PPlan.Part>? {
+        var parts = Set<P2PPlan.Part>()
+        for name in only.split(separator: ",") {
+            guard let part = P2PPlan.Part(rawValue: name.trimmingCharacters(in: .whitespaces)) else { return nil }
+            parts.insert(part)
+        }
+        return parts
     }
 
     func run() async throws {
         var plan = P2PPlan(quick: options.quick, timing: options.timing, loops: options.loops, nodes: nodes, broadcasts: broadcasts)
         plan.size = size
+        if executorPreference { plan.conversationRows += ConversationRow.onDriverLoop }
+        plan.restrict(to: parts ?? [])
         try await options.run([], p2p: plan)
     }
 }

@@ -2,8 +2,15 @@ import Foundation
 
 /// The `p2p` rows of a run, measured in this process (there is no NIO counterpart to alternate with).
 struct P2PPlan: Sendable {
+    /// The kinds of row a plan can hold, in the order they run.
+    enum Part: String, CaseIterable, Sendable {
+        case dispatch, conversation, broadcast
+    }
+
     var dispatchRows = DispatchRow.defaults
-    var broadcast: BroadcastRow
+    var conversationRows = ConversationRow.defaults
+    /// nil: no broadcast row.
+    var broadcast: BroadcastRow?
     var timing: Timing
     /// Event loops in the nodes' group.
     var loops: Int
@@ -15,11 +22,20 @@ struct P2PPlan: Sendable {
         self.loops = loops
     }
 
-    /// Each dispatch row `timing.rounds` times (fresh nodes each round), then the broadcasts.
+    /// Keeps only the rows of `parts`.
+    mutating func restrict(to parts: Set<Part>) {
+        if !parts.contains(.dispatch) { dispatchRows = [] }
+        if !parts.contains(.conversation) { conversationRows = [] }
+        if !parts.contains(.broadcast) { broadcast = nil }
+    }
+
+    /// Each dispatch row, then each conversation row, `timing.rounds` times (fresh nodes each
+    /// round), then the broadcasts.
     func run() async -> [P2PRowReport] {
         var reports: [P2PRowReport] = []
         for row in dispatchRows { reports.append(await measure(row)) }
-        reports.append(await measureBroadcast())
+        for row in conversationRows { reports.append(await measure(row)) }
+        if let broadcast { reports.append(await measureBroadcast(broadcast)) }
         return reports
     }
 
@@ -44,8 +60,29 @@ struct P2PPlan: Sendable {
             metrics: P2PRowReport.spreads(results, P2PMetric<DispatchResult>.dispatch), problems: problems)
     }
 
-    private func measureBroadcast() async -> P2PRowReport {
-        let row = broadcast
+    private func measure(_ row: ConversationRow) async -> P2PRowReport {
+        var results: [ConversationResult] = []
+        var problems: [String] = []
+        for round in 1...timing.rounds {
+            do {
+                let result = try await ConversationBench.measure(row, timing: timing, loops: loops)
+                results.append(result)
+                problems += result.problems.map { "round \(round): \($0)" }
+                P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): "
+                    + "\(NumberText.format(result.conversationsPerSecond, decimals: 0)) conversations/s, "
+                    + "p99 \(NumberText.format(result.latencyP99, decimals: 1)) µs")
+            } catch {
+                problems.append("round \(round): \(error)")
+                P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): \(error)")
+            }
+        }
+        return P2PRowReport(
+            kind: .conversation, row: row.name, connectionType: row.connectionType.rawValue, concurrency: row.concurrency,
+            wire: "json", prefersDriverLoop: row.prefersDriverLoop,
+            metrics: P2PRowReport.spreads(results, P2PMetric<ConversationResult>.conversation), problems: problems)
+    }
+
+    private func measureBroadcast(_ row: BroadcastRow) async -> P2PRowReport {
         var report = P2PRowReport(
             kind: .broadcast, row: row.name, connectionType: "persistent", nodes: row.nodes,
             linksPerNode: Double(2 * row.links.count) / Double(row.nodes), metrics: [:], problems: [])

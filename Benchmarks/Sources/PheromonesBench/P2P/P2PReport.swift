@@ -13,6 +13,14 @@ struct P2PMetric<Result>: Sendable {
         ]
     }
 
+    static var conversation: [P2PMetric<ConversationResult>] {
+        [
+            .init(key: "conversationsPerSecond", title: "conversations/s", decimals: 0) { $0.conversationsPerSecond },
+            .init(key: "latencyP50", title: "p50 µs", decimals: 1) { $0.latencyP50 },
+            .init(key: "latencyP99", title: "p99 µs", decimals: 1) { $0.latencyP99 },
+        ]
+    }
+
     static var broadcast: [P2PMetric<BroadcastResult>] {
         [
             .init(key: "microsecondsToCoverage", title: "µs to full coverage", decimals: 0) { $0.microsecondsToCoverage },
@@ -25,12 +33,16 @@ struct P2PMetric<Result>: Sendable {
 
 /// One P2P row over all its rounds (ours only).
 struct P2PRowReport: Codable, Sendable {
-    enum Kind: String, Codable, Sendable { case dispatch, broadcast }
+    enum Kind: String, Codable, Sendable { case dispatch, conversation, broadcast }
 
     var kind: Kind
     var row: String
     var connectionType: String
     var concurrency: Int?
+    /// The conversation rows' wire (the dispatch and broadcast rows run on the native wire).
+    var wire: String?
+    /// Conversation rows: whether the driver's tasks preferred its loop as their executor.
+    var prefersDriverLoop: Bool?
     var nodes: Int?
     var linksPerNode: Double?
     var metrics: [String: Spread]
@@ -44,15 +56,28 @@ struct P2PRowReport: Codable, Sendable {
 }
 
 extension Report {
-    /// The P2P tables: dispatch rows, then the broadcast row.
+    /// The P2P tables: dispatch rows, conversation rows, then the broadcast row (each table only
+    /// when the run had such rows).
     func p2pTable(_ reports: [P2PRowReport], loops: Int) -> String {
-        var text = "### p2p (ours only: SwiftNIO has no P2P layer to compare with; native wire, 64-byte payloads, "
-        text += "\(loops) node loop(s))\n\n"
-        text += table(reports.filter { $0.kind == .dispatch }, titles: P2PMetric<DispatchResult>.dispatch.map { ($0.key, $0.title, $0.decimals) })
-        text += "\n"
-        text += table(
-            reports.filter { $0.kind == .broadcast }, titles: P2PMetric<BroadcastResult>.broadcast.map { ($0.key, $0.title, $0.decimals) },
-            extra: ("links per node", { $0.linksPerNode.map { NumberText.format($0, decimals: 1) } ?? "-" }))
+        var text = "### p2p (ours only: SwiftNIO has no P2P layer to compare with; \(loops) loop(s) in the nodes' group)\n"
+        let dispatch = reports.filter { $0.kind == .dispatch }
+        if !dispatch.isEmpty {
+            text += "\nDispatch: native wire, 64-byte payloads, both nodes on the group.\n\n"
+            text += table(dispatch, titles: P2PMetric<DispatchResult>.dispatch.map { ($0.key, $0.title, $0.decimals) })
+        }
+        let conversation = reports.filter { $0.kind == .conversation }
+        if !conversation.isEmpty {
+            text += "\nConversation: the Go original's example conversation (8 messages), JSON wire; "
+            text += "the target on the group, the driver a node on a loop of its own.\n\n"
+            text += table(conversation, titles: P2PMetric<ConversationResult>.conversation.map { ($0.key, $0.title, $0.decimals) })
+        }
+        let broadcast = reports.filter { $0.kind == .broadcast }
+        if !broadcast.isEmpty {
+            text += "\nBroadcast: native wire, 64-byte payloads.\n\n"
+            text += table(
+                broadcast, titles: P2PMetric<BroadcastResult>.broadcast.map { ($0.key, $0.title, $0.decimals) },
+                extra: ("links per node", { $0.linksPerNode.map { NumberText.format($0, decimals: 1) } ?? "-" }))
+        }
         return text
     }
 
