@@ -16,7 +16,7 @@ import Pheromones
 /// Lines are written with `write(2)` under a lock of their own, not through `stdout`'s `FILE`:
 /// - nothing waits in a stdio buffer, so a program reading the output through a pipe sees each
 ///   line as it happens, with no flush;
-/// - nothing takes another stream's lock. `fflush(NULL)` locks every stream, `stdin` included,
+/// - nothing takes another stream's lock. Flushing every stream at once locks them all, `stdin` included,
 ///   and the thread reading commands holds `stdin`'s lock for as long as it waits for a line: the
 ///   node's loop, printing a transcript line, stopped until the user typed one;
 /// - lines printed from several threads (event loops, tasks) never interleave.

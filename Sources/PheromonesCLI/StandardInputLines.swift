@@ -4,7 +4,7 @@ import Glibc
 ///
 /// The thread reads the descriptor directly rather than through `stdin`'s `FILE` (`readLine()`):
 /// a reader blocked in `getline` holds that stream's lock, and anything else that takes it
-/// (`fflush(NULL)`, for one) would block too. Whatever standard input is (a terminal, a pipe,
+/// (flushing every stream at once, for one) would block too. Whatever standard input is (a terminal, a pipe,
 /// `/dev/null`, a closed descriptor) the sequence ends at end of input or on a read error, and
 /// nothing else in the process waits for it.
 ///

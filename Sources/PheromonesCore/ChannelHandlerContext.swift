@@ -36,7 +36,7 @@ public class ChannelHandlerContext {
     @exclusivity(unchecked) public internal(set) var isRemoved = false
 
     // The links to the next stages are unretained, and events are passed along them as guaranteed
-    // references: a strong (or `unowned(unsafe)`) load would retain and release the next context on
+    // references: a strong (or unsafe unowned) load would retain and release the next context on
     // every hop. Safe because the pipeline always owns every context, live or removed: it hands a
     // removed one to its graveyard before letting go of it, and keeps it there until the loop's next
     // turn, when no event can be inside it.
@@ -542,7 +542,7 @@ class TransportContext: ChannelHandlerContext {
 /// The head: the transport's end. Inbound events start here; outbound operations end here.
 ///
 /// Generic over the transport so that a write reaching the head calls it with neither an
-/// existential nor reference counting (an `unowned(unsafe)` existential is retained and released
+/// existential nor reference counting (an unsafe unowned existential is retained and released
 /// around every call).
 final class HeadContext<Core: ChannelCore>: TransportContext, ChannelHandler {
     /// The transport, which every write ends in; nil once the pipeline has let go of its channel.

@@ -5,7 +5,7 @@
 /// The requests come from one buffer of whole copies, sent over and over: each time the flood
 /// starts the buffer again, the ids of the copies about to go are written in. The previous round
 /// was wholly accepted by then, so no byte in flight changes.
-final class PeerFloodStream {
+final class PeerFloodStream: FloodBytes {
     private let prefix: UnsafeMutableRawBufferPointer
     private let requestLength: Int
     private let stampsIDs: Bool

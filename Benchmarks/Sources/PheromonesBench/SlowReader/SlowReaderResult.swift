@@ -65,7 +65,7 @@ struct SlowReaderResult: Codable, Sendable {
         flood.bytesOffered = plan.floodBytes
     }
 
-    mutating func record(_ flooder: SlowReaderFlooder) {
+    mutating func record(_ flooder: PipelineFlooder) {
         floodStarted = true
         flood.bytesAccepted = flooder.accepted
         flood.outcome = flooder.outcome

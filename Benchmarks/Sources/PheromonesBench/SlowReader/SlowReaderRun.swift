@@ -26,7 +26,7 @@ struct SlowReaderRun {
 
     private func runStages(into result: inout SlowReaderResult) {
         guard warmUp(into: &result), settle(into: &result) else { return }
-        let flooder = SlowReaderFlooder(plan: plan, epoll: loop.epoll, reference: reference)
+        let flooder = PipelineFlooder.slowReader(plan: plan, epoll: loop.epoll, reference: reference)
         guard flood(flooder, into: &result), hold(flooder, into: &result) else { return }
         flooder.leave()
         leave(into: &result)
@@ -64,7 +64,7 @@ struct SlowReaderRun {
     /// The flooder and, on a second connection at the same moment, the ping-pong client; until
     /// the flood has ended (everything sent, a stall, the flood timeout) and the ping-pong time is
     /// over, sampling the server's RSS every `sampleEvery`.
-    private func flood(_ flooder: SlowReaderFlooder, into result: inout SlowReaderResult) -> Bool {
+    private func flood(_ flooder: PipelineFlooder, into result: inout SlowReaderResult) -> Bool {
         let now = monotonicNanoseconds()
         let pinger = SlowReaderPinger(
             plan: plan, epoll: loop.epoll, reference: reference, stopAt: now + ChaosDriver.nanoseconds(plan.pingPongSeconds))
@@ -85,7 +85,7 @@ struct SlowReaderRun {
 
     /// The flooder stays connected, its flood over, for the settle time (still sampled for the
     /// peak); then the reading while it holds.
-    private func hold(_ flooder: SlowReaderFlooder, into result: inout SlowReaderResult) -> Bool {
+    private func hold(_ flooder: PipelineFlooder, into result: inout SlowReaderResult) -> Bool {
         let watch = SlowReaderWatch(pid: pid, interval: plan.sampleEvery)
         loop.run([flooder], watch: watch, deadline: stageDeadline(plan.settleSeconds))
         guard checkAlive(watch, into: &result) else { return false }

@@ -15,54 +15,71 @@ enum FloodOutcome: String, Codable, Sendable {
     case connectFailed = "connect failed"
 }
 
-/// The client that pipelines as fast as the socket takes it and never reads.
-///
-/// It writes `SlowReaderPlan.floodBytes` from one buffer of whole messages (framed: 16 frames of
-/// 64 KiB payload after a 4-byte big-endian length), sent over and over, so its stream is valid
-/// for the server whatever it is cut into. The socket's receive buffer fills with the server's
-/// answers and stays full, so a server that writes back must hold them or stop reading.
-final class SlowReaderFlooder: SlowReaderClient {
-    private let plan: SlowReaderPlan
+/// The bytes a ``PipelineFlooder`` sends: handed out in contiguous pieces, as the socket takes them.
+protocol FloodBytes: AnyObject {
+    /// The bytes of the whole flood.
+    var total: Int { get }
+    /// The bytes accepted by the socket so far.
+    var position: Int { get }
+    /// The next contiguous bytes to send (empty once everything was accepted).
+    func nextBytes() -> UnsafeRawBufferPointer
+    /// Records that the socket accepted `count` of the bytes `nextBytes()` handed out.
+    func consumed(_ count: Int)
+}
+
+/// The waits a flood is bounded by, in seconds.
+struct FloodLimits {
+    /// For the connection to be established.
+    var connect: Double
+    /// Without a byte accepted, after which the flood counts as stalled (the peer stopped reading).
+    var stall: Double
+    /// For the whole flood, even if the socket still takes bytes now and then.
+    var flood: Double
+}
+
+/// One connection that sends `bytes` as fast as the socket takes them and never reads: the
+/// flooder of `slow-reader` (against the echo server) and of `p2p-slow-peer`'s persistent rows
+/// (against a node). The peer's answers fill the socket's receive buffer and stay there, so a peer
+/// that keeps reading must hold its answers, or stop reading.
+final class PipelineFlooder: SlowReaderClient {
+    private let bytes: any FloodBytes
+    private let limits: FloodLimits
     private let epoll: CInt
-    private let buffer: UnsafeMutableRawBufferPointer
-    private let total: Int
+    /// What the other end is called in the flood's account ("server", "node").
+    private let peer: String
     /// Bytes written in one `handle` at most, so that the ping-pong client is not starved while a
-    /// server that reads everything keeps the socket writable.
+    /// peer that reads everything keeps the socket writable.
     private static let burst = 4 << 20
 
     private(set) var fd: CInt = -1
     private var connected = false
-
-    /// Bytes the socket accepted (copied into the kernel; not necessarily read by the server yet).
-    private(set) var accepted = 0
     private(set) var outcome: FloodOutcome?
     /// What ended the flood, in words.
     private(set) var detail = ""
     private var connectedAt: UInt64 = 0
     private var lastProgress: UInt64 = 0
-    /// When the connection was established, when the socket last took a byte, when the flood ended.
+    /// Seconds from the connection to the last byte accepted, and to the end of the flood.
     private(set) var secondsToLastByte: Double?
     private(set) var seconds: Double?
 
-    init(plan: SlowReaderPlan, epoll: CInt, reference: ReferenceBytes) {
-        self.plan = plan
+    init(bytes: any FloodBytes, limits: FloodLimits, epoll: CInt, peer: String) {
+        self.bytes = bytes
+        self.limits = limits
         self.epoll = epoll
-        total = plan.floodBytes
-        var stream = ChaosStream(reference: reference, proto: plan.proto)
-        stream.messageSize = plan.floodPayload
-        buffer = .allocate(byteCount: 16 * stream.wireLength, alignment: 16)
-        stream.copy(from: 0, into: buffer)
+        self.peer = peer
     }
 
     deinit {
         if fd >= 0 { cepoll_close_with_reset(fd) }
-        buffer.deallocate()
     }
 
-    /// Starts connecting to the server on `port`; a failure ends the flood at once.
+    /// Bytes the socket accepted (copied into the kernel; not necessarily read by the peer yet).
+    var accepted: Int { bytes.position }
+
+    /// Starts connecting to the peer on `port` (127.0.0.1); a failure ends the flood at once.
     func connect(port: Int, now: UInt64) {
         connectedAt = now
-        let socket = cepoll_connect_tcp4(SlowReaderPlan.host, Int32(port))
+        let socket = cepoll_connect_tcp4(ChaosPlan.host, Int32(port))
         guard socket >= 0 else { return end(.connectFailed, ChaosDriver.describe(-socket), now: now) }
         fd = socket
         guard cepoll_add(epoll, fd, UInt32(CEPOLL_OUT), UInt64(fd)) == 0 else {
@@ -84,7 +101,7 @@ final class SlowReaderFlooder: SlowReaderClient {
         if !connected {
             finishConnect(now: now)
         } else if failed {
-            serverClosed(error: cepoll_socket_error(fd), now: now)
+            peerClosed(error: cepoll_socket_error(fd), now: now)
         } else if outcome == nil && events & UInt32(CEPOLL_OUT) != 0 {
             send(now: now)
         }
@@ -93,13 +110,13 @@ final class SlowReaderFlooder: SlowReaderClient {
     func check(now: UInt64) {
         guard outcome == nil else { return }
         if !connected {
-            if now > connectedAt + ChaosDriver.nanoseconds(plan.connectTimeout) {
-                end(.connectFailed, "timed out after \(NumberText.format(plan.connectTimeout, decimals: 1)) s", now: now)
+            if now > connectedAt + ChaosDriver.nanoseconds(limits.connect) {
+                end(.connectFailed, "timed out after \(NumberText.format(limits.connect, decimals: 1)) s", now: now)
             }
-        } else if now > lastProgress + ChaosDriver.nanoseconds(plan.stallSeconds) {
-            end(.stalled, "no byte accepted for \(NumberText.format(plan.stallSeconds, decimals: 1)) s", now: now)
-        } else if now > connectedAt + ChaosDriver.nanoseconds(plan.floodTimeout) {
-            end(.timedOut, "still taking bytes after \(NumberText.format(plan.floodTimeout, decimals: 1)) s", now: now)
+        } else if now > lastProgress + ChaosDriver.nanoseconds(limits.stall) {
+            end(.stalled, "no byte accepted for \(NumberText.format(limits.stall, decimals: 1)) s", now: now)
+        } else if now > connectedAt + ChaosDriver.nanoseconds(limits.flood) {
+            end(.timedOut, "still taking bytes after \(NumberText.format(limits.flood, decimals: 1)) s", now: now)
         }
     }
 
@@ -115,12 +132,12 @@ final class SlowReaderFlooder: SlowReaderClient {
     /// Writes until the socket is full, everything is sent or a burst is done.
     private func send(now: UInt64) {
         var written = 0
-        while accepted < total && written < Self.burst {
-            let offset = accepted % buffer.count
-            let length = min(buffer.count - offset, total - accepted)
-            let count = Glibc.send(fd, buffer.baseAddress! + offset, length, Int32(MSG_NOSIGNAL))
+        while bytes.position < bytes.total && written < Self.burst {
+            let piece = bytes.nextBytes()
+            guard let base = piece.baseAddress else { break }
+            let count = Glibc.send(fd, base, piece.count, Int32(MSG_NOSIGNAL))
             if count > 0 {
-                accepted += count
+                bytes.consumed(count)
                 written += count
                 lastProgress = now
                 secondsToLastByte = Double(now - connectedAt) / 1e9
@@ -129,20 +146,20 @@ final class SlowReaderFlooder: SlowReaderClient {
             } else if count < 0 && errno == EAGAIN {
                 return
             } else {
-                return serverClosed(error: errno, now: now)
+                return peerClosed(error: errno, now: now)
             }
         }
-        if accepted >= total { end(.allSent, "every byte accepted", now: now) }
+        if bytes.position >= bytes.total { end(.allSent, "every byte accepted", now: now) }
     }
 
-    /// The connection failed under the flooder: a reset or a close by the server. The socket is
+    /// The connection failed under the flooder: a reset or a close by the peer. The socket is
     /// closed at once, since epoll would report the hang-up on every wait.
-    private func serverClosed(error: CInt, now: UInt64) {
-        let why = error != 0 ? ChaosDriver.describe(error) : "the server hung up"
+    private func peerClosed(error: CInt, now: UInt64) {
+        let why = error != 0 ? ChaosDriver.describe(error) : "the \(peer) hung up"
         if outcome == nil {
             end(.closedByServer, why, now: now)
         } else {
-            detail += "; then the server closed the connection (\(why))"
+            detail += "; then the \(peer) closed the connection (\(why))"
         }
         leave()
     }
