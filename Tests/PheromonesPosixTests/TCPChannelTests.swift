@@ -120,7 +120,9 @@ final class TCPChannelTests: XCTestCase {
         XCTAssertEqual(clientSaw.events, [.outputClosed])
         XCTAssertEqual(clientSaw.inactiveCount, 1)
         XCTAssertEqual(clientSaw.errors.count, 0, "\(clientSaw.errors)")
-        XCTAssertTrue(client.closeFuture.isFulfilled)
+        // `channelInactive` fires before the close future completes (the handlers are removed in between), and
+        // the expectation is fulfilled on the loop thread: wait for the future rather than race it.
+        try await client.closeFuture.get(within: 10)
 
         let child = try XCTUnwrap(serverLog.records.first)
         await fulfillment(of: [child.inactive], timeout: 10)
