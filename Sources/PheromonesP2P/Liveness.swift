@@ -58,24 +58,3 @@ extension JSONObjectFramer: MessageBoundaryAware {
 extension ByteToMessageHandler: PartialMessageProbe where Decoder: MessageBoundaryAware {
     var holdsPartialMessage: Bool { decoderSnapshot.isInsideMessage(bufferedBytes: bufferedByteCount) }
 }
-
-extension WireFormat {
-    /// The wire's stages (as ``handlers(maximumMessageSize:)`` makes them), and its framer for a
-    /// ``PartialMessageTimer`` to watch.
-    func stagesWithFramer(maximumMessageSize: Int) -> (handlers: [any ChannelHandler], framer: any PartialMessageProbe) {
-        switch self {
-        case .native:
-            let framer = NativeWire.framer(maximumFrameLength: maximumMessageSize)
-            return ([framer, NativeWire.encoder(maximumFrameLength: maximumMessageSize)], framer)
-        case .json:
-            let framer = JSONWire.framer(maximumObjectSize: maximumMessageSize)
-            return ([framer, JSONEnvelopeCodec(maximumObjectSize: maximumMessageSize)], framer)
-        }
-    }
-}
-
-extension TimeAmount {
-    /// The amount as a timeout: nil (no timeout) when it is zero or negative, which is how a
-    /// configuration switches a liveness timeout off.
-    var asTimeout: TimeAmount? { self > .zero ? self : nil }
-}

@@ -218,8 +218,6 @@ public final class Node: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
     private let core: LoopConfined<NodeCore>
-    /// The protocol, when it is an async one (callable from any task).
-    private let asyncProtocol: (any AsyncPeerProtocol)?
     private let isShutDown = Atomic<Bool>(false)
 
     /// Creates a node running the on-loop `protocol` (taken over by the node), on a loop of
@@ -229,7 +227,7 @@ public final class Node: Sendable {
     public convenience init(
         configuration: Configuration, protocol peerProtocol: sending some PeerProtocol, group: MultiThreadedEventLoopGroup? = nil
     ) throws {
-        try self.init(configuration: configuration, handler: .onLoop(peerProtocol), asyncProtocol: nil, group: group)
+        try self.init(configuration: configuration, handler: .onLoop(peerProtocol), group: group)
     }
 
     /// Creates a node running the async `protocol`, on a loop of `group`, or on a loop of its own
@@ -239,19 +237,17 @@ public final class Node: Sendable {
     public convenience init(
         configuration: Configuration, protocol peerProtocol: some AsyncPeerProtocol, group: MultiThreadedEventLoopGroup? = nil
     ) throws {
-        try self.init(configuration: configuration, handler: .async(peerProtocol), asyncProtocol: peerProtocol, group: group)
+        try self.init(configuration: configuration, handler: .async(peerProtocol), group: group)
     }
 
     private init(
-        configuration: Configuration, handler: sending ProtocolHandler, asyncProtocol: (any AsyncPeerProtocol)?,
-        group: MultiThreadedEventLoopGroup?
+        configuration: Configuration, handler: sending ProtocolHandler, group: MultiThreadedEventLoopGroup?
     ) throws {
         self.ownsGroup = group == nil
         let group = try group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.configuration = configuration
         self.group = group
         self.eventLoop = group.nextLoop()
-        self.asyncProtocol = asyncProtocol
         self.core = LoopConfined(
             NodeCore(configuration: configuration, loop: eventLoop, group: group, handler: handler), loop: eventLoop)
         let core = core
@@ -410,41 +406,7 @@ public final class Node: Sendable {
     /// Runs a whole conversation with the peer `selector` picks (see
     /// ``converse(with:starting:)-(String,_)``).
     public func converse(with selector: PeerSelector, starting message: Envelope) async throws -> ConversationSummary {
-        switch connectionType {
-        case .persistent:
-            return try await onLoop { core in try core.converse(with: core.resolve(selector), starting: message) }
-        case .short:
-            let peer = try await onLoop { core in try core.loop.makeSucceededFuture(core.key(of: core.resolve(selector))) }
-            return try await converseByDispatching(with: peer, starting: message)
-        }
-    }
-
-    /// The short-mode conversation loop (the original's `for msg != nil { Dispatch; Handle }`).
-    private func converseByDispatching(with peer: PeerKey, starting message: Envelope) async throws -> ConversationSummary {
-        let started = eventLoop.now
-        var sent: [Envelope] = []
-        var received: [Envelope] = []
-        var next = message
-        while true {
-            let reply = try await dispatch(to: peer.address, next)
-            sent.append(next)
-            guard let reply else {
-                return ConversationSummary(peer: peer, sent: sent, received: received, ending: .completedByPeer, duration: eventLoop.now - started)
-            }
-            received.append(reply)
-            guard let answer = try await handleLocally(reply, from: peer.address) else {
-                return ConversationSummary(peer: peer, sent: sent, received: received, ending: .completedHere, duration: eventLoop.now - started)
-            }
-            next = answer
-        }
-    }
-
-    private func handleLocally(_ message: Envelope, from address: SocketAddress) async throws -> Envelope? {
-        if let asyncProtocol {
-            let context = try await onLoop { core in core.loop.makeSucceededFuture(core.localContext(for: message, from: address)) }
-            return try await asyncProtocol.handle(message, context: context)
-        }
-        return try await onLoop { core in try core.loop.makeSucceededFuture(core.handleLocally(message, from: address)) }
+        try await onLoop { core in try core.converse(with: core.resolve(selector), starting: message) }
     }
 
     /// Sends `message` to every peer `recipients` picks (by default the connected ones, see

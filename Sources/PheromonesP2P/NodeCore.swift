@@ -2,30 +2,6 @@ import CoreMetrics
 import Logging
 import Pheromones
 
-/// A message waiting for its route's connection, and what to tell its sender.
-enum Outgoing {
-    case dispatch(Envelope, Promise<Envelope?>)
-    case conversation(Envelope, Conversation)
-    /// A broadcast, and who chose its id (this node, or the peer that started it).
-    case oneWay(Envelope, RouterStage.IDAllocator)
-
-    func send(on stage: RouterStage) {
-        switch self {
-        case .dispatch(let message, let reply): stage.dispatch(message, reply: reply)
-        case .conversation(let message, let conversation): stage.start(conversation, with: message)
-        case .oneWay(let message, let allocator): stage.sendOneWay(message, idChosenBy: allocator)
-        }
-    }
-
-    func fail(_ error: P2PError) {
-        switch self {
-        case .dispatch(_, let reply): reply.fail(error)
-        case .conversation(_, let conversation): conversation.fail(error)
-        case .oneWay: break
-        }
-    }
-}
-
 /// Everything a node owns, confined to its event loop: the listener, the route table, the
 /// connections and the protocol. ``Node`` reaches it by hopping to the loop; the stages call it
 /// directly (they run on the same loop).
@@ -35,6 +11,10 @@ final class NodeCore {
     let group: MultiThreadedEventLoopGroup
     let handler: ProtocolHandler
     let logger: Logger
+    /// How the node reaches its routes (the configured connection type).
+    let routing: any RoutingMode
+    /// What its connections' wire says (the configured wire).
+    let dialect: any WireDialect
     /// The node, for the protocol's context; weak because the node owns this core.
     weak var node: Node?
 
@@ -42,7 +22,7 @@ final class NodeCore {
     private var recentBroadcasts: RecentIDs
     private var listener: ServerSocketChannel?
     private(set) var listeningAddress: SocketAddress?
-    private var table = RouteTable()
+    private(set) var table = RouteTable()
     private var connections: [ConnectionID: RouterStage] = [:]
     private var lastConnectionID: ConnectionID = 0
     private var dialGeneration: UInt64 = 0
@@ -68,6 +48,8 @@ final class NodeCore {
         self.group = group
         self.handler = handler
         self.logger = configuration.logger
+        self.routing = configuration.connectionType.routing
+        self.dialect = configuration.wire.dialect
         self.recentBroadcasts = RecentIDs(capacity: max(1, configuration.broadcastMemory))
         self.backoff = ReconnectBackoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
         self.partialMessageBudget = PartialMessageBudget(limit: configuration.maximumPartialMessageBytes)
@@ -113,10 +95,9 @@ final class NodeCore {
         guard !isShutDown else { throw P2PError.nodeShutDown }
         // Refused by throwing: the server closes the connection before any event reaches it.
         try admit(.inboundConnections, count: openConnections(.inbound), maximum: configuration.maximumInboundConnections)
-        let role: RouterStage.Role = configuration.connectionType == .short ? .shortServer : .persistent(.inbound)
-        let stage = makeStage(role: role, dialedAddress: nil, facts: ConnectionFacts(direction: .inbound, generation: 0))
+        let stage = routing.acceptedStage(in: self)
         do {
-            try channel.pipeline.addHandlers(wireHandlers(for: role) + [stage, makeProtocolStage(for: stage)])
+            try channel.pipeline.addHandlers(wireHandlers(for: stage) + [stage, makeProtocolStage(for: stage)])
         } catch {
             connections[stage.id] = nil
             throw error
@@ -194,9 +175,10 @@ final class NodeCore {
 
     // MARK: Stages
 
-    private func makeStage(role: RouterStage.Role, dialedAddress: SocketAddress?, facts: ConnectionFacts) -> RouterStage {
+    /// A new router stage of the role `role`, counted among the node's connections.
+    func makeStage<Stage: RouterStage>(_ role: Stage.Type, dialedAddress: SocketAddress?, facts: ConnectionFacts) -> Stage {
         lastConnectionID += 1
-        let stage = RouterStage(id: lastConnectionID, role: role, core: self, dialedAddress: dialedAddress, facts: facts)
+        let stage = Stage(id: lastConnectionID, core: self, dialedAddress: dialedAddress, facts: facts)
         connections[stage.id] = stage
         return stage
     }
@@ -207,12 +189,13 @@ final class NodeCore {
 
     /// The stages below the router: back pressure next to the socket (a peer that does not read
     /// its answers makes the connection stop reading, rather than grow its write queue), the
-    /// partial-message timer and the node-wide partial-message budget in front of the framer they watch, the wire, the traffic counter
-    /// right above it, and on the native wire's persistent connections the keepalive (which the
-    /// JSON wire, having no control messages, cannot carry; short connections live for one
-    /// message), above the counter so that its pings and pongs are counted too.
-    private func wireHandlers(for role: RouterStage.Role) -> [any ChannelHandler] {
-        let wire = configuration.wire.stagesWithFramer(maximumMessageSize: configuration.maximumMessageSize)
+    /// partial-message timer and the node-wide partial-message budget in front of the framer they
+    /// watch, the wire, the traffic counter right above it, and on persistent connections the
+    /// wire's liveness stages (the native wire's keepalive; the JSON wire, having no control
+    /// messages, has none; short connections live for one message), above the counter so that
+    /// pings and pongs are counted too.
+    private func wireHandlers(for stage: RouterStage) -> [any ChannelHandler] {
+        let wire = dialect.stages(maximumMessageSize: configuration.maximumMessageSize)
         var handlers: [any ChannelHandler] = [BackPressureHandler()]
         if let timeout = configuration.partialMessageTimeout.asTimeout {
             handlers.append(PartialMessageTimer(timeout: timeout, framer: wire.framer))
@@ -220,11 +203,7 @@ final class NodeCore {
         handlers.append(PartialMessageBudgetStage(budget: partialMessageBudget, framer: wire.framer))
         handlers += wire.handlers
         handlers.append(TrafficCounter(metrics: metrics))
-        if case .persistent = role, configuration.wire == .native {
-            // Installed even with the keepalive switched off: the peer's pings are still answered.
-            handlers.append(KeepaliveStage(
-                localName: configuration.name, interval: configuration.keepaliveInterval, timeout: configuration.keepaliveTimeout))
-        }
+        if stage.isPersistent { handlers += dialect.persistentLivenessStages(configuration) }
         return handlers
     }
 
@@ -258,26 +237,27 @@ final class NodeCore {
         } catch {
             return loop.makeFailedFuture(error)
         }
-        switch configuration.connectionType {
-        case .short:
-            do {
-                try table.addAddress(name: name, address: address, pinned: true)
-                logger.debug("added a route", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)"])
-                return loop.makeSucceededFuture(())
-            } catch {
-                return loop.makeFailedFuture(error)
-            }
-        case .persistent:
-            let connection: ConnectionID
-            do {
-                connection = try dial(name: name, address: address, pinning: true)
-            } catch {
-                return loop.makeFailedFuture(error)
-            }
-            let waiter = loop.makePromise(of: Void.self)
-            dialWaiters[connection, default: []].append(waiter)
-            return waiter.futureResult
+        return routing.add(name: name, address: address, in: self)
+    }
+
+    /// Records the route `name` at `address` without a connection (short mode).
+    func addAddress(name: String, address: SocketAddress, pinned: Bool) throws(P2PError) {
+        try table.addAddress(name: name, address: address, pinned: pinned)
+        logger.debug("added a route", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)", "pinned": "\(pinned)"])
+    }
+
+    /// Dials the route `name` at `address`, pinning it; the future completes once the peer has
+    /// identified itself (persistent mode).
+    func dialAndWaitForIdentity(name: String, address: SocketAddress) -> Future<Void> {
+        let connection: ConnectionID
+        do {
+            connection = try dial(name: name, address: address, pinning: true)
+        } catch {
+            return loop.makeFailedFuture(error)
         }
+        let waiter = loop.makePromise(of: Void.self)
+        dialWaiters[connection, default: []].append(waiter)
+        return waiter.futureResult
     }
 
     /// Dials the route at `address` (unless a dial is under way), pinning it when the application
@@ -292,7 +272,7 @@ final class NodeCore {
         try admit(.outboundConnections, count: openConnections(.outbound), maximum: configuration.maximumOutboundConnections)
         dialGeneration += 1
         let facts = ConnectionFacts(direction: .outbound, generation: dialGeneration, localAddress: nil, peerAddress: address)
-        let stage = makeStage(role: .persistent(.outbound), dialedAddress: address, facts: facts)
+        let stage = makeStage(PersistentStage.self, dialedAddress: address, facts: facts)
         switch table.beginDial(name: name, address: address, connection: stage.id, facts: facts, pinned: pinning) {
         case .join(let pending):
             connections[stage.id] = nil
@@ -300,7 +280,7 @@ final class NodeCore {
         case .dial:
             logger.debug("dialing", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)"])
             let id = stage.id
-            connect(to: address, handlers: wireHandlers(for: stage.role) + [stage, makeProtocolStage(for: stage)]).whenCompleteOnLoop { result in
+            connect(to: address, handlers: wireHandlers(for: stage) + [stage, makeProtocolStage(for: stage)]).whenCompleteOnLoop { result in
                 if case .failure(let error) = result { self.dialFailed(id, address: address, error: error) }
             }
             return stage.id
@@ -327,13 +307,12 @@ final class NodeCore {
         guard !isShutDown else { throw .nodeShutDown }
         guard !isOwnAddress(address) else { throw .wrongAddressKind("\(address) is this node's own listening address") }
         try admitRoute(to: address)
-        guard configuration.connectionType == .persistent else {
-            try table.addAddress(name: name, address: address, pinned: false)
-            return
-        }
-        guard let stage, stage.isPersistent, !stage.isClosed else {
-            throw .wrongAddressKind("there is no connection to bind to \(address): the message did not come over a persistent connection")
-        }
+        try routing.addRoute(name: name, address: address, over: stage, in: self)
+    }
+
+    /// Binds the connection `stage` to the route `name` at `address` (persistent mode; the
+    /// protocol's `addRoute`, as the original's `AddRoute(name, conn)`).
+    func bind(_ stage: PersistentStage, toRoute name: String, at address: SocketAddress) throws(P2PError) {
         if let current = stage.routeAddress {
             guard current == address else {
                 throw .wrongAddressKind("this connection already carries the route to \(current), not \(address)")
@@ -421,7 +400,7 @@ final class NodeCore {
 
     // MARK: Connections (called by the stages)
 
-    func helloReceived(_ hello: ControlMessage.Hello, on stage: RouterStage) {
+    func helloReceived(_ hello: ControlMessage.Hello, on stage: PersistentStage) {
         loop.assertInEventLoop()
         guard !isShutDown else { return }
         switch stage.facts.direction {
@@ -442,7 +421,7 @@ final class NodeCore {
     }
 
     /// A JSON-wire connection this node dialed is identified by the address dialed.
-    func connectionIdentifiedByDial(_ stage: RouterStage) {
+    func connectionIdentifiedByDial(_ stage: PersistentStage) {
         loop.assertInEventLoop()
         guard !isShutDown, let dialed = stage.dialedAddress, let channel = stage.context?.channel else { return }
         stage.facts.localAddress = advertisedAddress(for: channel)
@@ -466,12 +445,12 @@ final class NodeCore {
     }
 
     /// Whether a draining connection may shut its output (see ``RouteTable/awaitsSuccessor(_:)``).
-    func mayFinishDraining(_ stage: RouterStage) -> Bool {
+    func mayFinishDraining(_ stage: PersistentStage) -> Bool {
         loop.assertInEventLoop()
         return isShutDown || !table.awaitsSuccessor(stage.id)
     }
 
-    func peerAskedToDrain(_ stage: RouterStage) {
+    func peerAskedToDrain(_ stage: PersistentStage) {
         loop.assertInEventLoop()
         guard !isShutDown else { return }
         guard stage.routeAddress != nil else {
@@ -501,7 +480,7 @@ final class NodeCore {
         for action in actions {
             switch action {
             case .drain(let connection):
-                connections[connection]?.drain()
+                persistentStage(connection)?.drain()
             case .close(let connection, let error):
                 connections[connection]?.closeNow(error)
             case .routeUp(let address, let connection):
@@ -524,9 +503,14 @@ final class NodeCore {
                 forgetReconnect(address)
                 failParked(for: address, with: failure)
             case .resumeDrain(let connection):
-                connections[connection]?.resumeDrain()
+                persistentStage(connection)?.resumeDrain()
             }
         }
+    }
+
+    /// The persistent connection `connection` (the route table's connections are all persistent).
+    private func persistentStage(_ connection: ConnectionID) -> PersistentStage? {
+        connections[connection] as? PersistentStage
     }
 
     // MARK: Sending
@@ -535,24 +519,18 @@ final class NodeCore {
     func dispatch(to address: SocketAddress, _ message: Envelope) -> Future<Envelope?> {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
-        let message = Self.pointToPoint(message)
-        switch configuration.connectionType {
-        case .short:
-            return dialOnce(address, message)
-        case .persistent:
-            let reply = loop.makePromise(of: Envelope?.self)
-            submit(.dispatch(message, reply), to: address)
-            return reply.futureResult
-        }
+        let reply = loop.makePromise(of: Envelope?.self)
+        routing.send(.dispatch(Self.pointToPoint(message), reply), to: address, in: self)
+        return reply.futureResult
     }
 
-    /// Persistent mode: starts a conversation with the route at `address`.
+    /// Runs a conversation with the route at `address`, starting with `message`.
     func converse(with address: SocketAddress, starting message: Envelope) -> Future<ConversationSummary> {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
         let promise = loop.makePromise(of: ConversationSummary.self)
         let conversation = Conversation(peer: key(of: address), promise: promise, loop: loop)
-        submit(.conversation(Self.pointToPoint(message), conversation), to: address)
+        routing.send(.conversation(Self.pointToPoint(message), conversation), to: address, in: self)
         return promise.futureResult
     }
 
@@ -567,7 +545,7 @@ final class NodeCore {
     }
 
     /// `message` as a message for one peer: a hop limit would make the peer take it for a broadcast.
-    private static func pointToPoint(_ message: Envelope) -> Envelope {
+    static func pointToPoint(_ message: Envelope) -> Envelope {
         var single = message
         single.hopLimit = 0
         return single
@@ -609,32 +587,24 @@ final class NodeCore {
 
     /// The routes a fan-out reaches (see ``Recipients``).
     private func fanOutTargets(_ recipients: Recipients) -> [RouteTable.Route] {
-        table.fanOutTargets(everyRoute: recipients == .allRoutes, shortMode: configuration.connectionType == .short)
+        table.routes.values.filter { route in recipients == .allRoutes || routing.reachesByDefault(route, in: table) }
     }
 
     private func forward(
-        _ message: Envelope, idChosenBy allocator: RouterStage.IDAllocator, to recipients: Recipients, except origin: SocketAddress?
+        _ message: Envelope, idChosenBy allocator: IDAllocator, to recipients: Recipients, except origin: SocketAddress?
     ) -> Int {
         let targets = fanOutTargets(recipients).map(\.address).filter { $0 != origin }
-        for address in targets {
-            switch configuration.connectionType {
-            case .short:
-                dialOnce(address, message).whenFailure { [logger] error in
-                    logger.debug("a broadcast did not reach a peer", metadata: ["address": "\(address)", "error": "\(escapedDescription(of: error))"])
-                }
-            case .persistent:
-                submit(.oneWay(message, allocator), to: address)
-            }
-        }
+        for address in targets { routing.send(.oneWay(message, allocator), to: address, in: self) }
         return targets.count
     }
 
-    private func submit(_ outgoing: Outgoing, to address: SocketAddress) {
+    /// Sends `outgoing` on the route's connection, or parks it until there is one (persistent mode).
+    func submit(_ outgoing: Outgoing, to address: SocketAddress) {
         switch table.sendTarget(for: address) {
         case nil:
             outgoing.fail(.unknownPeer("\(address)"))
         case .connection(let connection):
-            guard let stage = connections[connection] else {
+            guard let stage = persistentStage(connection) else {
                 outgoing.fail(.connectionLost(address))
                 return
             }
@@ -654,7 +624,7 @@ final class NodeCore {
 
     private func sendParked(for address: SocketAddress, on connection: ConnectionID) {
         guard let waiting = parked.removeValue(forKey: address) else { return }
-        guard let stage = connections[connection] else {
+        guard let stage = persistentStage(connection) else {
             for outgoing in waiting { outgoing.fail(.connectionLost(address)) }
             return
         }
@@ -666,16 +636,16 @@ final class NodeCore {
     }
 
     /// Short mode: dials, writes `message`, and returns the one reply.
-    private func dialOnce(_ address: SocketAddress, _ message: Envelope) -> Future<Envelope?> {
+    func dialOnce(_ address: SocketAddress, _ message: Envelope) -> Future<Envelope?> {
         do {
             try admit(.outboundConnections, count: openConnections(.outbound), maximum: configuration.maximumOutboundConnections)
         } catch {
             return loop.makeFailedFuture(error)
         }
         let reply = loop.makePromise(of: Envelope?.self)
-        let stage = makeStage(role: .shortDial, dialedAddress: address, facts: ConnectionFacts(direction: .outbound, generation: 0))
+        let stage = makeStage(ShortDialStage.self, dialedAddress: address, facts: ConnectionFacts(direction: .outbound, generation: 0))
         let id = stage.id
-        connect(to: address, handlers: wireHandlers(for: stage.role) + [stage]).whenCompleteOnLoop { result in
+        connect(to: address, handlers: wireHandlers(for: stage) + [stage]).whenCompleteOnLoop { result in
             switch result {
             case .success:
                 stage.sendRequest(message, reply: reply)
@@ -689,18 +659,29 @@ final class NodeCore {
 
     // MARK: Local protocol calls
 
-    /// A context for calling the protocol outside a connection (the short-mode conversation loop).
-    func localContext(for message: Envelope, from address: SocketAddress) -> PeerContext {
-        PeerContext(
+    /// Hands `message`, a reply from the route at `address`, to this node's protocol outside a
+    /// connection (a short-mode conversation), and calls `answered` on the loop with its answer:
+    /// at once for an on-loop protocol, after a task for an async one.
+    func handleLocally(_ message: Envelope, from address: SocketAddress, answered: @escaping (Result<Envelope?, any Error>) -> Void) {
+        let context = PeerContext(
             localName: configuration.name, sender: message.name, remoteAddress: address, peerAddress: address,
-            connectionType: configuration.connectionType, node: node,
+            connectionType: routing.connectionType, node: node,
             routes: .node(LoopBound(self, eventLoop: loop), connection: nil))
-    }
-
-    /// Runs the on-loop protocol on `message` (short-mode conversations); nil for an async protocol.
-    func handleLocally(_ message: Envelope, from address: SocketAddress) throws -> Envelope? {
-        guard case .onLoop(let peerProtocol) = handler else { return nil }
-        return try peerProtocol.handle(message, context: localContext(for: message, from: address))
+        switch handler {
+        case .onLoop(let peerProtocol):
+            answered(Result { try peerProtocol.handle(message, context: context) })
+        case .async(let peerProtocol):
+            let bound = LoopBound(answered, eventLoop: loop)
+            Task {
+                let answer: Result<Envelope?, any Error>
+                do {
+                    answer = .success(try await peerProtocol.handle(message, context: context))
+                } catch {
+                    answer = .failure(error)
+                }
+                bound.eventLoop.execute { bound.value(answer) }
+            }
+        }
     }
 
     // MARK: Shutting down

@@ -84,12 +84,12 @@ public final class ProtocolStage: ChannelDuplexHandler {
     init(handler: ProtocolHandler, core: NodeCore, router: RouterStage) {
         self.handler = handler
         self.localName = core.configuration.name
-        self.connectionType = core.configuration.connectionType
+        self.connectionType = core.routing.connectionType
         self.core = core
         self.router = router
         self.onAddRoute = nil
         self.logger = core.logger
-        self.flushesEachAnswer = core.configuration.wire == .json
+        self.flushesEachAnswer = core.dialect.flushesEachAnswer
         self.maximumUnansweredMessages = max(1, core.configuration.maximumUnansweredMessages)
         self.maximumUnansweredBytes = max(1, core.configuration.maximumUnansweredBytes)
     }

@@ -138,14 +138,6 @@ struct RouteTable {
         return route.state == .retiring(connection)
     }
 
-    /// The routes a fan-out (a broadcast, `dispatchAll`) reaches: in persistent mode the connected
-    /// ones, in short mode (no kept connections) the pinned ones; or every route, when `everyRoute`.
-    func fanOutTargets(everyRoute: Bool, shortMode: Bool) -> [Route] {
-        routes.values.filter { route in
-            everyRoute || (shortMode ? route.isPinned : isConnected(route.address))
-        }
-    }
-
     /// Whether the route has a connection that carries (or will carry) its traffic.
     func isConnected(_ address: SocketAddress) -> Bool {
         switch routes[address]?.state {
