@@ -84,9 +84,6 @@ public enum WireFormat: String, Sendable, CaseIterable {
     /// The pipeline stages that turn this wire's bytes into ``Envelope``s and back, for messages
     /// of at most `maximumMessageSize` bytes (a native frame's payload, or a JSON object).
     public func handlers(maximumMessageSize: Int = 1 << 20) -> [any ChannelHandler] {
-        switch self {
-        case .native: return NativeWire.handlers(maximumFrameLength: maximumMessageSize)
-        case .json: return JSONWire.handlers(maximumObjectSize: maximumMessageSize)
-        }
+        dialect.stages(maximumMessageSize: maximumMessageSize).handlers
     }
 }
