@@ -6,7 +6,7 @@ import Pheromones
 /// SplitMix64 seeded from the system generator: a per-message system call would cost more than
 /// the message, and ids need to be unpredictable only in the sense of not colliding. They are not
 /// secret: a peer that sees one id can compute the next. Nothing relies on that; the router never
-/// lets a peer's choice of id overwrite what it awaits (see `RouterStage.PendingID`).
+/// lets a peer's choice of id overwrite what it awaits (see `NativeSession.PendingID`).
 struct MessageIDGenerator {
     private var state: UInt64
 

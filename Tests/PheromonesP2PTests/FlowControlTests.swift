@@ -52,7 +52,7 @@ final class FlowControlTests: XCTestCase {
                 XCTAssertTrue(flooder.isOpen, "the node closed the connection instead of holding it back")
             }
             // On the native wire every answer awaits the peer's answer in turn, and a peer that leaves
-            // more than `RouterStage.maximumPendingMessages` of them unanswered is disconnected: also bounded.
+            // more than `PersistentStage.maximumPendingMessages` of them unanswered is disconnected: also bounded.
 
             try await luda.node.add(peer: "yoghurt", address: yoghurt.address)
             let summary = try await within(10, on: luda.node.eventLoop) { try await luda.node.converse(with: "yoghurt", starting: luda.hello) }
