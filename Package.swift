@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PheromonesPosix", targets: ["PheromonesPosix"]),
         .library(name: "PheromonesEmbedded", targets: ["PheromonesEmbedded"]),
         .library(name: "PheromonesP2P", targets: ["PheromonesP2P"]),
+        .library(name: "PheromonesTLS", targets: ["PheromonesTLS"]),
         .executable(name: "pheromones", targets: ["PheromonesCLI"]),
         .executable(name: "pheromones-echo", targets: ["EchoExample"]),
     ],
@@ -62,6 +63,23 @@ let package = Package(
             dependencies: ["PheromonesCore", "PheromonesPosix", "PheromonesEmbedded"],
             swiftSettings: strictSettings
         ),
+        // OpenSSL 3, found through pkg-config (Debian and Ubuntu: libssl-dev). Only PheromonesTLS
+        // links it: a program that does not import that module links no OpenSSL.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Layer 2 (security): TLS as a pipeline stage, on OpenSSL with memory BIOs.
+        .target(
+            name: "PheromonesTLS",
+            dependencies: [
+                "Pheromones",
+                "COpenSSL",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Layer 3: the peer-to-peer layer (server, routers, protocol stages, wires).
         .target(
             name: "PheromonesP2P",
@@ -97,6 +115,12 @@ let package = Package(
         .testTarget(
             name: "PheromonesPosixTests",
             dependencies: ["Pheromones"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PheromonesTLSTests",
+            dependencies: ["PheromonesTLS", "Pheromones"],
+            exclude: ["Certificates"],
             swiftSettings: strictSettings
         ),
         .testTarget(
