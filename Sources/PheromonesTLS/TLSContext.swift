@@ -131,11 +131,12 @@ public final class TLSContext: @unchecked Sendable {
                 throw .invalidConfiguration("an intermediate certificate: \(OpenSSLErrors.drain(fallback: "refused"))")
             }
         }
+        guard X509_check_private_key(leaf.pointer, identity.privateKey.pointer) == 1 else {
+            OpenSSLErrors.clear()
+            throw .invalidConfiguration("the private key does not match the certificate")
+        }
         guard SSL_CTX_use_PrivateKey(context, identity.privateKey.pointer) == 1 else {
             throw .invalidConfiguration("the private key: \(OpenSSLErrors.drain(fallback: "refused"))")
-        }
-        guard SSL_CTX_check_private_key(context) == 1 else {
-            throw .invalidConfiguration("the private key does not match the certificate")
         }
     }
 
