@@ -95,3 +95,20 @@ enum Fixtures {
         return configuration
     }
 }
+
+/// Thrown by the bounded waits after they have reported the timeout as a test failure.
+struct TestTimeout: Error {}
+
+extension Future where Value: Sendable {
+    /// Waits at most `seconds` for the result; a timeout fails the test and throws ``TestTimeout``.
+    func get(within seconds: Double, file: StaticString = #filePath, line: UInt = #line) async throws -> Value {
+        let completed = XCTestExpectation(description: "the future completes")
+        Task { _ = try? await self.get(); completed.fulfill() }
+        let outcome = await XCTWaiter().fulfillment(of: [completed], timeout: seconds)
+        guard outcome == .completed, let result = resultIfAvailable else {
+            XCTFail("the future did not complete within \(seconds) s", file: file, line: line)
+            throw TestTimeout()
+        }
+        return try result.get()
+    }
+}
