@@ -103,6 +103,7 @@ let package = Package(
             name: "EchoExample",
             dependencies: [
                 "Pheromones",
+                "PheromonesTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -132,7 +133,7 @@ let package = Package(
         // of an executable target) and as built executables.
         .testTarget(
             name: "EchoExampleTests",
-            dependencies: ["EchoExample", "Pheromones"],
+            dependencies: ["EchoExample", "Pheromones", "PheromonesTLS"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Pheromones
+import PheromonesTLS
 
 /// What `pheromones-echo` speaks on a connection, and the pipeline and options that speak it.
 ///
@@ -26,14 +27,21 @@ enum EchoProtocol: String, ExpressibleByArgument, CaseIterable {
     /// watermark, so the server holds at most that plus one read batch for it (rather than
     /// everything the client sends), and serves its other clients meanwhile.
     ///
-    /// - Parameter maximumFrameLength: `framed` only: the largest payload accepted; a larger frame
-    ///   closes the connection. Must not be negative (``EchoServer`` validates it).
-    func handlers(maximumFrameLength: Int) -> [any ChannelHandler] {
+    /// With `tls`, a ``TLSHandler`` follows it: the echo then speaks TLS (a client's `close_notify`
+    /// ends its input as a half-closure would).
+    ///
+    /// - Parameters:
+    ///   - maximumFrameLength: `framed` only: the largest payload accepted; a larger frame closes
+    ///     the connection. Must not be negative (``EchoServer`` validates it).
+    ///   - tls: the server's TLS context, or nil for plaintext.
+    func handlers(maximumFrameLength: Int, tls: TLSContext? = nil) throws -> [any ChannelHandler] {
+        var handlers: [any ChannelHandler] = [BackPressureHandler()]
+        if let tls { handlers.append(try TLSHandler(serverWith: tls, allowRemoteHalfClosure: true)) }
         switch self {
         case .echo:
-            return [BackPressureHandler(), EchoHandler()]
+            return handlers + [EchoHandler()]
         case .framed:
-            return [BackPressureHandler()] + LengthFieldFramer.handlers(maximumFrameLength: maximumFrameLength) + [EchoHandler()]
+            return handlers + LengthFieldFramer.handlers(maximumFrameLength: maximumFrameLength) + [EchoHandler()]
         }
     }
 }

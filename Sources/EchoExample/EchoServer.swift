@@ -1,6 +1,7 @@
 import Glibc
 import ArgumentParser
 import Pheromones
+import PheromonesTLS
 
 /// `pheromones-echo`: the echo server of the README, on the Pheromones reactor.
 @main
@@ -33,6 +34,12 @@ struct EchoServer: AsyncParsableCommand {
     @Option(help: "framed: the largest frame accepted, in bytes, 0...\(maximumFrameLengthLimit) (larger ones close the connection).")
     var maxFrameLength: Int = 16 << 20
 
+    @Option(help: "Serve TLS with this PEM certificate chain (leaf first); needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "The PEM private key of --tls-cert.")
+    var tlsKey: String?
+
     /// Rejects out-of-range numbers as usage errors (exit status 64), before anything starts.
     func validate() throws {
         guard (0...65535).contains(port) else {
@@ -44,11 +51,27 @@ struct EchoServer: AsyncParsableCommand {
         guard (0...Self.maximumFrameLengthLimit).contains(maxFrameLength) else {
             throw ValidationError("--max-frame-length must be between 0 and \(Self.maximumFrameLengthLimit), not \(maxFrameLength).")
         }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together.")
+        }
+    }
+
+    /// The TLS context of `--tls-cert` and `--tls-key`, if given; a file that cannot be used is a
+    /// usage error.
+    func tlsContext() throws -> TLSContext? {
+        guard let tlsCert, let tlsKey else { return nil }
+        do {
+            let identity = try TLSIdentity(certificateChainFile: tlsCert, privateKeyFile: tlsKey)
+            return try TLSContext(configuration: .makeServerConfiguration(identity: identity))
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     mutating func run() async throws {
         // Caught from the start, so that a signal during start-up also shuts down gracefully.
         TerminationSignal.install()
+        let tls = try tlsContext()
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let proto = proto, maxFrameLength = maxFrameLength
         var serverOptions = ServerSocketOptions()
@@ -57,12 +80,12 @@ struct EchoServer: AsyncParsableCommand {
             .serverOptions(serverOptions)
             .childOptions(EchoProtocol.connectionOptions)
             .childChannelInitializer { channel in
-                try channel.pipeline.addHandlers(proto.handlers(maximumFrameLength: maxFrameLength))
+                try channel.pipeline.addHandlers(proto.handlers(maximumFrameLength: maxFrameLength, tls: tls))
             }
             .bind(host: host, port: port)
         // Written with write(2), not print: through a pipe stdout is block-buffered, and a parent
         // waiting for this ready line must see it now rather than at exit.
-        let ready = "pheromones-echo: \(proto.rawValue) on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)\n"
+        let ready = "pheromones-echo: \(proto.rawValue)\(tls == nil ? "" : " over TLS") on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)\n"
         _ = ready.utf8CString.withUnsafeBufferPointer { write(STDOUT_FILENO, $0.baseAddress, $0.count - 1) }
         await TerminationSignal.wait()
         try await server.close().get()

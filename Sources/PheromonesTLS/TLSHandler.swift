@@ -19,7 +19,8 @@ import Pheromones
 ///   ``TLSEvent/handshakeCompleted(_:)``. Writes made before then wait, and go out once it is done.
 /// - Plaintext written between two flushes is packed into as few records as fit (16 KiB each), and
 ///   the ciphertext of one flush goes out as one write.
-/// - Closing sends `close_notify` first (`close(mode: .output)` too: TLS 1.3 half-closure). A peer's
+/// - Closing sends `close_notify` first (`close(mode: .output)` too: TLS 1.3 half-closure, after
+///   the writes queued before it, flushed or not). A peer's
 ///   `close_notify` ends the input: the stage answers with its own and closes, or, with
 ///   `allowRemoteHalfClosure`, fires `ChannelEvent.inputClosed` and lets the stages after it decide.
 ///   A peer that ends the stream without one is reported as ``TLSError/uncleanShutdown``: what it
@@ -368,7 +369,10 @@ public final class TLSHandler: ChannelDuplexHandler {
                 context.close(mode: .output, promise: promise)
                 return
             }
-            if flushPending { encryptPendingWrites(context: context) }
+            // As a socket does, what was written before the half-close goes out first, flushed or
+            // not: a stage that answers the peer's end of input and then closes its output (the
+            // answers of the last read batch not flushed yet) must not lose them.
+            encryptPendingWrites(context: context)
             sendCloseNotify(context: context) { context.close(mode: .output, promise: promise) }
         case .all:
             closeRequested = true

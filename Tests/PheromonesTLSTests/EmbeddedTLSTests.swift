@@ -239,6 +239,22 @@ final class EmbeddedTLSFeatureTests: XCTestCase {
         XCTAssertTrue(pair.serverRecorder.errors.isEmpty, "\(pair.serverRecorder.errors)")
     }
 
+    func testClosingTheOutputSendsTheWritesQueuedBeforeItFlushedOrNotThenCloseNotify() throws {
+        let clientContext = try TLSContext(configuration: Fixtures.client())
+        let serverContext = try TLSContext(configuration: Fixtures.server())
+        let pair = try EmbeddedTLSPair(
+            client: TLSHandler(clientWith: clientContext, serverHostname: "localhost"),
+            server: TLSHandler(serverWith: serverContext, allowRemoteHalfClosure: true))
+        try pair.connect()
+        let written = pair.loop.makePromise(of: Void.self)
+        pair.client.pipeline.write(ByteBuffer(string: "queued, never flushed"), promise: written)
+        pair.client.pipeline.close(mode: .output, promise: nil)
+        try pair.exchange()
+        XCTAssertEqual(pair.serverRecorder.received, ByteBuffer(string: "queued, never flushed"))
+        XCTAssertTrue(pair.serverRecorder.inputClosed)
+        XCTAssertNotNil(try written.futureResult.resultIfAvailable?.get())
+    }
+
     func testATamperedRecordFailsWithAProtocolErrorAndClosesTheConnection() throws {
         let pair = try EmbeddedTLSPair(clientConfiguration: Fixtures.client(), serverConfiguration: Fixtures.server())
         try pair.connect()
