@@ -95,6 +95,7 @@ let package = Package(
             name: "PheromonesCLI",
             dependencies: [
                 "PheromonesP2P",
+                "PheromonesTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

@@ -19,11 +19,17 @@ final class NodeProcess: Sendable {
     private let outputChanged = DispatchSemaphore(value: 0)
     private let exited = DispatchSemaphore(value: 0)
 
-    /// Starts `pheromones arguments...` with `standardInput` (a `Pipe` or a `FileHandle`).
-    init(_ arguments: [String], standardInput: Any) throws {
+    /// Starts `pheromones arguments...` with `standardInput` (a `Pipe` or a `FileHandle`); with
+    /// `program`, that program (`["openssl", ...]` through `/usr/bin/env`, say) instead.
+    init(_ arguments: [String], standardInput: Any, program: String? = nil) throws {
         process = Process()
-        process.executableURL = try Self.executable()
-        process.arguments = arguments
+        if let program {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [program] + arguments
+        } else {
+            process.executableURL = try Self.executable()
+            process.arguments = arguments
+        }
         // Under the thread sanitizer (the executable is built with it too) the runtime sleeps a
         // second at exit by default, to catch races there: the exit-time assertions measure the
         // node, not that sleep.
