@@ -159,6 +159,7 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
         "FuzzGreeting",
         "FuzzSocketAddress",
         "FuzzByteBuffer",
+        "FuzzTLSRecords",
     ]
     package.targets.append(
         .target(
@@ -172,7 +173,7 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
         package.targets.append(
             .executableTarget(
                 name: name,
-                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P"],
+                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P", "PheromonesTLS"],
                 path: "Tests/Fuzz/Sources/\(name)",
                 // libFuzzer supplies `main` and calls the target's `LLVMFuzzerTestOneInput`.
                 swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]

@@ -31,6 +31,7 @@ all_targets=(
     FuzzGreeting
     FuzzSocketAddress
     FuzzByteBuffer
+    FuzzTLSRecords
 )
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 

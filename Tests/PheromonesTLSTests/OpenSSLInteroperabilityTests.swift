@@ -82,6 +82,26 @@ final class OpenSSLInteroperabilityTests: XCTestCase {
         XCTAssertEqual(results.map(\.isResumed), [false, true])
     }
 
+    func testOurClientPicksItsCertificateBySNIAndProvesItselfToOpenSSLsServerThatRequiresACertificate() async throws {
+        let server = try OpenSSLCommand([
+            "s_server", "-accept", "127.0.0.1:0", "-naccept", "1",
+            "-cert", files.path("server.pem"), "-key", files.path("server.key"),
+            "-servername", "other.example", "-cert2", files.path("other.pem"), "-key2", files.path("other.key"),
+            "-Verify", "1", "-CAfile", files.path("ca.pem"),
+        ])
+        let port = try await server.acceptedPort()
+        var configuration = try Fixtures.client()
+        configuration.identity = try Fixtures.clientIdentity
+        let client = ClientTLSDriver()
+        let channel = try await connect(to: port, handlers: [try TLSHandler(clientWith: TLSContext(configuration: configuration), serverHostname: "other.example"), client])
+        let handshake = try await client.handshake.futureResult.get(within: 10)
+        XCTAssertEqual(handshake.peerCertificate?.commonName, "other.example")
+        try await channel.writeAndFlush(ByteBuffer(string: "authenticated\n")).get(within: 10)
+        try await server.waitForOutput(containing: "authenticated\n")
+        try await channel.close().get(within: 10)
+        try await server.waitForExit()
+    }
+
     // MARK: openssl's client, our server
 
     func testOpenSSLsClientGetsSixteenMebibytesEchoedByOurServer() async throws {
@@ -95,6 +115,32 @@ final class OpenSSLInteroperabilityTests: XCTestCase {
         try await client.waitForExit()
         XCTAssertEqual(client.printed.count, payload.count)
         XCTAssertTrue(client.printed == payload, "the echoed bytes differ")
+        try await server.close().get(within: 10)
+    }
+
+    func testOpenSSLsClientGetsALPNAndSNIFromOurServerAndResumesItsSession() async throws {
+        var configuration = try Fixtures.server()
+        configuration.applicationProtocols = ["h2", "http/1.1"]
+        configuration.identitiesByServerName["other.example"] = try Fixtures.identity(TestCertificates.otherCertificate, TestCertificates.otherKey)
+        let context = try TLSContext(configuration: configuration)
+        let server = try await listen(childHandlers: { [try TLSHandler(serverWith: context), CloseAfterHandshake()] })
+        let port = server.localAddress?.port ?? 0
+        let session = files.path("session")
+        var transcripts: [String] = []
+        for sessionArguments in [["-sess_out", session], ["-sess_in", session]] {
+            let client = try OpenSSLCommand([
+                "s_client", "-connect", "127.0.0.1:\(port)", "-servername", "other.example", "-alpn", "http/1.1,h2",
+                "-CAfile", files.path("ca.pem"), "-verify_return_error", "-ign_eof",
+            ] + sessionArguments)
+            try await client.waitForExit()
+            transcripts.append(String(decoding: client.printed, as: UTF8.self))
+        }
+        for transcript in transcripts {
+            XCTAssertTrue(transcript.contains("ALPN protocol: h2"), transcript)
+            XCTAssertTrue(transcript.contains("CN = other.example"), transcript)
+        }
+        XCTAssertTrue(transcripts[0].contains("New, TLSv1.3"), transcripts[0])
+        XCTAssertTrue(transcripts[1].contains("Reused, TLSv1.3"), transcripts[1])
         try await server.close().get(within: 10)
     }
 
@@ -196,6 +242,19 @@ final class EchoThenClose: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
         if echoed >= count { context.close(promise: nil) }
+    }
+}
+
+/// Closes the connection (with close_notify) as soon as the handshake is done: the session
+/// tickets a TLS 1.3 server sends go out first.
+final class CloseAfterHandshake: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: ByteBuffer) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the test-only certificates in ../TestCertificates.swift (EC P-256 keys; valid for
+# Regenerates the test-only certificates in ../TestCertificates.swift, and its copy for the TLS fuzz
+# target (Tests/Fuzz/Sources/FuzzTLSRecords/TestCertificates.swift) (EC P-256 keys; valid for
 # 100 years, except `expired`, valid in 2000 only). Not secrets: nothing outside the tests trusts them.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -65,3 +66,4 @@ sign rogue impostor localhost "DNS:localhost,IP:127.0.0.1" serverAuth 2025010100
     done
     echo "}"
 } > "$OLDPWD/../TestCertificates.swift"
+cp "$OLDPWD/../TestCertificates.swift" "$OLDPWD/../../Fuzz/Sources/FuzzTLSRecords/TestCertificates.swift"
