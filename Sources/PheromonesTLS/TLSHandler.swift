@@ -63,6 +63,8 @@ public final class TLSHandler: ChannelDuplexHandler {
     private var closeRequested = false
     private var handshakeTimer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
+    /// The promises of the writes one flush encrypts (kept, emptied, for the next flush).
+    private var flushPromises: [Promise<Void>] = []
 
     /// A client stage. `serverHostname` is sent as SNI (unless it is an IP address) and is what
     /// the server's certificate must name; sessions are resumed per `serverHostname` (or
@@ -229,7 +231,8 @@ public final class TLSHandler: ChannelDuplexHandler {
     /// record's worth.
     private func readPlaintext(context: ChannelHandlerContext) {
         while state == .active, !receivedCloseNotify {
-            var plaintext = ByteBuffer(capacity: Self.maximumRecordPlaintext)
+            var plaintext = ScratchBuffers.take(minimumCapacity: Self.maximumRecordPlaintext)
+            defer { ScratchBuffers.give(plaintext) }
             var outcome: Int32 = 1
             plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maximumRecordPlaintext) { region in
                 var total = 0
@@ -290,23 +293,31 @@ public final class TLSHandler: ChannelDuplexHandler {
     private func encryptPendingWrites(context: ChannelHandlerContext) {
         flushPending = false
         guard !pendingWrites.isEmpty else { return }
-        var promises: [Promise<Void>] = []
-        var staging = ByteBuffer()
+        flushPromises.removeAll(keepingCapacity: true)
+        guard pendingWrites.count > 1 else {
+            // The common case, one write per flush: straight into OpenSSL, no staging.
+            let (data, promise) = pendingWrites.removeFirst()
+            if let promise { flushPromises.append(promise) }
+            guard encrypt(data) else { return failEncryption(context: context) }
+            return writeNetworkOutput(context: context, completing: flushPromises)
+        }
+        var staging = ScratchBuffers.take(minimumCapacity: Self.maximumRecordPlaintext)
+        defer { ScratchBuffers.give(staging) }
         while let (data, promise) = pendingWrites.popFirst() {
-            if let promise { promises.append(promise) }
+            if let promise { flushPromises.append(promise) }
             if staging.readableBytes + data.readableBytes > Self.maximumRecordPlaintext, staging.readableBytes > 0 {
-                guard encrypt(staging) else { return failEncryption(promises, context: context) }
+                guard encrypt(staging) else { return failEncryption(context: context) }
                 staging.clear()
             }
             if data.readableBytes >= Self.maximumRecordPlaintext {
-                guard encrypt(data) else { return failEncryption(promises, context: context) }
+                guard encrypt(data) else { return failEncryption(context: context) }
             } else {
                 var data = data
                 staging.writeBuffer(&data)
             }
         }
-        if staging.readableBytes > 0, !encrypt(staging) { return failEncryption(promises, context: context) }
-        writeNetworkOutput(context: context, completing: promises)
+        if staging.readableBytes > 0, !encrypt(staging) { return failEncryption(context: context) }
+        writeNetworkOutput(context: context, completing: flushPromises)
     }
 
     /// Hands `plaintext` to OpenSSL; false when it fails.
@@ -323,9 +334,10 @@ public final class TLSHandler: ChannelDuplexHandler {
         }
     }
 
-    private func failEncryption(_ promises: [Promise<Void>], context: ChannelHandlerContext) {
+    private func failEncryption(context: ChannelHandlerContext) {
         let error = TLSError.protocolError(OpenSSLErrors.drain(fallback: "a write could not be encrypted"))
-        for promise in promises { promise.fail(error) }
+        for promise in flushPromises { promise.fail(error) }
+        flushPromises.removeAll()
         fail(error, context: context)
     }
 
@@ -337,7 +349,8 @@ public final class TLSHandler: ChannelDuplexHandler {
             for promise in promises { promise.succeed(()) }
             return
         }
-        var ciphertext = ByteBuffer(capacity: pending)
+        var ciphertext = ScratchBuffers.take(minimumCapacity: pending)
+        defer { ScratchBuffers.give(ciphertext) }
         ciphertext.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { region in
             let read = BIO_read(networkOutput, region.baseAddress, Int32(clamping: pending))
             return max(0, Int(read))
