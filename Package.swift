@@ -119,9 +119,15 @@ let package = Package(
             dependencies: ["Pheromones"],
             swiftSettings: strictSettings
         ),
+        // Test-only certificates (and their files), shared by the test targets and the TLS fuzz target.
+        .target(
+            name: "PheromonesTestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "PheromonesTLSTests",
-            dependencies: ["PheromonesTLS", "Pheromones"],
+            dependencies: ["PheromonesTLS", "Pheromones", "PheromonesTestSupport"],
             exclude: ["Certificates"],
             swiftSettings: strictSettings
         ),
@@ -134,12 +140,12 @@ let package = Package(
         // of an executable target) and as built executables.
         .testTarget(
             name: "EchoExampleTests",
-            dependencies: ["EchoExample", "Pheromones", "PheromonesTLS"],
+            dependencies: ["EchoExample", "Pheromones", "PheromonesTLS", "PheromonesTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PheromonesCLITests",
-            dependencies: ["PheromonesCLI", "PheromonesP2P"],
+            dependencies: ["PheromonesCLI", "PheromonesP2P", "PheromonesTestSupport"],
             swiftSettings: strictSettings
         ),
     ]
@@ -173,7 +179,7 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
         package.targets.append(
             .executableTarget(
                 name: name,
-                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P", "PheromonesTLS"],
+                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P", "PheromonesTLS", "PheromonesTestSupport"],
                 path: "Tests/Fuzz/Sources/\(name)",
                 // libFuzzer supplies `main` and calls the target's `LLVMFuzzerTestOneInput`.
                 swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]

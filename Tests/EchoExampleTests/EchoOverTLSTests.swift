@@ -1,39 +1,20 @@
 import Foundation
 import Pheromones
 import PheromonesTLS
+import PheromonesTestSupport
 import XCTest
 
 @testable import EchoExample
 
-/// `pheromones-echo --tls-cert FILE --tls-key FILE`: the example's pipeline with TLS, with a
-/// certificate made at test time by the `openssl` command.
+/// `pheromones-echo --tls-cert FILE --tls-key FILE`: the example's pipeline with TLS, with the test
+/// certificates as files.
 final class EchoOverTLSTests: XCTestCase {
-    /// A self-signed `localhost` certificate and its key, as files in a fresh folder.
-    private func makeCertificate() throws -> (certificate: String, key: String) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("echo-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        let certificate = folder.appendingPathComponent("cert.pem").path, key = folder.appendingPathComponent("key.pem").path
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        openssl.arguments = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", certificate,
-        ]
-        openssl.standardOutput = FileHandle.nullDevice
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        XCTAssertEqual(openssl.terminationStatus, 0, "openssl req failed")
-        return (certificate, key)
-    }
-
     func testTheEchoServerSpeaksTLSAndAnswersAHalfClosingClientBeforeClosingCleanly() async throws {
-        let (certificateFile, keyFile) = try makeCertificate()
-        let server = try EchoServer.parse(["--tls-cert", certificateFile, "--tls-key", keyFile])
+        let files = try CertificateFiles()
+        let server = try EchoServer.parse(["--tls-cert", files.path("server.pem"), "--tls-key", files.path("server.key")])
         let serverContext = try XCTUnwrap(try server.tlsContext())
         var clientConfiguration = TLSConfiguration.makeClientConfiguration()
-        clientConfiguration.trustRoots = .certificates(try TLSCertificate.chain(fromPEMFile: certificateFile))
+        clientConfiguration.trustRoots = .file(files.path("ca.pem"))
         let clientContext = try TLSContext(configuration: clientConfiguration)
 
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)

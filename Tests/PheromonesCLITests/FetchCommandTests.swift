@@ -1,39 +1,21 @@
 import Foundation
+import PheromonesTestSupport
 import XCTest
 
 @testable import PheromonesCLI
 
 /// `pheromones fetch`: an HTTPS GET through the TLS stage, against `openssl s_server -www`.
 final class FetchCommandTests: XCTestCase {
-    /// A self-signed `localhost` certificate and key made by the `openssl` command, as files.
-    private func makeCertificate() throws -> (certificate: String, key: String) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fetch-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        let certificate = folder.appendingPathComponent("cert.pem").path, key = folder.appendingPathComponent("key.pem").path
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        openssl.arguments = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", certificate,
-        ]
-        openssl.standardOutput = FileHandle.nullDevice
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        XCTAssertEqual(openssl.terminationStatus, 0)
-        return (certificate, key)
-    }
-
     func testFetchGetsThePageOfOpenSSLsWebServerAndRefusesAnUntrustedOne() throws {
-        let (certificate, key) = try makeCertificate()
+        let files = try CertificateFiles()
         let server = try NodeProcess(
-            ["s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key, "-www"], standardInput: Pipe(), program: "openssl")
+            ["s_server", "-accept", "127.0.0.1:0", "-cert", files.path("server.pem"), "-key", files.path("server.key"), "-www"],
+            standardInput: Pipe(), program: "openssl")
         defer { server.stop() }
         let accept = try server.waitForOutput(containing: "ACCEPT")
         let port = try XCTUnwrap(accept.split(separator: "\n").first { $0.hasPrefix("ACCEPT") }?.split(separator: ":").last.map(String.init))
 
-        let trusted = try NodeProcess(["fetch", "https://127.0.0.1:\(port)/", "--ca-file", certificate], standardInput: FileHandle.nullDevice)
+        let trusted = try NodeProcess(["fetch", "https://127.0.0.1:\(port)/", "--ca-file", files.path("ca.pem")], standardInput: FileHandle.nullDevice)
         defer { trusted.stop() }
         XCTAssertNotNil(trusted.waitForExit(within: 30))
         XCTAssertEqual(trusted.exitStatus, 0)

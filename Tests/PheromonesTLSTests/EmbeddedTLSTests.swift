@@ -1,5 +1,6 @@
 import Pheromones
 import PheromonesTLS
+import PheromonesTestSupport
 import XCTest
 
 /// Our client against our server, each on an `EmbeddedChannel` wired to the other: the handshake,

@@ -1,4 +1,5 @@
 import Foundation
+import PheromonesTestSupport
 import Glibc
 import Pheromones
 import XCTest
@@ -135,28 +136,7 @@ final class LockedBytes: @unchecked Sendable {
     }
 }
 
-/// The test certificates as files, for the `openssl` command.
-final class CertificateFiles {
-    let directory: URL
-
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pheromones-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let files = [
-            "ca.pem": TestCertificates.caCertificate,
-            "server.pem": TestCertificates.serverCertificate, "server.key": TestCertificates.serverKey,
-            "other.pem": TestCertificates.otherCertificate, "other.key": TestCertificates.otherKey,
-            "client.pem": TestCertificates.clientCertificate, "client.key": TestCertificates.clientKey,
-        ]
-        for (name, contents) in files {
-            try contents.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
-        }
-    }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
-
-    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
+extension CertificateFiles {
     /// A file of `count` random bytes (the same ones on every run: a seeded generator).
     func randomFile(_ name: String, count: Int) throws -> (URL, [UInt8]) {
         var generator = SplitMix64(seed: 0x7E5_7AB1E)

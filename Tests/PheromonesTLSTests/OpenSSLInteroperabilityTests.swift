@@ -1,6 +1,7 @@
 import Foundation
 import Pheromones
 import PheromonesTLS
+import PheromonesTestSupport
 import XCTest
 
 /// Our TLS stage over real sockets against the `openssl` command: our client against

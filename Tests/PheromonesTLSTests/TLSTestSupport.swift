@@ -1,5 +1,6 @@
 import Pheromones
 import PheromonesTLS
+import PheromonesTestSupport
 import XCTest
 
 /// What the stage after a ``TLSHandler`` saw: plaintext, events, errors.

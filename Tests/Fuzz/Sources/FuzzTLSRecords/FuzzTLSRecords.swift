@@ -1,6 +1,7 @@
 import FuzzSupport
 import Pheromones
 import PheromonesTLS
+import PheromonesTestSupport
 
 // Fuzzes what a TLS peer sends: the bytes a `TLSHandler` reads from the network, before the
 // handshake (a server reading a ClientHello, a client reading a ServerHello) or after a real one
