@@ -170,6 +170,8 @@ struct P2PCommand: AsyncParsableCommand {
     var only: String = P2PPlan.Part.allCases.map(\.rawValue).joined(separator: ",")
     @Flag(help: "Also run the conversation rows with the driver's tasks preferring its event loop as their executor.")
     var executorPreference = false
+    @Option(help: "Only these dispatch and conversation rows: a comma-separated list of row names, as the tables print them (e.g. \"conversation persistent c16\").")
+    var rows: String?
     @OptionGroup var options: RunOptions
 
     func validate() throws {
@@ -199,6 +201,9 @@ struct P2PCommand: AsyncParsableCommand {
         plan.size = size
         if executorPreference { plan.conversationRows += ConversationRow.onDriverLoop }
         plan.restrict(to: parts ?? [])
+        if let rows {
+            plan.restrict(toRows: Set(rows.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }))
+        }
         try await options.run([], p2p: plan)
     }
 }

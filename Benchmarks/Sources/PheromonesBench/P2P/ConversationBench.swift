@@ -1,3 +1,4 @@
+import Foundation
 import Pheromones
 import PheromonesP2P
 
@@ -41,6 +42,11 @@ struct ConversationResult: Sendable {
     /// Around each `converse` call: all eight messages, and in short mode four dials.
     var latencyP50: Double
     var latencyP99: Double
+    /// Process CPU time (user and system, every thread: the target's, the driver's and the
+    /// tasks') over the measured window, per conversation completed in it.
+    var cpuMicrosecondsPerConversation: Double
+    /// The user-space part of it.
+    var userCPUMicrosecondsPerConversation: Double
     var problems: [String]
 }
 
@@ -97,6 +103,7 @@ enum ConversationBench {
         let start = Clock.now() + UInt64(timing.warmup * 1e9)
         let end = start + UInt64(timing.duration * 1e9)
         let preference: (any TaskExecutor)? = row.prefersDriverLoop ? driver.eventLoop : nil
+        async let cpu = ProcessCPU.nanoseconds(between: start, and: end)
         let outcomes = await withTaskGroup(of: ConverserOutcome.self) { tasks in
             for _ in 0..<row.concurrency {
                 tasks.addTask(executorPreference: preference) {
@@ -105,6 +112,7 @@ enum ConversationBench {
             }
             return await tasks.reduce(into: []) { $0.append($1) }
         }
+        let (cpuNanoseconds, userNanoseconds) = await cpu
         var histogram = LatencyHistogram()
         var count = 0
         var problems: [String] = []
@@ -117,6 +125,8 @@ enum ConversationBench {
         return ConversationResult(
             conversationsPerSecond: Double(count) / timing.duration,
             latencyP50: histogram.percentile(0.50) / 1000, latencyP99: histogram.percentile(0.99) / 1000,
+            cpuMicrosecondsPerConversation: count == 0 ? 0 : Double(cpuNanoseconds) / 1000 / Double(count),
+            userCPUMicrosecondsPerConversation: count == 0 ? 0 : Double(userNanoseconds) / 1000 / Double(count),
             problems: problems.isEmpty ? [] : ["\(problems.count) conversation task(s) failed, first: \(problems[0])"])
     }
 
@@ -156,5 +166,31 @@ enum ConversationBench {
                 outcome.latencies.record(nanoseconds: finished - started)
             }
         }
+    }
+}
+
+/// The process's CPU time (user and system, all threads), read with `getrusage`.
+enum ProcessCPU {
+    /// User and system time so far.
+    static func now() -> (user: UInt64, system: UInt64) {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return (0, 0) }
+        func nanoseconds(_ time: timeval) -> UInt64 { UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_usec) * 1000 }
+        return (nanoseconds(usage.ru_utime), nanoseconds(usage.ru_stime))
+    }
+
+    /// CPU time (all, and user) spent from monotonic instant `start` to `end` (waits for both).
+    static func nanoseconds(between start: UInt64, and end: UInt64) async -> (all: UInt64, user: UInt64) {
+        await sleep(until: start)
+        let before = now()
+        await sleep(until: end)
+        let after = now()
+        let user = after.user &- before.user
+        return (user &+ (after.system &- before.system), user)
+    }
+
+    private static func sleep(until instant: UInt64) async {
+        let now = Clock.now()
+        if instant > now { try? await Task.sleep(nanoseconds: instant - now) }
     }
 }

@@ -29,6 +29,12 @@ struct P2PPlan: Sendable {
         if !parts.contains(.broadcast) { broadcast = nil }
     }
 
+    /// Keeps only the dispatch and conversation rows named in `names` (exact names).
+    mutating func restrict(toRows names: Set<String>) {
+        dispatchRows.removeAll { !names.contains($0.name) }
+        conversationRows.removeAll { !names.contains($0.name) }
+    }
+
     /// Each dispatch row, then each conversation row, `timing.rounds` times (fresh nodes each
     /// round), then the broadcasts.
     func run() async -> [P2PRowReport] {
@@ -70,7 +76,9 @@ struct P2PPlan: Sendable {
                 problems += result.problems.map { "round \(round): \($0)" }
                 P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): "
                     + "\(NumberText.format(result.conversationsPerSecond, decimals: 0)) conversations/s, "
-                    + "p99 \(NumberText.format(result.latencyP99, decimals: 1)) µs")
+                    + "p99 \(NumberText.format(result.latencyP99, decimals: 1)) µs, "
+                    + "CPU \(NumberText.format(result.cpuMicrosecondsPerConversation, decimals: 1)) µs/conversation "
+                    + "(user \(NumberText.format(result.userCPUMicrosecondsPerConversation, decimals: 1)))")
             } catch {
                 problems.append("round \(round): \(error)")
                 P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): \(error)")

@@ -18,6 +18,7 @@ struct P2PMetric<Result>: Sendable {
             .init(key: "conversationsPerSecond", title: "conversations/s", decimals: 0) { $0.conversationsPerSecond },
             .init(key: "latencyP50", title: "p50 µs", decimals: 1) { $0.latencyP50 },
             .init(key: "latencyP99", title: "p99 µs", decimals: 1) { $0.latencyP99 },
+            .init(key: "cpuMicrosecondsPerConversation", title: "CPU µs/conversation", decimals: 1) { $0.cpuMicrosecondsPerConversation },
         ]
     }
 
