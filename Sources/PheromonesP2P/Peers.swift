@@ -202,7 +202,11 @@ public struct ConversationSummary: Sendable {
 }
 
 /// A conversation under way on a persistent connection: the messages so far, the promise its
-/// caller awaits, and the timer for the answer it waits for. Loop-confined.
+/// caller awaits, and the deadline of the answer it waits for. Loop-confined.
+///
+/// The deadline is checked lazily: one timer per conversation, armed when the first answer is
+/// awaited and re-armed when it fires before the current deadline, so a step costs no timer of its
+/// own (a conversation's steps usually take microseconds, the timeout seconds).
 final class Conversation {
     let peer: PeerKey
     private let promise: Promise<ConversationSummary>
@@ -210,8 +214,14 @@ final class Conversation {
     private let loop: any EventLoop
     private var sent: [Envelope] = []
     private var received: [Envelope] = []
-    private var timer: Scheduled<Void>?
+    /// When the answer awaited is due; nil when none is awaited.
+    private var answerDue: Deadline?
+    /// The timer that checks `answerDue`, and when it fires; nil when none is armed.
+    private var timer: (handle: Scheduled<Void>, firesAt: Deadline)?
     private(set) var isFinished = false
+
+    /// What a conversation usually holds of each side's messages (the Go original's example: four).
+    private static let expectedMessages = 4
 
     init(peer: PeerKey, promise: Promise<ConversationSummary>, loop: any EventLoop) {
         self.peer = peer
@@ -223,10 +233,33 @@ final class Conversation {
     /// Records a message this node sent in the conversation and waits (at most `timeout`) for its answer.
     func sent(_ envelope: Envelope, awaitingAnswerWithin timeout: TimeAmount) {
         guard !isFinished else { return }
+        if sent.isEmpty { sent.reserveCapacity(Self.expectedMessages) }
         sent.append(envelope)
-        timer?.cancel()
+        let due = loop.now + timeout
+        answerDue = due
+        // An armed timer that fires by the deadline re-arms itself for it; one that would fire
+        // later (a shorter timeout than before) is replaced.
+        if let timer, timer.firesAt <= due { return }
+        arm(at: due)
+    }
+
+    private func arm(at deadline: Deadline) {
+        timer?.handle.cancel()
         let bound = LoopBound(self, eventLoop: loop)
-        timer = loop.scheduleTask(in: timeout) { bound.value.timeOut() }
+        timer = (loop.scheduleTask(deadline: deadline) { bound.value.timerFired(armedFor: deadline) }, deadline)
+    }
+
+    /// The timer armed for `deadline` fired: the answer awaited is late, or (awaited since) due
+    /// later. A timer replaced by then is ignored.
+    private func timerFired(armedFor deadline: Deadline) {
+        guard timer?.firesAt == deadline else { return }
+        timer = nil
+        guard !isFinished, let answerDue else { return }
+        if answerDue > loop.now {
+            arm(at: answerDue)
+        } else {
+            timeOut()
+        }
     }
 
     /// Ends the conversation because the answer it waits for did not come in time.
@@ -237,17 +270,16 @@ final class Conversation {
     /// Records the peer's answer.
     func received(_ envelope: Envelope) {
         guard !isFinished else { return }
+        if received.isEmpty { received.reserveCapacity(Self.expectedMessages) }
         received.append(envelope)
-        timer?.cancel()
-        timer = nil
+        answerDue = nil
     }
 
     /// Ends the conversation successfully.
     func complete(_ ending: ConversationSummary.Ending) {
         guard !isFinished else { return }
         isFinished = true
-        timer?.cancel()
-        timer = nil
+        disarm()
         promise.succeed(ConversationSummary(peer: peer, sent: sent, received: received, ending: ending, duration: loop.now - started))
     }
 
@@ -255,8 +287,13 @@ final class Conversation {
     func fail(_ error: any Error) {
         guard !isFinished else { return }
         isFinished = true
-        timer?.cancel()
-        timer = nil
+        disarm()
         promise.fail(error)
+    }
+
+    private func disarm() {
+        answerDue = nil
+        timer?.handle.cancel()
+        timer = nil
     }
 }
