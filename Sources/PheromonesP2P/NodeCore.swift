@@ -41,6 +41,8 @@ final class NodeCore {
     let metrics: NodeMetrics
     /// The bytes of incomplete messages the connections hold together.
     private let partialMessageBudget: PartialMessageBudget
+    /// The answer deadlines of the conversations this node started.
+    private let conversationDeadlines: ConversationDeadlines
 
     init(configuration: Node.Configuration, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup, handler: sending ProtocolHandler) {
         self.configuration = configuration
@@ -53,6 +55,7 @@ final class NodeCore {
         self.recentBroadcasts = RecentIDs(capacity: max(1, configuration.broadcastMemory))
         self.backoff = ReconnectBackoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
         self.partialMessageBudget = PartialMessageBudget(limit: configuration.maximumPartialMessageBytes)
+        self.conversationDeadlines = ConversationDeadlines(loop: loop)
         self.metrics = NodeMetrics(nodeName: configuration.name, factory: configuration.metricsFactory ?? MetricsSystem.factory)
     }
 
@@ -529,7 +532,7 @@ final class NodeCore {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
         let promise = loop.makePromise(of: ConversationSummary.self)
-        let conversation = Conversation(peer: key(of: address), promise: promise, loop: loop)
+        let conversation = Conversation(peer: key(of: address), promise: promise, deadlines: conversationDeadlines)
         routing.send(.conversation(Self.pointToPoint(message), conversation), to: address, in: self)
         return promise.futureResult
     }

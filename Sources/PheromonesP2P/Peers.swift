@@ -201,33 +201,33 @@ public struct ConversationSummary: Sendable {
     public var duration: TimeAmount
 }
 
-/// A conversation under way on a persistent connection: the messages so far, the promise its
-/// caller awaits, and the deadline of the answer it waits for. Loop-confined.
+/// A conversation under way: the messages so far, the promise its caller awaits, and the deadline
+/// of the answer it waits for. Loop-confined.
 ///
-/// The deadline is checked lazily: one timer per conversation, armed when the first answer is
-/// awaited and re-armed when it fires before the current deadline, so a step costs no timer of its
-/// own (a conversation's steps usually take microseconds, the timeout seconds).
+/// The deadline is not a timer of its own: the node's ``ConversationDeadlines`` checks the
+/// deadlines of all its conversations with one timer, so a step costs no timer (a conversation's
+/// steps usually take microseconds, the timeout seconds).
 final class Conversation {
     let peer: PeerKey
     private let promise: Promise<ConversationSummary>
     private let started: Deadline
-    private let loop: any EventLoop
+    private let deadlines: ConversationDeadlines
     private var sent: [Envelope] = []
     private var received: [Envelope] = []
     /// When the answer awaited is due; nil when none is awaited.
-    private var answerDue: Deadline?
-    /// The timer that checks `answerDue`, and when it fires; nil when none is armed.
-    private var timer: (handle: Scheduled<Void>, firesAt: Deadline)?
+    private(set) var answerDue: Deadline?
+    /// Where the conversation is in its ``ConversationDeadlines``' list; nil when not in it.
+    fileprivate var watchIndex: Int?
     private(set) var isFinished = false
 
     /// What a conversation usually holds of each side's messages (the Go original's example: four).
     private static let expectedMessages = 4
 
-    init(peer: PeerKey, promise: Promise<ConversationSummary>, loop: any EventLoop) {
+    init(peer: PeerKey, promise: Promise<ConversationSummary>, deadlines: ConversationDeadlines) {
         self.peer = peer
         self.promise = promise
-        self.loop = loop
-        self.started = loop.now
+        self.deadlines = deadlines
+        self.started = deadlines.loop.now
     }
 
     /// Records a message this node sent in the conversation and waits (at most `timeout`) for its answer.
@@ -235,31 +235,9 @@ final class Conversation {
         guard !isFinished else { return }
         if sent.isEmpty { sent.reserveCapacity(Self.expectedMessages) }
         sent.append(envelope)
-        let due = loop.now + timeout
+        let due = deadlines.loop.now + timeout
         answerDue = due
-        // An armed timer that fires by the deadline re-arms itself for it; one that would fire
-        // later (a shorter timeout than before) is replaced.
-        if let timer, timer.firesAt <= due { return }
-        arm(at: due)
-    }
-
-    private func arm(at deadline: Deadline) {
-        timer?.handle.cancel()
-        let bound = LoopBound(self, eventLoop: loop)
-        timer = (loop.scheduleTask(deadline: deadline) { bound.value.timerFired(armedFor: deadline) }, deadline)
-    }
-
-    /// The timer armed for `deadline` fired: the answer awaited is late, or (awaited since) due
-    /// later. A timer replaced by then is ignored.
-    private func timerFired(armedFor deadline: Deadline) {
-        guard timer?.firesAt == deadline else { return }
-        timer = nil
-        guard !isFinished, let answerDue else { return }
-        if answerDue > loop.now {
-            arm(at: answerDue)
-        } else {
-            timeOut()
-        }
+        deadlines.watch(self, due: due)
     }
 
     /// Ends the conversation because the answer it waits for did not come in time.
@@ -278,22 +256,91 @@ final class Conversation {
     /// Ends the conversation successfully.
     func complete(_ ending: ConversationSummary.Ending) {
         guard !isFinished else { return }
-        isFinished = true
-        disarm()
-        promise.succeed(ConversationSummary(peer: peer, sent: sent, received: received, ending: ending, duration: loop.now - started))
+        finish()
+        promise.succeed(ConversationSummary(peer: peer, sent: sent, received: received, ending: ending, duration: deadlines.loop.now - started))
     }
 
     /// Ends the conversation with `error` (does nothing if it already ended).
     func fail(_ error: any Error) {
         guard !isFinished else { return }
-        isFinished = true
-        disarm()
+        finish()
         promise.fail(error)
     }
 
-    private func disarm() {
+    private func finish() {
+        isFinished = true
         answerDue = nil
+        deadlines.unwatch(self)
+    }
+}
+
+/// The answer deadlines of a node's conversations, checked by one timer. Loop-confined.
+///
+/// The timer is armed for the earliest deadline it knows of; when it fires it fails the
+/// conversations whose answer is late and re-arms for the earliest deadline left. A step moves
+/// its conversation's deadline later, which costs nothing: as every step of a node waits the same
+/// reply timeout, the timer fires about once per timeout while conversations go on, whatever their
+/// number. Only a deadline earlier than the armed one (a shorter timeout) re-arms it at once. Once
+/// nothing is awaited, the timer fires once more and stays disarmed.
+final class ConversationDeadlines {
+    let loop: any EventLoop
+    /// The conversations under way that have awaited an answer (each knows its index here).
+    private var watched: [Conversation] = []
+    /// The timer, and when it fires; nil when none is armed.
+    private var timer: (handle: Scheduled<Void>, firesAt: Deadline)?
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    /// The number of conversations watched (for tests).
+    var watchedCount: Int { watched.count }
+
+    /// `conversation` awaits an answer due at `due`.
+    fileprivate func watch(_ conversation: Conversation, due: Deadline) {
+        if conversation.watchIndex == nil {
+            conversation.watchIndex = watched.count
+            watched.append(conversation)
+        }
+        if let timer, timer.firesAt <= due { return }
+        arm(at: due)
+    }
+
+    /// `conversation` has ended.
+    fileprivate func unwatch(_ conversation: Conversation) {
+        guard let index = conversation.watchIndex else { return }
+        conversation.watchIndex = nil
+        let last = watched.removeLast()
+        if index < watched.count {
+            watched[index] = last
+            last.watchIndex = index
+        }
+    }
+
+    private func arm(at deadline: Deadline) {
         timer?.handle.cancel()
+        let bound = LoopBound(self, eventLoop: loop)
+        timer = (loop.scheduleTask(deadline: deadline) { bound.value.fired(armedFor: deadline) }, deadline)
+    }
+
+    /// The timer armed for `deadline` fired: fails the late conversations and re-arms for the
+    /// earliest deadline left. A timer replaced by then is ignored.
+    private func fired(armedFor deadline: Deadline) {
+        guard timer?.firesAt == deadline else { return }
         timer = nil
+        let now = loop.now
+        var late: [Conversation] = []
+        var earliest: Deadline?
+        for conversation in watched {
+            guard let due = conversation.answerDue else { continue }
+            if due <= now {
+                late.append(conversation)
+            } else if earliest.map({ due < $0 }) ?? true {
+                earliest = due
+            }
+        }
+        // Failing a conversation unwatches it, which reorders `watched`: not while walking it.
+        for conversation in late { conversation.timeOut() }
+        if let earliest, timer == nil { arm(at: earliest) }
     }
 }
