@@ -383,6 +383,7 @@ final class NodeCore {
             guard table.routes[address] != nil else { throw .unknownPeer(selector.unescapedDescription) }
             return address
         case .name(let name):
+            if let address = table.onlyRoute(named: name) { return address }
             let matches = table.routes(named: name)
             guard let first = matches.first else { throw .unknownPeer(name) }
             guard matches.count == 1 else { throw .ambiguousPeer(name: name, addresses: matches.map(\.address)) }

@@ -20,6 +20,18 @@ final class RouteTableTests: XCTestCase {
         XCTAssertEqual(table.routes(named: "twin").map(\.address), [high])
     }
 
+    func testOnlyRouteNamesTheAddressOfAUniqueNameAndNothingForNoneOrSeveral() throws {
+        var table = RouteTable()
+        XCTAssertNil(table.onlyRoute(named: "twin"))
+        try table.addAddress(name: "twin", address: high, pinned: true)
+        XCTAssertEqual(table.onlyRoute(named: "twin"), high)
+        try table.addAddress(name: "twin", address: low, pinned: true)
+        XCTAssertNil(table.onlyRoute(named: "twin"), "ambiguous")
+        try table.addAddress(name: "other", address: low, pinned: true)
+        XCTAssertEqual(table.onlyRoute(named: "twin"), high)
+        XCTAssertEqual(table.onlyRoute(named: "other"), low)
+    }
+
     func testAReconnectHandsOverFromTheOldConnectionOnceItCloses() {
         var table = RouteTable()
         let first = ConnectionFacts(direction: .outbound, generation: 1, localAddress: low, peerAddress: high)

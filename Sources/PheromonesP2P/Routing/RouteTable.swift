@@ -117,6 +117,17 @@ struct RouteTable {
         routes.values.filter { $0.name == name }.sorted { $0.address.precedes($1.address) }
     }
 
+    /// The address of the only route named `name`; nil when there is none or more than one
+    /// (``routes(named:)`` tells them apart). Builds no array: it runs for every message sent by name.
+    func onlyRoute(named name: String) -> SocketAddress? {
+        var found: SocketAddress?
+        for route in routes.values where route.name == name {
+            guard found == nil else { return nil }
+            found = route.address
+        }
+        return found
+    }
+
     /// The route a connection belongs to, if it is identified.
     func route(of connection: ConnectionID) -> SocketAddress? { routeOfConnection[connection] }
 
