@@ -304,17 +304,25 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     ///   host (`"[[::1]:80"`, `"a]b:80"`).
     public static func splitHostPort(_ text: String) throws(AddressError) -> (host: String, port: Int) {
         guard !text.isEmpty else { throw .empty }
+        // In ASCII text every byte is a Character, so the delimiters are searched byte by byte
+        // rather than Character by Character (grapheme breaking, for an address sent with every
+        // greeting); other text keeps the Character search (a delimiter that a combining mark
+        // follows is no delimiter).
+        let isASCII = text.utf8.allSatisfy { $0 < 0x80 }
+        func find(_ delimiter: UInt8, in part: Substring) -> String.Index? {
+            isASCII ? part.utf8.firstIndex(of: delimiter) : part.firstIndex(of: Character(Unicode.Scalar(delimiter)))
+        }
         let host: Substring
         let portText: Substring
         if text.utf8.first == UInt8(ascii: "[") {
-            guard let close = text.firstIndex(of: "]") else { throw .invalidIPAddress(text) }
+            guard let close = find(UInt8(ascii: "]"), in: text[...]) else { throw .invalidIPAddress(text) }
             host = text[text.index(after: text.startIndex)..<close]
             let rest = text[text.index(after: close)...]
             guard rest.utf8.first == UInt8(ascii: ":") else { throw .missingPort(text) }
             portText = rest.dropFirst()
         } else {
-            guard let colon = text.firstIndex(of: ":") else { throw .missingPort(text) }
-            guard text[text.index(after: colon)...].firstIndex(of: ":") == nil else {
+            guard let colon = find(UInt8(ascii: ":"), in: text[...]) else { throw .missingPort(text) }
+            guard find(UInt8(ascii: ":"), in: text[text.index(after: colon)...]) == nil else {
                 throw .ambiguousIPv6(text)
             }
             host = text[..<colon]
