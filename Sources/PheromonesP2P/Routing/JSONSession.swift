@@ -15,8 +15,11 @@ final class JSONSession: PersistentSession {
     var awaitsNothing: Bool { currentConversation == nil }
     var awaitedAnswerCount: Int { 0 }
 
+    /// The oldest conversation under way. Ended ones are dropped from the front only (the list is
+    /// read for every message); one that ended behind a conversation still under way is dropped
+    /// when it reaches the front.
     private var currentConversation: Conversation? {
-        conversations.removeAll { $0.isFinished }
+        while let first = conversations.first, first.isFinished { conversations.removeFirst() }
         return conversations.first
     }
 
