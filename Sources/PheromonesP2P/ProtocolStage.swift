@@ -68,6 +68,9 @@ public final class ProtocolStage: ChannelDuplexHandler {
     private var isBusy = false
     private var needsFlush = false
     private var context: ChannelHandlerContext?
+    /// What every ``PeerContext`` of the connection shares, made once (they are made per message).
+    private var cachedRoutes: RouteRegistrar?
+    private var remoteAddress: SocketAddress?
     /// The most messages handed to the protocol and not yet answered before reading stops.
     private let maximumUnansweredMessages: Int
     /// The same bound in bytes (``Work/size``).
@@ -122,6 +125,8 @@ public final class ProtocolStage: ChannelDuplexHandler {
     /// without this stage nothing would release it.
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        cachedRoutes = nil
+        remoteAddress = nil
         queue = []
         if readHeld {
             readHeld = false
@@ -267,13 +272,20 @@ public final class ProtocolStage: ChannelDuplexHandler {
         case .malformed: sender = ""
         }
         let routes: RouteRegistrar
-        if let core {
-            routes = .node(LoopBound(core, eventLoop: context.eventLoop), connection: router.map { LoopBound($0, eventLoop: context.eventLoop) })
+        if let cachedRoutes {
+            routes = cachedRoutes
         } else {
-            routes = .hook(onAddRoute)
+            if let core {
+                routes = .node(LoopBound(core, eventLoop: context.eventLoop), connection: router.map { LoopBound($0, eventLoop: context.eventLoop) })
+            } else {
+                routes = .hook(onAddRoute)
+            }
+            cachedRoutes = routes
         }
+        // A connection's remote address does not change once known: read from the channel once.
+        if remoteAddress == nil { remoteAddress = context.channel.remoteAddress }
         return PeerContext(
-            localName: localName, sender: sender, remoteAddress: context.channel.remoteAddress,
+            localName: localName, sender: sender, remoteAddress: remoteAddress,
             peerAddress: router?.routeAddress, connectionType: connectionType, node: core?.node, routes: routes)
     }
 
