@@ -450,20 +450,24 @@ public final class Node: Sendable {
     private func onLoop<Value: Sendable>(_ body: @escaping @Sendable (NodeCore) throws -> Future<Value>) async throws -> Value {
         guard !isShutDown.load(ordering: .acquiring) else { throw P2PError.nodeShutDown }
         let core = core
-        // Two `get()`s rather than `flatSubmit`: `get()` needs nothing from the loop, so it returns
-        // even when the loop has stopped (a callback chained onto a future would wait for the loop).
-        let reply: Future<Value>
         if eventLoop.inEventLoop {
             // A task on the node's loop (one that prefers the loop as its executor, say): call the
             // core right here, rather than through the loop's queue and back.
-            reply = try body(core.value)
-        } else {
-            do {
-                reply = try await eventLoop.submit { try body(core.value) }.get()
-            } catch EventLoopError.shutDown {
-                throw P2PError.nodeShutDown
-            }
+            return try await body(core.value).get()
         }
-        return try await reply.get()
+        // One suspension, not two (awaiting the submission, then the reply): the loop calls the
+        // core and the reply's callback resumes the task, so a task off the loop is woken once
+        // per call. `whenComplete` runs the callback where the reply completes (on the loop), or
+        // right there if the loop has exited, so it needs nothing from a loop that has stopped.
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+            let accepted = eventLoop.tryExecute {
+                do {
+                    try body(core.value).whenComplete { continuation.resume(with: $0) }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            if !accepted { continuation.resume(throwing: P2PError.nodeShutDown) }
+        }
     }
 }
