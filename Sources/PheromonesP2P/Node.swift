@@ -370,13 +370,13 @@ public final class Node: Sendable {
     ///   ``P2PError/connectFailed(address:reason:)``, ``P2PError/readTimeout(peer:)``,
     ///   ``P2PError/connectionLost(_:)``, ``P2PError/connectionReplaced(_:)``, ``P2PError/nodeShutDown``.
     public func dispatch(to name: String, _ message: Envelope) async throws -> Envelope? {
-        try await dispatch(to: PeerSelector.name(name), message)
+        try await onLoop { core in try core.dispatch(to: core.resolve(.name(name)), message) }
     }
 
     /// Sends `message` to the peer listening at `address` and returns its reply (see
     /// ``dispatch(to:_:)-(String,_)``).
     public func dispatch(to address: SocketAddress, _ message: Envelope) async throws -> Envelope? {
-        try await dispatch(to: PeerSelector.address(address), message)
+        try await onLoop { core in try core.dispatch(to: core.resolve(.address(address)), message) }
     }
 
     /// Sends `message` to the peer `selector` picks and returns its reply (see
@@ -394,13 +394,13 @@ public final class Node: Sendable {
     ///
     /// - Throws: the errors of ``dispatch(to:_:)-(String,_)``.
     public func converse(with name: String, starting message: Envelope) async throws -> ConversationSummary {
-        try await converse(with: PeerSelector.name(name), starting: message)
+        try await onLoop { core in try core.converse(with: core.resolve(.name(name)), starting: message) }
     }
 
     /// Runs a whole conversation with the peer listening at `address` (see
     /// ``converse(with:starting:)-(String,_)``).
     public func converse(with address: SocketAddress, starting message: Envelope) async throws -> ConversationSummary {
-        try await converse(with: PeerSelector.address(address), starting: message)
+        try await onLoop { core in try core.converse(with: core.resolve(.address(address)), starting: message) }
     }
 
     /// Runs a whole conversation with the peer `selector` picks (see
@@ -447,13 +447,22 @@ public final class Node: Sendable {
 
     /// Runs `body` on the loop and awaits the future it returns; a loop that has stopped means the
     /// node has shut down.
+    ///
+    /// Always inlined, and the reply awaited here rather than with `Future.get()`: each async
+    /// function entered can cost the task a trip through its executor's queue (a task preferring
+    /// the node's loop is re-enqueued on the loop at each one), so the public calls go straight here.
+    @inline(__always)
     private func onLoop<Value: Sendable>(_ body: @escaping @Sendable (NodeCore) throws -> Future<Value>) async throws -> Value {
         guard !isShutDown.load(ordering: .acquiring) else { throw P2PError.nodeShutDown }
         let core = core
         if eventLoop.inEventLoop {
             // A task on the node's loop (one that prefers the loop as its executor, say): call the
             // core right here, rather than through the loop's queue and back.
-            return try await body(core.value).get()
+            let reply = try body(core.value)
+            if let result = reply.resultIfAvailable { return try result.get() }
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                reply.whenComplete { continuation.resume(with: $0) }
+            }
         }
         // One suspension, not two (awaiting the submission, then the reply): the loop calls the
         // core and the reply's callback resumes the task, so a task off the loop is woken once
