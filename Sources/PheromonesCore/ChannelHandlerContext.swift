@@ -88,6 +88,42 @@ public class ChannelHandlerContext {
     /// The next handler toward the head that handles outbound operations.
     final var nextOutbound: ChannelHandlerContext? { nextOutboundLink?.takeUnretainedValue() }
 
+    /// Points every link past the removed stages it leads to, following the removed stages' own
+    /// links of the same kind, so that an event this stage passes on reaches the next stage still
+    /// in the pipeline. Works on the unretained links: no reference counting.
+    final func skipRemovedLinks() {
+        nextInboundLink = Self.firstLive(nextInboundLink) { $0.nextInboundLink }
+        nextChannelReadLink = Self.firstLive(nextChannelReadLink) { $0.nextChannelReadLink }
+        nextReadCompleteLink = Self.firstLive(nextReadCompleteLink) { $0.nextReadCompleteLink }
+        nextOutboundLink = Self.firstLive(nextOutboundLink) { $0.nextOutboundLink }
+        nextWriteLink = Self.firstLive(nextWriteLink) { $0.nextWriteLink }
+        nextFlushLink = Self.firstLive(nextFlushLink) { $0.nextFlushLink }
+        nextReadRequestLink = Self.firstLive(nextReadRequestLink) { $0.nextReadRequestLink }
+    }
+
+    /// Clears every link (a buried stage leads nowhere).
+    final func clearLinks() {
+        nextInboundLink = nil
+        nextChannelReadLink = nil
+        nextReadCompleteLink = nil
+        nextOutboundLink = nil
+        nextWriteLink = nil
+        nextFlushLink = nil
+        nextReadRequestLink = nil
+    }
+
+    /// `link`, or the first link after it (following `next`) to a stage that has not been removed.
+    @inline(__always)
+    private static func firstLive(
+        _ link: Unmanaged<ChannelHandlerContext>?, next: (ChannelHandlerContext) -> Unmanaged<ChannelHandlerContext>?
+    ) -> Unmanaged<ChannelHandlerContext>? {
+        var link = link
+        while let current = link, current._withUnsafeGuaranteedRef({ $0.isRemoved }) {
+            link = current._withUnsafeGuaranteedRef(next)
+        }
+        return link
+    }
+
     /// The route that the stage before this one (toward the head) takes for inbound events, given
     /// this stage's own route `next`: this stage, for the events it handles; `next` for the others.
     final func inboundRoute(through next: InboundRoute) -> InboundRoute {
@@ -340,13 +376,6 @@ struct InboundRoute {
     init(any: ChannelHandlerContext?, channelRead: ChannelHandlerContext?, channelReadComplete: ChannelHandlerContext?) {
         (self.any, self.channelRead, self.channelReadComplete) = (any, channelRead, channelReadComplete)
     }
-
-    /// The route with every removed stage skipped, following the removed stages' own routes.
-    func skippingRemoved() -> InboundRoute {
-        InboundRoute(any: firstLive(any) { $0.inboundRoute.any },
-                     channelRead: firstLive(channelRead) { $0.inboundRoute.channelRead },
-                     channelReadComplete: firstLive(channelReadComplete) { $0.inboundRoute.channelReadComplete })
-    }
 }
 
 /// The next stages toward the head from some point of the pipeline: for any outbound operation,
@@ -363,21 +392,6 @@ struct OutboundRoute {
     init(any: ChannelHandlerContext?, write: ChannelHandlerContext?, flush: ChannelHandlerContext?, read: ChannelHandlerContext?) {
         (self.any, self.write, self.flush, self.read) = (any, write, flush, read)
     }
-
-    /// The route with every removed stage skipped, following the removed stages' own routes.
-    func skippingRemoved() -> OutboundRoute {
-        OutboundRoute(any: firstLive(any) { $0.outboundRoute.any },
-                      write: firstLive(write) { $0.outboundRoute.write },
-                      flush: firstLive(flush) { $0.outboundRoute.flush },
-                      read: firstLive(read) { $0.outboundRoute.read })
-    }
-}
-
-/// `stage`, or the first stage after it (following `next`) that has not been removed.
-private func firstLive(_ stage: ChannelHandlerContext?, next: (ChannelHandlerContext) -> ChannelHandlerContext?) -> ChannelHandlerContext? {
-    var stage = stage
-    while let current = stage, current.isRemoved { stage = next(current) }
-    return stage
 }
 
 /// The message types a stage declares; `nil` where the stage does not take part in a direction.

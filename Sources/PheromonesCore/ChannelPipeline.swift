@@ -184,8 +184,13 @@ public final class ChannelPipeline: @unchecked Sendable {
 
     private func removeAll() {
         let removed = contexts
+        guard !removed.isEmpty else { return }
         contexts.removeAll()
-        for context in removed.reversed() { retire(context) }
+        // One relink for all: the links of the live stages depend only on `contexts`, which is now
+        // empty and which only `addHandlers` (relinking itself) can change while the handlers
+        // below see `handlerRemoved`.
+        relink()
+        for context in removed.reversed() { retire(context, relinking: false) }
     }
 
     /// Runs ``onNextTurn()`` on the loop's next turn, unless it is already scheduled.
@@ -208,9 +213,11 @@ public final class ChannelPipeline: @unchecked Sendable {
         owningChannel = nil
     }
 
-    private func retire(_ context: ChannelHandlerContext) {
+    /// Marks `context` removed (after it has left `contexts`), points the removed stages past it,
+    /// and tells its handler. `relinking` false: the caller has already relinked the live stages.
+    private func retire(_ context: ChannelHandlerContext, relinking: Bool = true) {
         context.isRemoved = true
-        relink()
+        if relinking { relink() }
         // The removed context keeps its own links, so that an event now inside its handler can still
         // be passed on; it stays alive until the loop's next turn, when no event can be inside it.
         scheduleNextTurn()
@@ -222,18 +229,16 @@ public final class ChannelPipeline: @unchecked Sendable {
     /// Points the removed contexts past the stages removed after them, so that an event one of them
     /// passes on reaches the next stage still in the pipeline, never a handler that has already seen
     /// `handlerRemoved` (a handler that removed itself and then its successor, or closed the channel).
+    ///
+    /// On the unretained links themselves: a close removes every handler, one after the other, and
+    /// each removal passes over all the stages removed before it, so going through the routes (which
+    /// hold their stages strongly) would cost a retain and a release per link and step.
     private func skipRemovedStages() {
-        for context in graveyard {
-            context.inboundRoute = context.inboundRoute.skippingRemoved()
-            context.outboundRoute = context.outboundRoute.skippingRemoved()
-        }
+        for context in graveyard { context.skipRemovedLinks() }
     }
 
     private func buryRemovedContexts() {
-        for context in graveyard {
-            context.inboundRoute = InboundRoute(to: nil)
-            context.outboundRoute = OutboundRoute(to: nil)
-        }
+        for context in graveyard { context.clearLinks() }
         graveyard.removeAll()
     }
 
