@@ -58,9 +58,12 @@ struct ChannelLifecycle {
     }
 
     /// Removes the socket from the poller, if it is there, and closes it. Called once, while closing.
+    ///
+    /// The close itself takes the socket out of epoll (it is the open file's only descriptor), so
+    /// the registration is only forgotten: no `epoll_ctl(DEL)` per connection.
     mutating func releaseDescriptor(loop: EpollEventLoop) {
         assert(state == .closing, "releasing the descriptor of a channel that is not closing")
-        if let token { loop.deregister(token) }
+        if let token { loop.deregister(token, closing: true) }
         token = nil
         try? loop.posix.close(fd)
     }

@@ -207,15 +207,25 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     /// Removes `token`'s registration. Call before closing the descriptor.
-    package func deregister(_ token: Token) {
+    ///
+    /// `closing`: the caller closes the descriptor right after, and it is the open file's only
+    /// descriptor, so the registration is dropped without `epoll_ctl(DEL)`: closing the last
+    /// descriptor of an open file removes it from every epoll instance by itself. The channels'
+    /// sockets qualify: they are created close-on-exec and never duplicated. (Should one be
+    /// duplicated behind the reactor's back anyway, by a `fork` without `exec`, say, its events
+    /// carry the old generation and are ignored, though they wake the loop until that other
+    /// descriptor is closed too.)
+    package func deregister(_ token: Token, closing: Bool = false) {
         assertInEventLoop()
         let index = Int(token.fd)
         guard index < registrations.count, registrations[index].generation == token.generation,
               registrations[index].selectable != nil else { return }
-        do {
-            try poller.deregister(fd: token.fd)
-        } catch {
-            logger.debug("epoll_ctl(DEL) failed", metadata: ["fd": "\(token.fd)", "error": "\(error)"])
+        if !closing {
+            do {
+                try poller.deregister(fd: token.fd)
+            } catch {
+                logger.debug("epoll_ctl(DEL) failed", metadata: ["fd": "\(token.fd)", "error": "\(error)"])
+            }
         }
         registrations[index].generation &+= 1
         registrations[index].selectable = nil
