@@ -248,8 +248,30 @@ package final class Posix: Sendable {
     /// - Throws: `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` (the caller should pause accepting for a
     ///   while) and any other failure.
     package func accept(_ fd: CInt) throws(IOError) -> IOResult<CInt> {
+        try accept(fd, address: nil, length: nil)
+    }
+
+    /// ``accept(_:)`` that also reads the peer's address, which `accept4(2)` fills in at no extra
+    /// cost (a `getpeername(2)` afterwards would be a system call more per connection). `peer` is
+    /// set when a connection was accepted (nil for a family other than IPv4 and IPv6).
+    package func accept(_ fd: CInt, peer: inout SocketAddress?) throws(IOError) -> IOResult<CInt> {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let attempt = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                Result { () throws(IOError) in try accept(fd, address: address, length: &length) }
+            }
+        }
+        let result = try attempt.get()
+        if case .processed = result { peer = SocketAddress(storage: &storage) }
+        return result
+    }
+
+    private func accept(
+        _ fd: CInt, address: UnsafeMutablePointer<sockaddr>?, length: UnsafeMutablePointer<socklen_t>?
+    ) throws(IOError) -> IOResult<CInt> {
         while true {
-            let accepted = calls.accept4(fd, nil, nil, Self.nonBlockingCloseOnExec)
+            let accepted = calls.accept4(fd, address, length, Self.nonBlockingCloseOnExec)
             if accepted >= 0 { return .processed(accepted) }
             let code = errno
             switch code {

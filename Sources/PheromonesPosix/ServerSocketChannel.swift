@@ -35,6 +35,10 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     private let childOptions: SharedSocketOptions
     private let childInitializer: ChildInitializer
     private let boundAddress: SocketAddress
+    /// The local address of every accepted connection, when it is known without asking the kernel:
+    /// the listening address, unless that is a wildcard (then each connection's own address depends
+    /// on where its peer reached us).
+    private let childLocalAddress: SocketAddress?
     private let activeFlag = Atomic<Bool>(false)
     /// How many times accepting paused for want of descriptors (loop-confined; for tests and metrics).
     package private(set) var acceptPauses = 0
@@ -48,6 +52,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     ) {
         self.lifecycle = ChannelLifecycle(fd: fd)
         self.boundAddress = address
+        self.childLocalAddress = address.isSpecificHost ? address : nil
         self.loop = loop
         self.options = options
         self.children = children
@@ -93,16 +98,17 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         guard lifecycle.state == .active, !acceptPaused else { return }
         for _ in 0..<options.maxAcceptsPerWakeup {
             let accepted: IOResult<CInt>
+            var peer: SocketAddress?
             do throws(IOError) {
-                accepted = try loop.posix.accept(lifecycle.fd)
+                accepted = try loop.posix.accept(lifecycle.fd, peer: &peer)
             } catch {
                 handleAcceptError(error)
                 return
             }
             guard case .processed(let childFD) = accepted else { return }
             switch children {
-            case .roundRobin(let group): hand(childFD, to: group.nextLoop())
-            case .ownLoop: startChild(childFD, on: loop)
+            case .roundRobin(let group): hand(childFD, peer: peer, to: group.nextLoop())
+            case .ownLoop: startChild(childFD, peer: peer, on: loop)
             }
         }
     }
@@ -131,10 +137,10 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         }
     }
 
-    private func hand(_ childFD: CInt, to childLoop: EpollEventLoop) {
+    private func hand(_ childFD: CInt, peer: SocketAddress?, to childLoop: EpollEventLoop) {
         if childLoop === loop {
-            startChild(childFD, on: childLoop)
-        } else if !childLoop.tryExecute({ [self] in startChild(childFD, on: childLoop) }) {
+            startChild(childFD, peer: peer, on: childLoop)
+        } else if !childLoop.tryExecute({ [self] in startChild(childFD, peer: peer, on: childLoop) }) {
             // The child group has shut down: nobody will serve the connection, so close it rather
             // than leak its descriptor (and leave the peer waiting on it).
             loop.logger.debug("the child loop has shut down: closing an accepted connection")
@@ -143,8 +149,8 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     }
 
     /// Creates the connection's channel on its loop, installs its handlers, registers it, and fires
-    /// `channelRegistered` and `channelActive`.
-    private func startChild(_ childFD: CInt, on childLoop: EpollEventLoop) {
+    /// `channelRegistered` and `channelActive`. `peer` is the address `accept4` reported.
+    private func startChild(_ childFD: CInt, peer: SocketAddress?, on childLoop: EpollEventLoop) {
         let child = SocketChannel(fd: childFD, loop: childLoop, options: childOptions, parent: self)
         do {
             try childOptions.value.apply(to: childFD, using: childLoop.posix)
@@ -155,7 +161,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
             child.close0(mode: .all, promise: nil)
             return
         }
-        child.becomeActive()
+        child.becomeActive(knownLocal: childLocalAddress, knownRemote: peer)
     }
 
     package func closeForShutdown() { close0(mode: .all, promise: nil) }

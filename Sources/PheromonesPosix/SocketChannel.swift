@@ -127,14 +127,19 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     /// Marks an accepted or connected socket active: records addresses, fires `channelActive` and
     /// starts reading if auto-read is on. Does nothing if the channel has closed meanwhile.
-    func becomeActive() {
+    ///
+    /// `knownLocal` and `knownRemote` are the addresses when the caller already has them (the
+    /// listening address, the peer's from `accept4`); the others are asked of the kernel. A client's
+    /// peer is the address it dialed, unless that was a wildcard (which reaches this host).
+    func becomeActive(knownLocal: SocketAddress? = nil, knownRemote: SocketAddress? = nil) {
         guard lifecycle.activate() else { return }
         // Drop the write interest a connect waited with: `flush0` reads it as "the socket is full",
         // and would hold back what `channelActive` sends until the next turn.
         updateInterest()
         activeFlag.store(true, ordering: .relaxed)
-        let local = try? loop.posix.localAddress(fd)
-        let remote = (try? loop.posix.remoteAddress(fd)) ?? connectTarget
+        let local = knownLocal ?? (try? loop.posix.localAddress(fd))
+        let dialed = connectTarget.flatMap { $0.isSpecificHost ? $0 : nil }
+        let remote = knownRemote ?? dialed ?? (try? loop.posix.remoteAddress(fd)) ?? connectTarget
         withAddresses { $0 = (local, remote) }
         pipeline.fireChannelActive()
         if options.autoRead, lifecycle.state == .active { pipeline.read() }
@@ -600,5 +605,17 @@ private final class ConnectAttempt {
         timeout = nil
         defer { promise = nil }
         return promise
+    }
+}
+
+extension SocketAddress {
+    /// Whether the host is one address, not a wildcard (`0.0.0.0`, `::`), and carries no IPv6
+    /// scope: then a socket bound or connected to it has exactly this address at its end, and the
+    /// kernel need not be asked (`getsockname`, `getpeername`).
+    var isSpecificHost: Bool {
+        switch self {
+        case .v4(let address): return address.address != 0
+        case .v6(let address): return (address.high != 0 || address.low != 0) && address.scopeID == 0
+        }
     }
 }

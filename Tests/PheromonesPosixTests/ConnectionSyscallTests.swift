@@ -15,34 +15,60 @@ final class ConnectionSyscallTests: XCTestCase {
         XCTAssertEqual(counts[.epollDelete], 0, "\(counts)")
     }
 
+    func testTheAddressesOfBothEndsCostOneCallTheClientsOwnPort() async throws {
+        let counts = try await countCalls(overConnections: Self.connections)
+        // The accepted end's peer comes with accept4, its own address is the listener's; the
+        // client's peer is the address it dialed. Only the client's ephemeral port is asked for.
+        XCTAssertEqual(counts[.getsockname], Self.connections, "\(counts)")
+        XCTAssertEqual(counts[.getpeername], 0, "\(counts)")
+    }
+
+    func testAConnectionToAWildcardListenerDialedAtTheWildcardGetsItsAddressesFromTheKernel() async throws {
+        // 0.0.0.0 is no one address: the kernel says which one each end has (here 127.0.0.1).
+        let counts = try await countCalls(overConnections: 1, listeningOn: "0.0.0.0", dialingListenAddress: true)
+        XCTAssertEqual(counts[.getsockname], 2, "\(counts)")
+        XCTAssertEqual(counts[.getpeername], 1, "\(counts)")
+    }
+
     // MARK: Helpers
 
     /// The calls made while `count` connections lived and died one after the other, listener set
-    /// up beforehand (its calls are not counted).
-    private func countCalls(overConnections count: Int) async throws -> [CountedCall: Int] {
+    /// up beforehand (its calls are not counted). Checks each connection's addresses on the way:
+    /// both ends agree, and none is a wildcard. The client dials 127.0.0.1, or the listening
+    /// address itself with `dialingListenAddress`.
+    private func countCalls(
+        overConnections count: Int, listeningOn host: String = "127.0.0.1", dialingListenAddress: Bool = false,
+        file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> [CountedCall: Int] {
         let counter = CallCounter()
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1, systemCalls: counter.systemCalls)
         let log = ServerLog()
         let server = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in try channel.pipeline.addHandlers([Recorder(log.newRecord()), EchoingHandler()]) }
-            .bind(host: "127.0.0.1", port: 0)
-        let address = try XCTUnwrap(server.localAddress)
+            .bind(host: host, port: 0)
+        let listening = try XCTUnwrap(server.localAddress)
+        let loopback = try SocketAddress(ipAddress: "127.0.0.1", port: listening.port)
         let before = counter.counts
         for index in 0..<count {
             let record = ConnectionRecord(name: "client \(index)", expectedBytes: 4)
             let client = try await ClientBootstrap(group: group)
                 .channelInitializer { channel in try channel.pipeline.addHandler(Recorder(record)) }
-                .connect(to: address).get(within: 10)
+                .connect(to: dialingListenAddress ? listening : loopback).get(within: 10)
             try await client.writeAndFlush(ByteBuffer(string: "ping")).get(within: 10)
             await fulfillment(of: [record.receivedAll], timeout: 10)
-            try await client.close().get(within: 10)
             let accepted = try XCTUnwrap(log.records.last)
+            let acceptedChannel = try XCTUnwrap(accepted.channel)
+            XCTAssertEqual(client.remoteAddress, loopback, file: file, line: line)
+            XCTAssertEqual(acceptedChannel.localAddress, loopback, file: file, line: line)
+            XCTAssertEqual(acceptedChannel.remoteAddress, client.localAddress, file: file, line: line)
+            XCTAssertNotEqual(client.localAddress?.port ?? 0, 0, file: file, line: line)
+            try await client.close().get(within: 10)
             await fulfillment(of: [accepted.inactive], timeout: 10)
         }
         let after = counter.counts
         try await server.close().get(within: 10)
         try await group.shutdownGracefully()
-        XCTAssertEqual(log.records.count, count)
+        XCTAssertEqual(log.records.count, count, file: file, line: line)
         return after.merging(before) { $0 - $1 }
     }
 }
