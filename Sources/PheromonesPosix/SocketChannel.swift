@@ -118,11 +118,22 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     /// A `connected` (accepted) socket enters the loop's poller now; a client's enters it when it
     /// starts connecting, because epoll reports an unconnected TCP socket as hung up (`EPOLLHUP`) on
     /// every wait, which would spin the loop while the connect has not been issued.
+    ///
+    /// With auto-read, an accepted socket enters the poller already waiting to read: it asks for
+    /// that when it becomes active, on this same turn, before the loop polls. One `epoll_ctl(ADD)`
+    /// then serves, not an ADD and a MOD; should a handler hold the read back, the interest is
+    /// changed before the loop sleeps, as any other change.
     func register(connected: Bool) throws(IOError) {
         loop.assertInEventLoop()
         guard lifecycle.register() else { return }
-        if connected { try lifecycle.enterPoller(self, loop: loop, interest: []) }
+        if connected { try enterPoller(waitingFor: options.autoRead ? .readable : []) }
         pipeline.fireChannelRegistered()
+    }
+
+    /// Adds the socket to the loop's poller, waiting for `initial`.
+    private func enterPoller(waitingFor initial: Interest) throws(IOError) {
+        try lifecycle.enterPoller(self, loop: loop, interest: initial)
+        interest = initial
     }
 
     /// Marks an accepted or connected socket active: records addresses, fires `channelActive` and
@@ -553,9 +564,12 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         }
         connectTarget = address
         do throws(IOError) {
-            // Into the poller only now (see `register(connected:)`).
-            if lifecycle.token == nil { try lifecycle.enterPoller(self, loop: loop, interest: []) }
-            if try loop.posix.connect(fd, to: address) {
+            let connectedAtOnce = try loop.posix.connect(fd, to: address)
+            // Into the poller only now (see `register(connected:)`), after the connect is issued,
+            // waiting for what the channel waits for next: writability, which says the connect
+            // finished (one epoll_ctl, not an ADD and a MOD), or, connected already, nothing yet.
+            if lifecycle.token == nil { try enterPoller(waitingFor: connectedAtOnce ? [] : .writable) }
+            if connectedAtOnce {
                 becomeActive()
                 updateInterest()
                 promise?.succeed(())

@@ -15,6 +15,14 @@ final class ConnectionSyscallTests: XCTestCase {
         XCTAssertEqual(counts[.epollDelete], 0, "\(counts)")
     }
 
+    func testAConnectionEntersEpollWithTheInterestItWaitsForFirst() async throws {
+        let counts = try await countCalls(overConnections: Self.connections)
+        // The client enters epoll after its connect, waiting for writability, and switches to
+        // reading once connected; the accepted end enters it waiting to read (auto-read).
+        XCTAssertEqual(counts[.epollAdd], 2 * Self.connections, "\(counts)")
+        XCTAssertEqual(counts[.epollModify], Self.connections, "\(counts)")
+    }
+
     func testTheAddressesOfBothEndsCostOneCallTheClientsOwnPort() async throws {
         let counts = try await countCalls(overConnections: Self.connections)
         // The accepted end's peer comes with accept4, its own address is the listener's; the

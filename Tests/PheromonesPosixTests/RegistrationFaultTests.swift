@@ -24,11 +24,17 @@ final class RegistrationFaultTests: XCTestCase {
     func testAnInterestChangeThatEpollRefusesClosesTheChannelWithTheErrorAndTheServerGoesOn() async throws {
         let group = try makeGroup(loops: 1)
         let log = ServerLog()
+        // Reading by hand: an accepted channel enters the poller waiting for nothing, and its
+        // first interest change is the read its handler asks for once it is active. That fails.
+        var manualRead = SocketOptions()
+        manualRead.autoRead = false
         let server = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in try channel.pipeline.addHandlers([Recorder(log.newRecord()), EchoingHandler()]) }
+            .childOptions(manualRead)
+            .childChannelInitializer { channel in
+                try channel.pipeline.addHandlers([Recorder(log.newRecord()), ReadsOnceActive(), EchoingHandler()])
+            }
             .bind(host: "127.0.0.1", port: 0)
         let port = try XCTUnwrap(server.localAddress?.port)
-        // The accepted channel's first interest change (reading, once it is active) fails.
         faults.inject(.error(ENOMEM), into: .epollModify)
 
         let first = try RawClient.connect(port: port)
@@ -133,4 +139,15 @@ private final class DescriptorLedger: Sendable {
     var opened: [CInt] { state.withLock { $0.opened } }
     func closeCount(of fd: CInt) -> Int { state.withLock { $0.closes[fd, default: 0] } }
     var closedMoreThanOnce: [CInt] { state.withLock { $0.closedTwice } }
+}
+
+/// Asks for the first read when the channel becomes active (for channels with auto-read off).
+private final class ReadsOnceActive: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        context.read()
+    }
 }
