@@ -57,7 +57,10 @@ final class ValidationTests: GroupTestCase {
         _ = try await origin.node.broadcast(Envelope(name: "origin", operation: "spam"), hopLimit: 3)
         _ = try await origin.node.broadcast(Envelope(name: "origin", operation: "news"), hopLimit: 3)
         // Broadcasts travel each link in order: once `news` is at the end, `spam` would have been too.
+        // The relay forwards a broadcast before its protocol sees it, so its own delivery is waited
+        // for too (reading it as soon as the end has it raced the relay's loop).
         try await end.seen.wait("the second broadcast at the end", on: relay.eventLoop) { $0.contains("news") }
+        try await relaySeen.wait("the second broadcast at the relay", on: relay.eventLoop) { $0.contains("news") }
         XCTAssertEqual(end.seen.all, ["news"])
         XCTAssertEqual(relaySeen.all, ["news"])
         for node in [origin.node, relay, end.node] { await node.shutdown() }
