@@ -39,6 +39,7 @@ let package = Package(
         .package(path: "../"),
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", exact: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -53,15 +54,21 @@ let package = Package(
         .target(name: "CPerfEvents"),
         // epoll and socket helpers for the load generator (Glibc's Swift module lacks <sys/epoll.h>).
         .target(name: "CEpoll"),
+        // The load generator's TLS client: OpenSSL (the system's libssl, as PheromonesTLS links it)
+        // on its non-blocking sockets, behind a header that exposes none of OpenSSL's.
+        .target(name: "CTLSClient", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .executableTarget(
             name: "PheromonesBench",
             dependencies: [
                 "CEpoll",
+                "CTLSClient",
                 .product(name: "Pheromones", package: library),
+                .product(name: "PheromonesTLS", package: library),
                 .product(name: "PheromonesP2P", package: library),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

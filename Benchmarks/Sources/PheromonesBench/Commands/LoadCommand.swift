@@ -24,6 +24,8 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Connects pending at once.") var connectsInFlight: Int = 256
     @Option(help: "The server's pid, for its CPU time and memory.") var serverPID: Int32?
     @Flag(help: "Check every reply byte.") var verify = false
+    @Option(help: "Speak TLS: full (a full handshake each) or resumed (offering the last session ticket).")
+    var tls: LoadPlan.TLSMode?
 
     func validate() throws {
         guard connections > 0, size > 0, depth > 0, window > 0, connectsInFlight > 0 else {
@@ -56,6 +58,7 @@ struct LoadCommand: ParsableCommand {
         plan.connectsInFlight = connectsInFlight
         plan.serverPID = serverPID
         plan.verify = verify
+        plan.tls = tls
         return plan
     }
 }
@@ -71,6 +74,7 @@ extension LoadPlan {
         ]
         if let serverPID { arguments += ["--server-pid", "\(serverPID)"] }
         if verify { arguments.append("--verify") }
+        if let tls { arguments += ["--tls", tls.rawValue] }
         return arguments
     }
 }

@@ -13,7 +13,7 @@ struct PheromonesBench: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, PingPongCommand.self, FramedCommand.self, StreamCommand.self, ConnsCommand.self,
-            P2PCommand.self, AllCommand.self, ChaosCommand.self, SlowReaderCommand.self, P2PSlowPeerCommand.self,
+            TLSCommand.self, P2PCommand.self, AllCommand.self, ChaosCommand.self, SlowReaderCommand.self, P2PSlowPeerCommand.self,
             LoadCommand.self,
         ])
 }
@@ -21,5 +21,6 @@ struct PheromonesBench: AsyncParsableCommand {
 extension Implementation: ExpressibleByArgument {}
 extension WireProtocol: ExpressibleByArgument {}
 extension LoadPlan.Mode: ExpressibleByArgument {}
+extension LoadPlan.TLSMode: ExpressibleByArgument {}
 extension PeerWire: ExpressibleByArgument {}
 extension PeerRouter: ExpressibleByArgument {}

@@ -129,6 +129,62 @@ struct ConnsCommand: AsyncParsableCommand {
     }
 }
 
+struct TLSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tls",
+        abstract: "Echo over TLS 1.3 (ours: PheromonesTLS; NIO: NIOSSL): ping-pong, stream, handshakes per second, memory per idle connection.",
+        discussion: """
+            The load generator is the same for both servers: OpenSSL's client (TLS 1.3, \
+            TLS_AES_128_GCM_SHA256, X25519, no certificate verification) on the generator's \
+            epoll sockets. Rows: tls-pingpong (--connections, one 64-byte message in flight each); \
+            tls-stream (--stream-connections, 64 KiB of 4 KiB messages in flight each); \
+            tls-handshakes full and resumed (--handshake-connections cycling: connect, handshake, one \
+            64-byte round trip, close_notify and close; resumed offers the last ticket received); \
+            tls-idle (--idle-connections handshaken, answered once and held: server RSS growth per \
+            connection, then the same in plaintext for reference).
+            """)
+
+    @Option(help: "Which rows: a list of pingpong, stream, handshakes, idle.")
+    var only: String = TLSShape.Part.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(help: "Ping-pong connections.") var connections: Int = 100
+    @Option(help: "Stream connections.") var streamConnections: Int = 10
+    @Option(help: "Connections cycling at once in the handshake rows.") var handshakeConnections: Int = 16
+    @Option(help: "Idle connections held.") var idleConnections: Int = 1000
+    @OptionGroup var options: RunOptions
+
+    func validate() throws {
+        guard connections > 0, streamConnections > 0, handshakeConnections > 0, idleConnections > 0 else {
+            throw ValidationError("connection counts must be positive")
+        }
+        guard shape != nil else { throw ValidationError("--only takes a list of pingpong, stream, handshakes, idle") }
+    }
+
+    private var shape: TLSShape? { TLSShape(only: only) }
+
+    func run() async throws {
+        guard var shape else { return }
+        shape.pingpongConnections = connections
+        shape.streamConnections = streamConnections
+        shape.handshakeConnections = handshakeConnections
+        shape.idleConnections = idleConnections
+        try await options.run(shape.rows(timing: options.timing))
+    }
+}
+
+extension TLSShape {
+    /// The parts `only` names (nil when a name is not one).
+    init?(only: String) {
+        var parts = Set<Part>()
+        for name in only.split(separator: ",") {
+            guard let part = Part(rawValue: name.trimmingCharacters(in: .whitespaces)) else { return nil }
+            parts.insert(part)
+        }
+        guard !parts.isEmpty else { return nil }
+        self.init()
+        self.parts = parts
+    }
+}
+
 struct AllCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",

@@ -22,13 +22,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event loops (threads).")
     var loops: Int = 1
 
+    @Flag(help: "Speak TLS (echo only), with the test-only certificate for localhost (ours: PheromonesTLS; nio: NIOSSL).")
+    var tls = false
+
     func validate() throws {
         guard loops > 0 else { throw ValidationError("--loops must be at least 1") }
+        guard !tls || proto == .echo else { throw ValidationError("--tls serves the echo protocol only") }
     }
 
     func run() async throws {
         _ = cepoll_raise_open_files_limit()
-        let settings = ServerSettings(proto: proto, host: host, port: port, loops: loops)
+        var settings = ServerSettings(proto: proto, host: host, port: port, loops: loops)
+        settings.tls = tls
         switch impl {
         case .pheromones: try await PheromonesServer.serve(settings)
         case .nio: try await NIOServer.serve(settings, backlog: Self.systemBacklog)

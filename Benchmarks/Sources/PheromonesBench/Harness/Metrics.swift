@@ -14,7 +14,7 @@ extension Scenario {
     /// The figures each scenario reports.
     var metrics: [Metric] {
         switch self {
-        case .pingpong, .framed:
+        case .pingpong, .framed, .tlsPingpong:
             return [
                 Metric(key: "messagesPerSecond", title: "msg/s", decimals: 0) { $0.messagesPerSecond },
                 Metric(key: "latencyP50", title: "p50 µs", decimals: 1) { $0.latencyP50 },
@@ -22,14 +22,22 @@ extension Scenario {
                 Metric(key: "latencyP999", title: "p999 µs", decimals: 1) { $0.latencyP999 },
                 Metric(key: "serverMicrosecondsPerMessage", title: "srv CPU µs/msg", decimals: 2) { $0.serverMicrosecondsPerMessage },
             ]
-        case .stream:
+        case .stream, .tlsStream:
             return [
                 Metric(key: "megabytesPerSecond", title: "MB/s", decimals: 0) { $0.megabytesPerSecond },
                 Metric(key: "messagesPerSecond", title: "msg/s", decimals: 0) { $0.messagesPerSecond },
                 Metric(key: "latencyP99", title: "p99 µs", decimals: 0) { $0.latencyP99 },
                 Metric(key: "serverMicrosecondsPerMessage", title: "srv CPU µs/msg", decimals: 2) { $0.serverMicrosecondsPerMessage },
             ]
-        case .conns:
+        case .tlsHandshakes:
+            return [
+                Metric(key: "messagesPerSecond", title: "conn/s", decimals: 0) { $0.messagesPerSecond },
+                Metric(key: "latencyP50", title: "p50 µs", decimals: 0) { $0.latencyP50 },
+                Metric(key: "latencyP99", title: "p99 µs", decimals: 0) { $0.latencyP99 },
+                Metric(key: "serverMicrosecondsPerMessage", title: "srv CPU µs/conn", decimals: 1) { $0.serverMicrosecondsPerMessage },
+                Metric(key: "resumedPercent", title: "resumed %", decimals: 1) { $0.resumedFraction.map { $0 * 100 } },
+            ]
+        case .conns, .tlsIdle:
             return [
                 Metric(key: "answered", title: "answered", decimals: 0) { Double($0.answered) },
                 Metric(key: "secondsToAllAnswered", title: "s to all answered", decimals: 3) { $0.secondsToAllAnswered },

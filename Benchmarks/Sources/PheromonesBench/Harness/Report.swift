@@ -9,6 +9,8 @@ struct RowReport: Codable, Sendable {
     var connections: Int
     var messagesInFlight: Int
     var size: Int
+    /// TLS rows: full handshakes or resumed ones (nil: plaintext).
+    var tls: LoadPlan.TLSMode?
     var metrics: [String: Spread]
     var problems: [String]
 }
@@ -89,7 +91,7 @@ struct Report: Codable, Sendable {
             return RowReport(
                 scenario: row.scenario, row: row.name, proto: row.plan.proto, implementation: implementation,
                 connections: row.plan.connections, messagesInFlight: row.plan.messagesInFlight, size: row.plan.size,
-                metrics: metrics, problems: mine.flatMap { m in m.problems.map { "round \(m.round): \($0)" } })
+                tls: row.plan.tls, metrics: metrics, problems: mine.flatMap { m in m.problems.map { "round \(m.round): \($0)" } })
         }
         guard let ours = reports.firstIndex(where: { $0.implementation == .pheromones }),
               let nio = reports.firstIndex(where: { $0.implementation == .nio }) else { return reports }
@@ -140,7 +142,9 @@ extension Report {
         let metrics = scenario.metrics
         let mine = rows.filter { $0.scenario == scenario }
         let first = mine.first
-        var text = "### \(scenario.rawValue) (\(first?.proto.rawValue ?? "") protocol, \(first?.size ?? 0)-byte messages)\n\n"
+        var text = scenario.heading.isEmpty
+            ? "### \(scenario.rawValue) (\(first?.proto.rawValue ?? "") protocol, \(first?.size ?? 0)-byte messages)\n\n"
+            : "### \(scenario.rawValue) (\(scenario.heading))\n\n"
         text += "| row | server | " + metrics.map(\.title).joined(separator: " | ") + " |\n"
         text += "|---|---|" + String(repeating: "---:|", count: metrics.count) + "\n"
         for report in mine {

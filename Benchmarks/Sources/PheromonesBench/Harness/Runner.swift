@@ -34,7 +34,7 @@ struct Runner {
     private func measure(_ row: Row, index: Int, on implementation: Implementation, round: Int) -> Measurement {
         var measurement = Measurement(row: index, implementation: implementation, round: round, result: nil, problems: [])
         do {
-            let server = try startServer(implementation, proto: row.plan.proto)
+            let server = try startServer(implementation, proto: row.plan.proto, tls: row.plan.tls != nil)
             defer { server.process.stop() }
             var plan = row.plan
             plan.port = server.port
@@ -48,10 +48,10 @@ struct Runner {
         return measurement
     }
 
-    private func startServer(_ implementation: Implementation, proto: WireProtocol) throws -> (process: ChildProcess, port: Int) {
+    private func startServer(_ implementation: Implementation, proto: WireProtocol, tls: Bool) throws -> (process: ChildProcess, port: Int) {
         let process = try ChildProcess(arguments: [
             "serve", "--impl", implementation.rawValue, "--proto", proto.rawValue, "--port", "0", "--loops", "\(loops)",
-        ])
+        ] + (tls ? ["--tls"] : []))
         guard let line = process.readLine(), let port = ReadyLine.port(in: line) else {
             process.stop()
             throw HarnessError("the \(implementation.rawValue) server did not start")

@@ -3,9 +3,22 @@
 /// (The `p2p` rows, which have no NIO counterpart, are measured in process: see `P2PPlan`.)
 enum Scenario: String, Codable, Sendable, CaseIterable {
     case pingpong, framed, stream, conns
+    /// The `tls` scenario's parts: echo over TLS (ours: PheromonesTLS; NIO: NIOSSL).
+    case tlsPingpong = "tls-pingpong", tlsStream = "tls-stream", tlsHandshakes = "tls-handshakes", tlsIdle = "tls-idle"
 
     /// The protocol the scenario's servers speak.
     var proto: WireProtocol { self == .framed ? .framed : .echo }
+
+    /// What the table's heading says the rows are.
+    var heading: String {
+        switch self {
+        case .tlsPingpong: return "TLS 1.3 echo, 64-byte messages"
+        case .tlsStream: return "TLS 1.3 echo, 4 KiB messages, 64 KiB in flight per connection"
+        case .tlsHandshakes: return "TLS 1.3: connect, handshake, one 64-byte round trip, close_notify and close, again"
+        case .tlsIdle: return "connections handshaken, answered once and held; tls: TLS 1.3, plain: plaintext"
+        case .pingpong, .framed, .stream, .conns: return ""
+        }
+    }
 }
 
 /// One line of a scenario: a load shape, measured against each implementation in alternating rounds.
@@ -72,6 +85,58 @@ extension Row {
         var plan = LoadPlan(mode: .conns, proto: .echo, connections: connections)
         plan.apply(timing)
         return Row(scenario: .conns, name: "c\(connections)", plan: plan)
+    }
+}
+
+/// The `tls` scenario's shape: which parts, and their connection counts.
+struct TLSShape: Sendable {
+    enum Part: String, CaseIterable, Sendable {
+        case pingpong, stream, handshakes, idle
+    }
+
+    var parts: Set<Part> = Set(Part.allCases)
+    /// Ping-pong connections, one 64-byte message in flight each.
+    var pingpongConnections = 100
+    /// Stream connections, 64 KiB of 4 KiB messages in flight each.
+    var streamConnections = 10
+    /// Connections cycling at once in the handshake rows.
+    var handshakeConnections = 16
+    /// Idle connections held for the memory rows.
+    var idleConnections = 1000
+
+    /// The rows, in the order of ``Part``: ping-pong and stream over TLS; handshakes full and
+    /// resumed; idle connections over TLS, then plaintext for reference.
+    func rows(timing: Timing) -> [Row] {
+        var rows: [Row] = []
+        if parts.contains(.pingpong) {
+            var plan = LoadPlan(mode: .pingpong, proto: .echo, connections: pingpongConnections)
+            plan.tls = .full
+            plan.apply(timing)
+            rows.append(Row(scenario: .tlsPingpong, name: "c\(pingpongConnections)", plan: plan))
+        }
+        if parts.contains(.stream) {
+            var row = Row.stream(connections: streamConnections, size: 4096, window: 65_536, timing: timing)
+            row.scenario = .tlsStream
+            row.plan.tls = .full
+            rows.append(row)
+        }
+        if parts.contains(.handshakes) {
+            for mode in LoadPlan.TLSMode.allCases {
+                var plan = LoadPlan(mode: .churn, proto: .echo, connections: handshakeConnections)
+                plan.tls = mode
+                plan.apply(timing)
+                rows.append(Row(scenario: .tlsHandshakes, name: "\(mode.rawValue) c\(handshakeConnections)", plan: plan))
+            }
+        }
+        if parts.contains(.idle) {
+            for tls in [LoadPlan.TLSMode.full, nil] {
+                var plan = LoadPlan(mode: .conns, proto: .echo, connections: idleConnections)
+                plan.tls = tls
+                plan.apply(timing)
+                rows.append(Row(scenario: .tlsIdle, name: "\(tls == nil ? "plain" : "tls") c\(idleConnections)", plan: plan))
+            }
+        }
+        return rows
     }
 }
 

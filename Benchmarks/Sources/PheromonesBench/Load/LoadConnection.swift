@@ -2,7 +2,10 @@
 /// and read its stream, and when each message in flight was sent.
 final class LoadConnection {
     enum State {
-        case idle, connecting, connected
+        case idle, connecting
+        /// TLS: connected, the handshake under way.
+        case handshaking
+        case connected
         /// conns mode: connected, its one message sent, the reply not yet complete.
         case awaitingFirstReply
         /// conns mode: the round trip is done; the connection is held open.
@@ -13,6 +16,10 @@ final class LoadConnection {
     /// The connection's place in the generator's table, and its epoll tag.
     let index: Int
     var fd: CInt = -1
+    /// TLS: the client's connection (a `ctls_connection`), from the handshake until closed.
+    var tls: OpaquePointer?
+    /// When its connect started (churn mode: the start of its cycle).
+    var startedAt: UInt64 = 0
     var state = State.idle
     /// Whether EPOLLOUT is requested (only while the kernel refuses bytes).
     var wantsOutput = false
@@ -46,7 +53,21 @@ final class LoadConnection {
     var isUnsettled: Bool { state == .idle || isPending }
 
     /// Whether the generator is waiting on it: connecting, or (conns mode) awaiting its reply.
-    var isPending: Bool { state == .connecting || state == .awaitingFirstReply }
+    var isPending: Bool { state == .connecting || state == .handshaking || state == .awaitingFirstReply }
+
+    /// Forgets the previous connection's stream (churn mode reuses the slot).
+    func reset() {
+        bytesOwed = 0
+        bytesWritten = 0
+        bytesReceived = 0
+        outstanding = 0
+        oldest = 0
+        headerBytesSeen = 0
+        header = 0
+        payloadLeft = 0
+        payloadOffset = 0
+        wantsOutput = false
+    }
 
     /// Queues one more message of `wireLength` bytes, sent at `time`.
     func queueMessage(wireLength: Int, at time: UInt64) {

@@ -19,6 +19,17 @@ struct LoadPlan: Codable, Sendable {
         case stream
         /// Opens `connections` connections, one round trip on each, and holds them all open.
         case conns
+        /// Keeps `connections` connections cycling: connect (and, with TLS, handshake), one round
+        /// trip, close (TLS: after `close_notify`), connect again; measures connections per second.
+        case churn
+    }
+
+    /// How the load generator's connections speak TLS (nil: plaintext).
+    enum TLSMode: String, Codable, Sendable, CaseIterable {
+        /// A full handshake on every connection.
+        case full
+        /// Every connection offers the last session ticket a server gave (TLS 1.3 resumption).
+        case resumed
     }
 
     var mode: Mode
@@ -47,6 +58,8 @@ struct LoadPlan: Codable, Sendable {
     var serverPID: Int32?
     /// Check every reply byte against what was sent.
     var verify = false
+    /// TLS (the servers then serve TLS too), or nil for plaintext.
+    var tls: TLSMode?
 
     /// Bytes of one message on the wire.
     var wireLength: Int { size + proto.headerLength }
@@ -56,7 +69,7 @@ struct LoadPlan: Codable, Sendable {
         switch mode {
         case .pingpong: return max(1, depth)
         case .stream: return max(1, window / wireLength)
-        case .conns: return 1
+        case .conns, .churn: return 1
         }
     }
 }
@@ -97,6 +110,8 @@ struct LoadResult: Codable, Sendable {
     var serverRSSAfterKiB: Int?
     /// conns mode: growth of the server's resident memory per answered connection, in bytes.
     var serverBytesPerConnection: Double?
+    /// churn mode with TLS: the share of the measured connections whose handshake resumed a session.
+    var resumedFraction: Double?
 
     /// Whether anything went wrong.
     var hasErrors: Bool { failed > 0 || dropped > 0 || bad > 0 || firstError != nil }

@@ -1,11 +1,15 @@
 import Pheromones
+import PheromonesTLS
 
 /// Our server, built exactly as `Sources/EchoExample/EchoProtocol.swift` builds it: back pressure
 /// next to the socket, half-closure allowed, the output closed once the peer has finished sending.
+/// With TLS, a `TLSHandler` after the back pressure (half-closure allowed: a client's
+/// `close_notify` ends its input), as the example's `--tls-cert` does.
 enum PheromonesServer {
     static func serve(_ settings: ServerSettings) async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops)
         let proto = settings.proto
+        let tls = try settings.tls ? Self.tlsContext() : nil
         var options = SocketOptions()
         options.allowRemoteHalfClosure = true
         let server = try await ServerBootstrap(group: group)
@@ -13,7 +17,12 @@ enum PheromonesServer {
             .childChannelInitializer { channel in
                 switch proto {
                 case .echo:
-                    try channel.pipeline.addHandlers([BackPressureHandler(), EchoHandler()])
+                    if let tls {
+                        try channel.pipeline.addHandlers(
+                            [BackPressureHandler(), try TLSHandler(serverWith: tls, allowRemoteHalfClosure: true), EchoHandler()])
+                    } else {
+                        try channel.pipeline.addHandlers([BackPressureHandler(), EchoHandler()])
+                    }
                 case .framed:
                     try channel.pipeline.addHandlers(
                         [BackPressureHandler()]
@@ -25,6 +34,14 @@ enum PheromonesServer {
         await Termination.wait()
         try await server.close().get()
         try await group.shutdownGracefully()
+    }
+
+    /// The server context of ``BenchCertificates``, with PheromonesTLS's defaults.
+    private static func tlsContext() throws -> TLSContext {
+        let identity = TLSIdentity(
+            certificateChain: try TLSCertificate.chain(pem: BenchCertificates.serverCertificate),
+            privateKey: try TLSPrivateKey(pem: BenchCertificates.serverKey))
+        return try TLSContext(configuration: .makeServerConfiguration(identity: identity))
     }
 }
 

@@ -13,6 +13,8 @@ struct ServerSettings: Sendable {
     var host: String
     var port: Int
     var loops: Int
+    /// Whether connections speak TLS (echo only), with ``BenchCertificates``' identity.
+    var tls = false
     /// The largest frame the framed servers accept (ours: enforced; NIO's decoder has no limit).
     static let maximumFrameLength = 16 << 20
 }
@@ -22,7 +24,7 @@ enum ReadyLine {
     static let marker = "listening on port "
 
     static func print(_ implementation: Implementation, _ settings: ServerSettings, port: Int) {
-        let server = "\(implementation.rawValue) \(settings.proto.rawValue) server"
+        let server = "\(implementation.rawValue) \(settings.proto.rawValue)\(settings.tls ? " TLS" : "") server"
         Swift.print("\(server) \(marker)\(port) (\(settings.host), \(settings.loops) loop(s))")
         fflush(nil)  // all streams: stdout is a pipe when the harness reads it
     }
