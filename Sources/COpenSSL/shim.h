@@ -54,6 +54,7 @@ static const int pheromones_TLS1_3_VERSION = TLS1_3_VERSION;
 static const long pheromones_SSL_MODE_RELEASE_BUFFERS = SSL_MODE_RELEASE_BUFFERS;
 static const long pheromones_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
 static const long pheromones_SSL_MODE_ENABLE_PARTIAL_WRITE = SSL_MODE_ENABLE_PARTIAL_WRITE;
+static const long pheromones_SSL_MODE_NO_AUTO_CHAIN = SSL_MODE_NO_AUTO_CHAIN;
 static const uint64_t pheromones_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 static const uint64_t pheromones_SSL_OP_NO_TICKET = SSL_OP_NO_TICKET;
 static const uint64_t pheromones_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;

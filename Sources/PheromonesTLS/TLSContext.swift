@@ -90,9 +90,12 @@ public final class TLSContext: @unchecked Sendable {
         configureALPN(context)
         configureResumption(context)
         // Renegotiation is off; buffers are released while a connection is idle (the memory goal),
-        // and a write that OpenSSL could not finish may be retried from another address.
+        // and a write that OpenSSL could not finish may be retried from another address. The
+        // identity's chain is sent as given: without NO_AUTO_CHAIN, OpenSSL would build it anew on
+        // every full handshake from the trust store (with the system's, a scan of /etc/ssl/certs).
         SSL_CTX_set_options(context, pheromones_SSL_OP_NO_RENEGOTIATION | pheromones_SSL_OP_NO_COMPRESSION)
-        _ = pheromones_SSL_CTX_set_mode(context, pheromones_SSL_MODE_RELEASE_BUFFERS | pheromones_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+        _ = pheromones_SSL_CTX_set_mode(
+            context, pheromones_SSL_MODE_RELEASE_BUFFERS | pheromones_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | pheromones_SSL_MODE_NO_AUTO_CHAIN)
     }
 
     private func configureVersions(_ context: OpaquePointer) throws(TLSError) {
