@@ -188,7 +188,7 @@ extension TLSShape {
 struct AllCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every scenario with its default rows, p2p included (--quick: a smoke run of well under a minute).")
+        abstract: "Every scenario with its default rows, tls and p2p included (--quick: a smoke run of about half a minute).")
 
     @OptionGroup var options: RunOptions
 
@@ -198,6 +198,7 @@ struct AllCommand: AsyncParsableCommand {
         var rows = shapes.rows(.pingpong, timing: timing) + shapes.rows(.framed, timing: timing)
         rows.append(Row.stream(connections: 10, size: 4096, window: 65_536, timing: timing))
         rows.append(Row.connections(options.quick ? 1000 : 10_000, timing: timing))
+        rows += TLSShape().rows(timing: timing)
         try await options.run(rows, p2p: P2PPlan(quick: options.quick, timing: timing, loops: options.loops))
     }
 }
