@@ -296,9 +296,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         flushPromises.removeAll(keepingCapacity: true)
         guard pendingWrites.count > 1 else {
             // The common case, one write per flush: straight into OpenSSL, no staging.
-            let (data, promise) = pendingWrites.removeFirst()
-            if let promise { flushPromises.append(promise) }
-            guard encrypt(data) else { return failEncryption(context: context) }
+            guard encryptOnlyPendingWrite() else { return failEncryption(context: context) }
             return writeNetworkOutput(context: context, completing: flushPromises)
         }
         var staging = ScratchBuffers.take(minimumCapacity: Self.maximumRecordPlaintext)
@@ -318,6 +316,14 @@ public final class TLSHandler: ChannelDuplexHandler {
         }
         if staging.readableBytes > 0, !encrypt(staging) { return failEncryption(context: context) }
         writeNetworkOutput(context: context, completing: flushPromises)
+    }
+
+    /// Encrypts the one pending write, and lets go of its buffer before the ciphertext is written:
+    /// an echoed read's buffer is then the thread's alone again, for the ciphertext to reuse.
+    private func encryptOnlyPendingWrite() -> Bool {
+        guard let (data, promise) = pendingWrites.popFirst() else { return true }
+        if let promise { flushPromises.append(promise) }
+        return encrypt(data)
     }
 
     /// Hands `plaintext` to OpenSSL; false when it fails.
