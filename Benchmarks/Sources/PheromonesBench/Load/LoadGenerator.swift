@@ -85,14 +85,7 @@ final class LoadGenerator {
         for connection in connections where connection.state == .connected { fillWindow(connection, at: start) }
         run(until: start + Self.nanoseconds(plan.warmup))
 
-        let cpuBefore = plan.serverPID.flatMap(ProcessStats.cpuSeconds(of:))
-        let measureStart = monotonicNanoseconds()
-        phase = .measuring
-        run(until: measureStart + Self.nanoseconds(plan.duration))
-        phase = .stopped
-        let seconds = Double(monotonicNanoseconds() - measureStart) / 1e9
-        let cpuAfter = plan.serverPID.flatMap(ProcessStats.cpuSeconds(of:))
-        summarizeLoad(seconds: seconds, serverCPU: cpuBefore.flatMap { before in cpuAfter.map { $0 - before } })
+        measureLoad()
     }
 
     private func runConnections() {
@@ -115,6 +108,12 @@ final class LoadGenerator {
         for connection in connections { startConnect(connection) }
         run(until: start + Self.nanoseconds(plan.warmup))
 
+        measureLoad()
+        if plan.tls != nil, histogram.total > 0 { result.resumedFraction = Double(resumedMeasured) / Double(histogram.total) }
+    }
+
+    /// Runs the measured window and summarizes it, with the server's CPU over exactly that window.
+    private func measureLoad() {
         let cpuBefore = plan.serverPID.flatMap(ProcessStats.cpuSeconds(of:))
         let measureStart = monotonicNanoseconds()
         phase = .measuring
@@ -123,7 +122,6 @@ final class LoadGenerator {
         let seconds = Double(monotonicNanoseconds() - measureStart) / 1e9
         let cpuAfter = plan.serverPID.flatMap(ProcessStats.cpuSeconds(of:))
         summarizeLoad(seconds: seconds, serverCPU: cpuBefore.flatMap { before in cpuAfter.map { $0 - before } })
-        if plan.tls != nil, histogram.total > 0 { result.resumedFraction = Double(resumedMeasured) / Double(histogram.total) }
     }
 
     private func summarizeLoad(seconds: Double, serverCPU: Double?) {
