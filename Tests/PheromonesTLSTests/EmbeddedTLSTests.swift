@@ -219,11 +219,7 @@ final class EmbeddedTLSFeatureTests: XCTestCase {
     }
 
     func testHalfClosureTheClientShutsItsOutputAndStillReadsTheServersReply() throws {
-        let clientContext = try TLSContext(configuration: Fixtures.client())
-        let serverContext = try TLSContext(configuration: Fixtures.server())
-        let pair = try EmbeddedTLSPair(
-            client: TLSHandler(clientWith: clientContext, serverHostname: "localhost"),
-            server: TLSHandler(serverWith: serverContext, allowRemoteHalfClosure: true))
+        let pair = try EmbeddedTLSPair(clientConfiguration: Fixtures.client(), serverConfiguration: Fixtures.server(), serverAllowsRemoteHalfClosure: true)
         try pair.connect()
         try pair.client.writeOutbound(ByteBuffer(string: "request"))
         pair.client.pipeline.close(mode: .output, promise: nil)
@@ -241,11 +237,7 @@ final class EmbeddedTLSFeatureTests: XCTestCase {
     }
 
     func testClosingTheOutputSendsTheWritesQueuedBeforeItFlushedOrNotThenCloseNotify() throws {
-        let clientContext = try TLSContext(configuration: Fixtures.client())
-        let serverContext = try TLSContext(configuration: Fixtures.server())
-        let pair = try EmbeddedTLSPair(
-            client: TLSHandler(clientWith: clientContext, serverHostname: "localhost"),
-            server: TLSHandler(serverWith: serverContext, allowRemoteHalfClosure: true))
+        let pair = try EmbeddedTLSPair(clientConfiguration: Fixtures.client(), serverConfiguration: Fixtures.server(), serverAllowsRemoteHalfClosure: true)
         try pair.connect()
         let written = pair.loop.makePromise(of: Void.self)
         pair.client.pipeline.write(ByteBuffer(string: "queued, never flushed"), promise: written)

@@ -43,10 +43,13 @@ struct EmbeddedTLSPair {
         server = try EmbeddedChannel(handlers: [serverHandler, serverRecorder], loop: loop)
     }
 
-    init(clientConfiguration: TLSConfiguration, serverConfiguration: TLSConfiguration, serverHostname: String? = "localhost") throws {
+    init(
+        clientConfiguration: TLSConfiguration, serverConfiguration: TLSConfiguration, serverHostname: String? = "localhost",
+        serverAllowsRemoteHalfClosure: Bool = false
+    ) throws {
         try self.init(
             client: TLSHandler(clientWith: TLSContext(configuration: clientConfiguration), serverHostname: serverHostname),
-            server: TLSHandler(serverWith: TLSContext(configuration: serverConfiguration)))
+            server: TLSHandler(serverWith: TLSContext(configuration: serverConfiguration), allowRemoteHalfClosure: serverAllowsRemoteHalfClosure))
     }
 
     /// Connects both (the client's hello goes out) and runs the handshake.
