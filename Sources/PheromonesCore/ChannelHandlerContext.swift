@@ -19,7 +19,16 @@
 /// SwiftNIO: release the context in `handlerRemoved` to free both as soon as the channel closes.)
 public class ChannelHandlerContext {
     /// The handler's name, unique within its pipeline.
-    public let name: String
+    public var name: String { storedName.resolved(for: anyHandler) }
+    /// The name, made into a string only when asked. (Declared next to the flags below: the small
+    /// fields share one word, and a context stays within its allocation size class.)
+    private let storedName: HandlerName
+    /// Whether `pipelineLink` is retained (see there).
+    private let retainsPipeline: Bool
+    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
+    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
+    /// Whether the handler has been removed from the pipeline.
+    @exclusivity(unchecked) public internal(set) var isRemoved = false
     /// The pipeline this context belongs to.
     public var pipeline: ChannelPipeline { pipelineLink.takeUnretainedValue() }
     /// The pipeline: retained by a handler's context (released in `deinit`), so that a context a
@@ -28,12 +37,6 @@ public class ChannelHandlerContext {
     /// never handed out, and every path into them comes from the pipeline or from a handler's
     /// context, both of which hold the pipeline, so they never outlive it.
     private let pipelineLink: Unmanaged<ChannelPipeline>
-    /// Whether `pipelineLink` is retained (see there).
-    private let retainsPipeline: Bool
-    // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
-    // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
-    /// Whether the handler has been removed from the pipeline.
-    @exclusivity(unchecked) public internal(set) var isRemoved = false
 
     // The links to the next stages are unretained, and events are passed along them as guaranteed
     // references: a strong (or unsafe unowned) load would retain and release the next context on
@@ -171,8 +174,8 @@ public class ChannelHandlerContext {
     var types: MessageTypes { MessageTypes() }
 
     /// A handler's context (`retainsPipeline`), or the pipeline's own head or tail (not retaining it).
-    init(name: String, pipeline: ChannelPipeline, retainsPipeline: Bool = true, inboundIn: Any.Type?, outboundIn: Any.Type?) {
-        self.name = name
+    init(name: HandlerName, pipeline: ChannelPipeline, retainsPipeline: Bool = true, inboundIn: Any.Type?, outboundIn: Any.Type?) {
+        self.storedName = name
         self.pipelineLink = retainsPipeline ? .passRetained(pipeline) : .passUnretained(pipeline)
         self.retainsPipeline = retainsPipeline
         self.inboundInID = inboundIn.map(ObjectIdentifier.init)
@@ -355,7 +358,8 @@ public class ChannelHandlerContext {
             // A value passed on by an `Any`-typed stage, of the type this stage accepts.
         } else {
             let error = ChannelPipelineError.messageTypeMismatch(
-                "'\(sender.name)' wrote a \(Message.self) but '\(name)' accepts \(types.outboundIn.map { "\($0)" } ?? "?")"
+                // The pipeline's ends send outbound operations as its tail.
+                "'\(sender is TransportContext ? "tail" : sender.name)' wrote a \(Message.self) but '\(name)' accepts \(types.outboundIn.map { "\($0)" } ?? "?")"
             )
             promise?.fail(error)
             pipeline.fireErrorCaught(error)
@@ -410,7 +414,7 @@ struct MessageTypes {
 final class InboundHandlerContext<Handler: ChannelInboundHandler>: ChannelHandlerContext {
     let handler: Handler
 
-    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+    init(name: HandlerName, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
         super.init(name: name, pipeline: pipeline, inboundIn: Handler.InboundIn.self, outboundIn: nil)
     }
@@ -442,7 +446,7 @@ final class InboundHandlerContext<Handler: ChannelInboundHandler>: ChannelHandle
 final class OutboundHandlerContext<Handler: ChannelOutboundHandler>: ChannelHandlerContext {
     let handler: Handler
 
-    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+    init(name: HandlerName, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
         super.init(name: name, pipeline: pipeline, inboundIn: nil, outboundIn: Handler.OutboundIn.self)
     }
@@ -478,7 +482,7 @@ final class OutboundHandlerContext<Handler: ChannelOutboundHandler>: ChannelHand
 final class DuplexHandlerContext<Handler: ChannelInboundHandler & ChannelOutboundHandler>: ChannelHandlerContext {
     let handler: Handler
 
-    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+    init(name: HandlerName, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
         super.init(name: name, pipeline: pipeline, inboundIn: Handler.InboundIn.self, outboundIn: Handler.OutboundIn.self)
     }
@@ -531,113 +535,10 @@ final class DuplexHandlerContext<Handler: ChannelInboundHandler & ChannelOutboun
 final class PassiveHandlerContext<Handler: ChannelHandler>: ChannelHandlerContext {
     let handler: Handler
 
-    init(name: String, handler: Handler, pipeline: ChannelPipeline) {
+    init(name: HandlerName, handler: Handler, pipeline: ChannelPipeline) {
         self.handler = handler
         super.init(name: name, pipeline: pipeline, inboundIn: nil, outboundIn: nil)
     }
 
     override var anyHandler: any ChannelHandler { handler }
-}
-
-/// The pipeline's ends, which talk to the transport: what the pipeline and the tail need from the
-/// head whatever the transport's type.
-class TransportContext: ChannelHandlerContext {
-    /// Lets go of the transport, once the pipeline has let go of its channel: from then on,
-    /// outbound operations that reach the head fail (or, for `flush` and `read`, do nothing).
-    func detachTransport() {}
-    /// Hands an inbound message that no handler consumed to the transport.
-    func channelReadReachedTail<Message>(_ data: Message) {}
-    /// Hands an error that no handler handled to the transport.
-    func errorCaughtReachedTail(_ error: any Error) {}
-    /// Hands a user event that no handler consumed to the transport.
-    func userInboundEventReachedTail(_ event: Any) {}
-}
-
-/// The head: the transport's end. Inbound events start here; outbound operations end here.
-///
-/// Generic over the transport so that a write reaching the head calls it with neither an
-/// existential nor reference counting (an unsafe unowned existential is retained and released
-/// around every call).
-final class HeadContext<Core: ChannelCore>: TransportContext, ChannelHandler {
-    /// The transport, which every write ends in; nil once the pipeline has let go of its channel.
-    ///
-    /// Unretained, and called through as a guaranteed reference (no reference counting per write).
-    /// Safe because the transport is the pipeline's channel itself (see `ChannelPipeline.init`), which
-    /// the pipeline holds strongly for as long as this link is set: the pipeline clears the link
-    /// (`detachTransport`) in the same step in which it lets go of the channel, and the head belongs
-    /// to the pipeline.
-    @exclusivity(unchecked) private var coreLink: Unmanaged<Core>?
-
-    init(pipeline: ChannelPipeline, core: Core) {
-        coreLink = .passUnretained(core)
-        super.init(name: "head", pipeline: pipeline, retainsPipeline: false, inboundIn: nil, outboundIn: core.acceptedOutboundType)
-    }
-
-    /// The transport's types; once detached, types that fit anything (no handler is added for good
-    /// to a closed channel's pipeline, see `ChannelPipeline.addHandlers`).
-    override var types: MessageTypes {
-        guard let coreLink else { return MessageTypes(inboundIn: nil, inboundOut: Any.self, outboundIn: Any.self, outboundOut: nil) }
-        return coreLink._withUnsafeGuaranteedRef { core in
-            MessageTypes(inboundIn: nil, inboundOut: core.producedInboundType ?? Any.self,
-                         outboundIn: core.acceptedOutboundType, outboundOut: nil)
-        }
-    }
-    override var anyHandler: any ChannelHandler { self }
-    override func detachTransport() { coreLink = nil }
-
-    override func invokeWrite<Message>(_ data: Message, promise: Promise<Void>?) {
-        guard let coreLink else { promise?.fail(ChannelError.ioOnClosedChannel); return }
-        coreLink._withUnsafeGuaranteedRef { $0.write0(data, promise: promise) }
-    }
-    override func invokeWriteByteBuffer(_ data: ByteBuffer, promise: Promise<Void>?) {
-        guard let coreLink else { promise?.fail(ChannelError.ioOnClosedChannel); return }
-        coreLink._withUnsafeGuaranteedRef { $0.writeByteBuffer0(data, promise: promise) }
-    }
-    override func invokeFlush() { coreLink?._withUnsafeGuaranteedRef { $0.flush0() } }
-    override func invokeRead() { coreLink?._withUnsafeGuaranteedRef { $0.read0() } }
-    override func invokeClose(mode: CloseMode, promise: Promise<Void>?) {
-        guard let coreLink else { promise?.fail(ChannelError.alreadyClosed); return }
-        coreLink._withUnsafeGuaranteedRef { $0.close0(mode: mode, promise: promise) }
-    }
-    override func invokeBind(to address: SocketAddress, promise: Promise<Void>?) {
-        guard let coreLink else { promise?.fail(ChannelError.ioOnClosedChannel); return }
-        coreLink._withUnsafeGuaranteedRef { $0.bind0(to: address, promise: promise) }
-    }
-    override func invokeConnect(to address: SocketAddress, promise: Promise<Void>?) {
-        guard let coreLink else { promise?.fail(ChannelError.ioOnClosedChannel); return }
-        coreLink._withUnsafeGuaranteedRef { $0.connect0(to: address, promise: promise) }
-    }
-    override func invokeTriggerUserOutboundEvent(_ event: Any, promise: Promise<Void>?) {
-        guard let coreLink else { promise?.fail(ChannelError.ioOnClosedChannel); return }
-        coreLink._withUnsafeGuaranteedRef { $0.triggerUserOutboundEvent0(event, promise: promise) }
-    }
-
-    override func channelReadReachedTail<Message>(_ data: Message) {
-        coreLink?._withUnsafeGuaranteedRef { $0.channelReadReachedTail(data) }
-    }
-    override func errorCaughtReachedTail(_ error: any Error) {
-        coreLink?._withUnsafeGuaranteedRef { $0.errorCaughtReachedTail(error) }
-    }
-    override func userInboundEventReachedTail(_ event: Any) {
-        coreLink?._withUnsafeGuaranteedRef { $0.userInboundEventReachedTail(event) }
-    }
-}
-
-/// The tail: the application's end. Outbound operations from the channel start here; inbound events
-/// that no handler consumed end here and are reported to the transport (through the head, which
-/// holds the link to it).
-final class TailContext: ChannelHandlerContext, ChannelHandler {
-    init(pipeline: ChannelPipeline) {
-        super.init(name: "tail", pipeline: pipeline, retainsPipeline: false, inboundIn: nil, outboundIn: nil)
-    }
-
-    override var anyHandler: any ChannelHandler { self }
-    override func invokeChannelRegistered() {}
-    override func invokeChannelActive() {}
-    override func invokeChannelInactive() {}
-    override func invokeChannelRead<Message>(_ data: Message) { pipeline.transportHead.channelReadReachedTail(data) }
-    override func invokeChannelReadComplete() {}
-    override func invokeErrorCaught(_ error: any Error) { pipeline.transportHead.errorCaughtReachedTail(error) }
-    override func invokeUserInboundEventTriggered(_ event: Any) { pipeline.transportHead.userInboundEventReachedTail(event) }
-    override func invokeChannelWritabilityChanged() {}
 }

@@ -44,13 +44,13 @@ public final class ChannelPipeline: @unchecked Sendable {
     private weak var closedChannel: (any Channel)?
     // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
     // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
-    @exclusivity(unchecked) private var head: TransportContext!
-    @exclusivity(unchecked) private var tail: TailContext!
+    /// The head and the tail, one stage (see ``PipelineEnds``).
+    @exclusivity(unchecked) private var ends: TransportContext!
     /// The handlers' contexts, head side first.
     @exclusivity(unchecked) private var contexts: [ChannelHandlerContext] = []
     /// Removed contexts kept alive until the current event has left them (see ``removeHandler(context:)``).
     private var graveyard: [ChannelHandlerContext] = []
-    private var nameCounter = 0
+    private var nameCounter: UInt32 = 0
     /// Whether the channel has closed (``channelDidClose()`` ran): handlers added now are removed at once.
     private var isClosed = false
     /// Whether ``onNextTurn()`` is scheduled.
@@ -63,8 +63,7 @@ public final class ChannelPipeline: @unchecked Sendable {
     package init<Transport: Channel & ChannelCore>(channel: Transport, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         self.owningChannel = channel
-        self.head = HeadContext(pipeline: self, core: channel)
-        self.tail = TailContext(pipeline: self)
+        self.ends = PipelineEnds(pipeline: self, core: channel)
         relink()
     }
 
@@ -79,9 +78,6 @@ public final class ChannelPipeline: @unchecked Sendable {
         if let owningChannel { return owningChannel }
         return closedChannel ?? DeadChannel(pipeline: self)
     }
-
-    /// The head, as the tail and the pipeline's internals see it.
-    var transportHead: TransportContext { head }
 
     /// The handlers' names, head side first.
     public var handlerNames: [String] {
@@ -208,7 +204,7 @@ public final class ChannelPipeline: @unchecked Sendable {
     }
 
     private func releaseChannel() {
-        head.detachTransport()
+        ends.detachTransport()
         closedChannel = owningChannel
         owningChannel = nil
     }
@@ -308,17 +304,17 @@ public final class ChannelPipeline: @unchecked Sendable {
     /// Where inbound events enter; checks that they do so on the loop.
     @usableFromInline var headContext: ChannelHandlerContext {
         eventLoop.assertInEventLoop()
-        return head
+        return ends
     }
     /// Where outbound operations enter; checks that they do so on the loop.
     @usableFromInline var tailContext: ChannelHandlerContext {
         eventLoop.assertInEventLoop()
-        return tail
+        return ends
     }
 
     // MARK: Structure
 
-    private func makeContext(for handler: any ChannelHandler, name: String) -> ChannelHandlerContext {
+    private func makeContext(for handler: any ChannelHandler, name: HandlerName) -> ChannelHandlerContext {
         if let duplex = handler as? any (ChannelInboundHandler & ChannelOutboundHandler) {
             return makeDuplex(duplex, name: name)
         } else if let inbound = handler as? any ChannelInboundHandler {
@@ -329,16 +325,16 @@ public final class ChannelPipeline: @unchecked Sendable {
         return makePassive(handler, name: name)
     }
 
-    private func makeDuplex<H: ChannelInboundHandler & ChannelOutboundHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+    private func makeDuplex<H: ChannelInboundHandler & ChannelOutboundHandler>(_ handler: H, name: HandlerName) -> ChannelHandlerContext {
         DuplexHandlerContext(name: name, handler: handler, pipeline: self)
     }
-    private func makeInbound<H: ChannelInboundHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+    private func makeInbound<H: ChannelInboundHandler>(_ handler: H, name: HandlerName) -> ChannelHandlerContext {
         InboundHandlerContext(name: name, handler: handler, pipeline: self)
     }
-    private func makeOutbound<H: ChannelOutboundHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+    private func makeOutbound<H: ChannelOutboundHandler>(_ handler: H, name: HandlerName) -> ChannelHandlerContext {
         OutboundHandlerContext(name: name, handler: handler, pipeline: self)
     }
-    private func makePassive<H: ChannelHandler>(_ handler: H, name: String) -> ChannelHandlerContext {
+    private func makePassive<H: ChannelHandler>(_ handler: H, name: HandlerName) -> ChannelHandlerContext {
         PassiveHandlerContext(name: name, handler: handler, pipeline: self)
     }
 
@@ -355,39 +351,38 @@ public final class ChannelPipeline: @unchecked Sendable {
         }
     }
 
-    private func uniqueName(_ requested: String?, for handler: any ChannelHandler, pending: [ChannelHandlerContext]) throws(ChannelPipelineError) -> String {
+    private func uniqueName(_ requested: String?, for handler: any ChannelHandler, pending: [ChannelHandlerContext]) throws(ChannelPipelineError) -> HandlerName {
         let taken = { (name: String) in
             name == "head" || name == "tail" || self.contexts.contains { $0.name == name } || pending.contains { $0.name == name }
         }
         if let requested {
             guard !taken(requested) else { throw .duplicateName(requested) }
-            return requested
+            return HandlerName(given: requested)
         }
-        var name: String
+        var name: HandlerName
         repeat {
-            name = "\(type(of: handler))#\(nameCounter)"
-            nameCounter += 1
-        } while taken(name)
+            name = HandlerName(number: nameCounter)
+            nameCounter &+= 1
+        } while taken(name.resolved(for: handler))
         return name
     }
 
-    /// Recomputes every live context's links to its next inbound and outbound stage.
+    /// Recomputes every live context's links to its next inbound and outbound stage: the ends' inbound
+    /// links are the head's, their outbound links the tail's (see ``PipelineEnds``).
     private func relink() {
-        var inbound = InboundRoute(to: tail)
+        var inbound = InboundRoute(to: ends)
         for context in contexts.reversed() {
             context.inboundRoute = inbound
             inbound = context.inboundRoute(through: inbound)
         }
-        head.inboundRoute = inbound
-        tail.inboundRoute = InboundRoute(to: nil)
+        ends.inboundRoute = inbound
 
-        var outbound = OutboundRoute(to: head)
+        var outbound = OutboundRoute(to: ends)
         for context in contexts {
             context.outboundRoute = outbound
             outbound = context.outboundRoute(through: outbound)
         }
-        tail.outboundRoute = outbound
-        head.outboundRoute = OutboundRoute(to: nil)
+        ends.outboundRoute = outbound
     }
 
     /// The first place where neighbouring stages' declared message types do not fit, if any.
@@ -397,8 +392,8 @@ public final class ChannelPipeline: @unchecked Sendable {
     /// the head (or the transport) accepts. `Never` means "emits nothing" and fits anything; `Any`
     /// accepts anything; an unknown transport type (embedded channels) fits anything.
     private func typeMismatch() -> ChannelPipelineError? {
-        var producer: (name: String, type: Any.Type?) = ("head", head.types.inboundOut)
-        var acceptor: (name: String, type: Any.Type?) = ("head", head.types.outboundIn)
+        var producer: (name: String, type: Any.Type?) = ("head", ends.types.inboundOut)
+        var acceptor: (name: String, type: Any.Type?) = ("head", ends.types.outboundIn)
         for context in contexts {
             if let reads = context.types.inboundIn {
                 if let emitted = producer.type, !Self.fits(emitted, into: reads) {

@@ -8,7 +8,7 @@ import PheromonesCore
 /// a handler re-enters it (writes from `errorCaught`, closes from `channelInactive` or from a write
 /// promise's callback), the handler finds the state already final: the channel closes exactly once,
 /// one failure reaches `errorCaught` once, and `isActive` is false from the moment the channel
-/// decided to close. The steps every close ends with are ``finish(_:promise:pipeline:closePromise:)``.
+/// decided to close. The steps every close ends with are ``finish(_:promise:pipeline:completingCloseFuture:)``.
 ///
 /// Loop-confined, like the channel that holds it.
 struct ChannelLifecycle {
@@ -86,7 +86,7 @@ struct ChannelLifecycle {
 
     /// What a close request asks the channel to do.
     enum CloseDecision {
-        /// Close: the state is now `closing`. Release the transport, then ``ChannelLifecycle/finish(_:promise:pipeline:closePromise:)``.
+        /// Close: the state is now `closing`. Release the transport, then ``ChannelLifecycle/finish(_:promise:pipeline:completingCloseFuture:)``.
         case close
         /// A close is already under way; the promise was kept and completes with it.
         case joined
@@ -126,12 +126,13 @@ struct ChannelLifecycle {
 
     /// The steps every close ends with, once the transport is released and ``finishClose()`` has
     /// returned `completion`: the close requests succeed, `channelInactive` fires (if
-    /// `channelActive` did), the handlers are removed, and `closeFuture` completes.
-    static func finish(_ completion: Completion, promise: Promise<Void>?, pipeline: ChannelPipeline, closePromise: Promise<Void>) {
+    /// `channelActive` did), the handlers are removed, and `closeFuture` completes
+    /// (`completingCloseFuture`).
+    static func finish(_ completion: Completion, promise: Promise<Void>?, pipeline: ChannelPipeline, completingCloseFuture: () -> Void) {
         promise?.succeed(())
         for waiter in completion.waiters { waiter.succeed(()) }
         if completion.firesInactive { pipeline.fireChannelInactive() }
         pipeline.channelDidClose()
-        closePromise.succeed(())
+        completingCloseFuture()
     }
 }

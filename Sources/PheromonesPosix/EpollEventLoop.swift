@@ -25,9 +25,10 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     /// Per-descriptor registration, in an array indexed by descriptor.
+    // The reference first, then the small fields: 24 bytes a slot, not 32 (padding before it).
     private struct Registration {
-        var generation: UInt32 = 0
         var selectable: (any Selectable)?
+        var generation: UInt32 = 0
         /// The interest epoll currently has (empty: not registered).
         var registered: Interest = []
         /// The interest the channel wants from the next sleep on.
@@ -45,6 +46,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     // `@exclusivity(unchecked)`: loop-confined hot state. Only the loop's thread touches it, and no access
     // spans a call that could re-enter, so the runtime check (a thread-local lookup per access) buys nothing.
+    /// The write-queue storage the loop's channels lend each other (see ``PendingWrites``).
+    @exclusivity(unchecked) var spareWriteQueue = PendingWrites.Spare()
     @exclusivity(unchecked) private var registrations: [Registration] = []
     @exclusivity(unchecked) private var interestUpdates: [CInt] = []
     @exclusivity(unchecked) private var registeredCount = 0

@@ -9,10 +9,21 @@ import PheromonesCore
 /// moves the partly written one's reader index. Promises of finished writes are appended to
 /// `completed` (in order) for the channel to succeed once its own state is consistent again,
 /// because a promise callback may write, flush or close re-entrantly.
+///
+/// A queue holds storage only while it holds buffers: once empty it lends its storage to the loop's
+/// ``Spare`` (``lendStorage(to:)``), and the next channel of the loop to write borrows it. So an idle
+/// connection keeps no queue storage, and a connection's first write allocates none.
 struct PendingWrites {
-    private struct Entry {
+    fileprivate struct Entry {
         var buffer: ByteBuffer
         var promise: Promise<Void>?
+    }
+
+    /// The storage of an emptied queue, waiting on a loop for the next channel that writes.
+    struct Spare {
+        fileprivate var entries: Deque<Entry>?
+        /// Whether a queue's storage waits here.
+        var holdsStorage: Bool { entries != nil }
     }
 
     private var entries: Deque<Entry> = []
@@ -20,6 +31,21 @@ struct PendingWrites {
     private(set) var flushedCount = 0
     /// Readable bytes in all queued buffers (flushed or not): what the water marks compare.
     private(set) var queuedBytes = 0
+    /// What storage `entries` may have.
+    private var storage = Storage.none
+
+    private enum Storage: UInt8 {
+        /// None since it was last lent.
+        case none
+        /// Borrowed, or grown by an append: lent again once the queue is empty.
+        case lendable
+        /// Grown past ``lendableCount`` entries: freed once the queue is empty, so that a loop
+        /// never keeps a large queue's storage for its other channels.
+        case large
+    }
+
+    /// The most entries a queue may have held for its storage to be lent.
+    private static let lendableCount = 64
 
     var isEmpty: Bool { entries.isEmpty }
     var hasFlushed: Bool { flushedCount > 0 }
@@ -36,9 +62,23 @@ struct PendingWrites {
         case more
     }
 
-    mutating func append(_ buffer: ByteBuffer, promise: Promise<Void>?) {
+    mutating func append(_ buffer: ByteBuffer, promise: Promise<Void>?, borrowingFrom spare: inout Spare) {
+        if storage == .none {
+            storage = .lendable
+            if let borrowed = spare.entries.take() { entries = borrowed }
+        }
         queuedBytes += buffer.readableBytes
         entries.append(Entry(buffer: buffer, promise: promise))
+        if entries.count > Self.lendableCount { storage = .large }
+    }
+
+    /// Once the queue is empty, hands its storage to `spare` (or frees it, when `spare` has some).
+    mutating func lendStorage(to spare: inout Spare) {
+        guard storage != .none, entries.isEmpty else { return }
+        let emptied = entries
+        entries = []
+        if storage == .lendable, spare.entries == nil { spare.entries = emptied }
+        storage = .none
     }
 
     mutating func markFlushed() { flushedCount = entries.count }

@@ -207,7 +207,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
             siblings = []
             for sibling in others { sibling.close() }
             lifecycle.releaseDescriptor(loop: loop)
-            ChannelLifecycle.finish(lifecycle.finishClose(), promise: promise, pipeline: pipeline, closePromise: closePromise)
+            ChannelLifecycle.finish(lifecycle.finishClose(), promise: promise, pipeline: pipeline) { closePromise.succeed(()) }
         }
     }
 

@@ -25,7 +25,8 @@ import Synchronization
 ///
 /// All state is confined to the loop; the `Channel` members that other threads may call hop there.
 // Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
-// except `activeFlag`/`writableFlag` (atomics) and `addressStorage` (under `addressLock`), which other threads read.
+// except `activeFlag`/`writableFlag` (atomics), `addressStorage` (under `addressLock`) and
+// `closeFutureState` (under `closeFutureLock`), which other threads read.
 public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked Sendable {
     /// The loop that owns the channel.
     public let loop: EpollEventLoop
@@ -39,39 +40,47 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     /// Shared with the other channels of the same bootstrap: one allocation per server, not per connection.
     private let settings: SharedSocketOptions
     private var options: SocketOptions { settings.value }
-    private let closePromise: Promise<Void>
 
+    @exclusivity(unchecked) private var pendingWrites = PendingWrites()
+    // The one-byte fields together (after the write queue, whose last field is one byte too): the
+    // channel is most of an idle connection's memory, and spread between wider fields each would
+    // cost a word.
     @exclusivity(unchecked) private var interest: Interest = []
     @exclusivity(unchecked) private var readPending = false
     @exclusivity(unchecked) private var inputClosed = false
     @exclusivity(unchecked) private var outputClosed = false
-    @exclusivity(unchecked) private var shutdownOutputWhenFlushed: Promise<Void>??
-    @exclusivity(unchecked) private var readSize = 2048
-    @exclusivity(unchecked) private var smallReads = 0
-
-    @exclusivity(unchecked) private var pendingWrites = PendingWrites()
-    @exclusivity(unchecked) private var completedWrites: [Promise<Void>] = []
-    /// How many of `completedWrites` have been succeeded: a promise callback may close the channel,
-    /// and the close must first succeed the rest (they were sent) before it fails the queued ones.
-    @exclusivity(unchecked) private var completedWritesReported = 0
     @exclusivity(unchecked) private var isFlushing = false
     @exclusivity(unchecked) private var writable = true
-
-    /// Only while a client connect is under way (accepted channels never need it).
-    private var connecting: ConnectAttempt?
-    /// The address this channel dialed, if it is a client.
-    private var connectTarget: SocketAddress?
-
+    /// The next read's size is `1 << readSizeShift` bytes (see ``adaptReadSize(lastRead:)``).
+    @exclusivity(unchecked) private var readSizeShift = UInt8(11)
+    /// Reads in a row that filled less than half of the read size.
+    @exclusivity(unchecked) private var smallReads = UInt8(0)
     private let activeFlag = Atomic<Bool>(false)
     private let writableFlag = Atomic<Bool>(true)
     /// Guards `addressStorage`, which other threads read: an inline lock word, not a separate
     /// allocation per connection.
     private let addressLock = AtomicLock()
+    /// Guards `closeFutureState`, which any thread may ask for.
+    private let closeFutureLock = AtomicLock()
+
+    @exclusivity(unchecked) private var shutdownOutputWhenFlushed: Promise<Void>??
+    @exclusivity(unchecked) private var completedWrites: [Promise<Void>] = []
+    /// How many of `completedWrites` have been succeeded: a promise callback may close the channel,
+    /// and the close must first succeed the rest (they were sent) before it fails the queued ones.
+    @exclusivity(unchecked) private var completedWritesReported = 0
+
+    /// Only while a client connect is under way (accepted channels never need it).
+    private var connecting: ConnectAttempt?
+
     // `@exclusivity(unchecked)`: threads take turns through `addressLock`.
     @exclusivity(unchecked) private var addressStorage: (local: SocketAddress?, remote: SocketAddress?) = (nil, nil)
+    // `@exclusivity(unchecked)`: threads take turns through `closeFutureLock`.
+    @exclusivity(unchecked) private var closeFutureState = CloseFutureState.notAsked
 
-    private static let minimumReadSize = 64
-    private static let maximumReadSize = 64 * 1024
+    /// Reads are 64 bytes to 64 KiB.
+    private static let minimumReadSizeShift = UInt8(6)
+    private static let maximumReadSizeShift = UInt8(16)
+    private var readSize: Int { 1 << Int(readSizeShift) }
     private static let writeSpinCount = 16
 
     init(fd: CInt, loop: EpollEventLoop, options: SharedSocketOptions, parent: (any Channel)?) {
@@ -79,7 +88,6 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         self.loop = loop
         self.settings = options
         self.parent = parent
-        closePromise = loop.makePromise(of: Void.self)
         pipelineStorage = ChannelPipeline(channel: self, eventLoop: loop)
     }
 
@@ -95,7 +103,30 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     public var pipeline: ChannelPipeline { pipelineStorage }
     public var eventLoop: any EventLoop { loop }
-    public var closeFuture: Future<Void> { closePromise.futureResult }
+    /// Made when first asked for (see ``CloseFutureState``).
+    public var closeFuture: Future<Void> {
+        closeFutureLock.lock()
+        defer { closeFutureLock.unlock() }
+        switch closeFutureState {
+        case .asked(let promise):
+            return promise.futureResult
+        case .closed:
+            return loop.makeSucceededFuture(())
+        case .notAsked:
+            let promise = loop.makePromise(of: Void.self)
+            closeFutureState = .asked(promise)
+            return promise.futureResult
+        }
+    }
+
+    /// Completes `closeFuture` if anyone asked for it, and makes later requests find it completed.
+    private func completeCloseFuture() {
+        closeFutureLock.lock()
+        let state = closeFutureState
+        closeFutureState = .closed
+        closeFutureLock.unlock()
+        if case .asked(let promise) = state { promise.succeed(()) }
+    }
     public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
     public var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
     public var bufferedOutboundBytes: Int {
@@ -142,15 +173,15 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     /// `knownLocal` and `knownRemote` are the addresses when the caller already has them (the
     /// listening address, the peer's from `accept4`); the others are asked of the kernel. A client's
     /// peer is the address it dialed, unless that was a wildcard (which reaches this host).
-    func becomeActive(knownLocal: SocketAddress? = nil, knownRemote: SocketAddress? = nil) {
+    func becomeActive(knownLocal: SocketAddress? = nil, knownRemote: SocketAddress? = nil, dialed target: SocketAddress? = nil) {
         guard lifecycle.activate() else { return }
         // Drop the write interest a connect waited with: `flush0` reads it as "the socket is full",
         // and would hold back what `channelActive` sends until the next turn.
         updateInterest()
         activeFlag.store(true, ordering: .relaxed)
         let local = knownLocal ?? (try? loop.posix.localAddress(fd))
-        let dialed = connectTarget.flatMap { $0.isSpecificHost ? $0 : nil }
-        let remote = knownRemote ?? dialed ?? (try? loop.posix.remoteAddress(fd)) ?? connectTarget
+        let dialed = target.flatMap { $0.isSpecificHost ? $0 : nil }
+        let remote = knownRemote ?? dialed ?? (try? loop.posix.remoteAddress(fd)) ?? target
         withAddresses { $0 = (local, remote) }
         pipeline.fireChannelActive()
         if options.autoRead, lifecycle.state == .active { pipeline.read() }
@@ -255,15 +286,15 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     private func adaptReadSize(lastRead count: Int) {
         if count == readSize {
-            readSize = min(readSize * 2, Self.maximumReadSize)
+            readSizeShift = min(readSizeShift + 1, Self.maximumReadSizeShift)
             smallReads = 0
-        } else if count < readSize / 2, readSize > Self.minimumReadSize {
+        } else if count < readSize / 2, readSizeShift > Self.minimumReadSizeShift {
             // Strictly less than half: a read that exactly fills the halved size would double it
             // again at once, and the size would oscillate, each fill costing a read(2) that can only
             // say EAGAIN (and a fresh receive buffer when a handler still holds the last one).
             smallReads += 1
             if smallReads >= 2 {
-                readSize /= 2
+                readSizeShift -= 1
                 smallReads = 0
             }
         } else {
@@ -351,6 +382,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             if case .wroteAll = outcome { continue }
             break
         }
+        pendingWrites.lendStorage(to: &loop.spareWriteQueue)
         updateWritability()
         if !pendingWrites.hasFlushed, let promise = shutdownOutputWhenFlushed {
             shutdownOutputWhenFlushed = nil
@@ -410,9 +442,9 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     // MARK: Connecting
 
     private func finishConnect() {
-        guard lifecycle.state == .connecting, let target = connectTarget else { return }
+        guard lifecycle.state == .connecting, let attempt = connecting else { return }
         let code = (try? loop.posix.socketError(fd)) ?? EINVAL
-        let promise = connecting?.finish()
+        let (target, promise) = (attempt.target, attempt.finish())
         connecting = nil
         guard code == 0 else {
             let error = Self.connectError(code, target: target)
@@ -420,14 +452,14 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             promise?.fail(error)
             return
         }
-        becomeActive()
+        becomeActive(dialed: target)
         updateInterest()
         promise?.succeed(())
     }
 
     private func connectTimedOut(after timeout: TimeAmount) {
-        guard lifecycle.state == .connecting, let target = connectTarget else { return }
-        let promise = connecting?.finish()
+        guard lifecycle.state == .connecting, let attempt = connecting else { return }
+        let (target, promise) = (attempt.target, attempt.finish())
         connecting = nil
         close0(mode: .all, promise: nil)
         promise?.fail(ChannelError.connectTimeout(target, timeout))
@@ -465,7 +497,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             promise?.fail(ChannelError.outputClosed)
             return
         }
-        pendingWrites.append(data, promise: promise)
+        pendingWrites.append(data, promise: promise, borrowingFrom: &loop.spareWriteQueue)
         updateWritability()
     }
 
@@ -529,7 +561,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     }
 
     /// The second half of a close: releases the socket, fails what waited on it, fires
-    /// `channelInactive` and removes the handlers (``ChannelLifecycle/finish(_:promise:pipeline:closePromise:)``).
+    /// `channelInactive` and removes the handlers (``ChannelLifecycle/finish(_:promise:pipeline:completingCloseFuture:)``).
     /// The state is `closing` throughout, so the callbacks run here find every operation failing.
     private func releaseAndFinishClose(promise: Promise<Void>?) {
         lifecycle.releaseDescriptor(loop: loop)
@@ -539,7 +571,8 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         shutdownOutputWhenFlushed = nil
         completeWrites()
         for pending in pendingWrites.removeAll() { pending.fail(ChannelError.closedBeforeWriteCompleted) }
-        ChannelLifecycle.finish(lifecycle.finishClose(), promise: promise, pipeline: pipeline, closePromise: closePromise)
+        pendingWrites.lendStorage(to: &loop.spareWriteQueue)
+        ChannelLifecycle.finish(lifecycle.finishClose(), promise: promise, pipeline: pipeline, completingCloseFuture: completeCloseFuture)
     }
 
     public func bind0(to address: SocketAddress, promise: Promise<Void>?) {
@@ -562,7 +595,6 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             promise?.fail(lifecycle.isOpen ? ChannelError.alreadyConnected : ChannelError.ioOnClosedChannel)
             return
         }
-        connectTarget = address
         do throws(IOError) {
             let connectedAtOnce = try loop.posix.connect(fd, to: address)
             // Into the poller only now (see `register(connected:)`), after the connect is issued,
@@ -570,7 +602,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
             // finished (one epoll_ctl, not an ADD and a MOD), or, connected already, nothing yet.
             if lifecycle.token == nil { try enterPoller(waitingFor: connectedAtOnce ? [] : .writable) }
             if connectedAtOnce {
-                becomeActive()
+                becomeActive(dialed: address)
                 updateInterest()
                 promise?.succeed(())
                 return
@@ -583,7 +615,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         _ = lifecycle.beginConnecting()
         let timeout = options.connectTimeout
         connecting = ConnectAttempt(
-            promise: promise, timeout: loop.scheduleTask(in: timeout) { [self] in connectTimedOut(after: timeout) })
+            target: address, promise: promise, timeout: loop.scheduleTask(in: timeout) { [self] in connectTimedOut(after: timeout) })
         updateInterest()
     }
 
@@ -602,12 +634,15 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     public func userInboundEventReachedTail(_ event: Any) {}
 }
 
-/// A client connect under way: the caller's promise and the timer that fails it.
+/// A client connect under way: the address dialed, the caller's promise and the timer that fails it.
+/// (Out of line: accepted connections, the many, never need it.)
 private final class ConnectAttempt {
+    let target: SocketAddress
     private var promise: Promise<Void>?
     private var timeout: Scheduled<Void>?
 
-    init(promise: Promise<Void>?, timeout: Scheduled<Void>) {
+    init(target: SocketAddress, promise: Promise<Void>?, timeout: Scheduled<Void>) {
+        self.target = target
         self.promise = promise
         self.timeout = timeout
     }
@@ -632,4 +667,15 @@ extension SocketAddress {
         case .v6(let address): return (address.high != 0 || address.low != 0) && address.scopeID == 0
         }
     }
+}
+
+/// Where a connection's `closeFuture` is: made only when someone asks for it. Most accepted
+/// connections are never asked (a server seldom waits on each), and a future would be about 110
+/// bytes of every idle connection.
+private enum CloseFutureState {
+    case notAsked
+    /// Asked for before the close finished: completed when it does.
+    case asked(Promise<Void>)
+    /// The close has finished: a request gets a future that has succeeded.
+    case closed
 }

@@ -120,6 +120,31 @@ final class SocketChannelLifetimeTests: XCTestCase {
         try await group.shutdownGracefully()
     }
 
+    func testTheCloseFutureCompletesWhetherAskedForBeforeTheCloseFromChannelInactiveOrAfterTheClose() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let server = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in try channel.pipeline.addHandler(EchoingHandler()) }
+            .bind(host: "127.0.0.1", port: 0)
+        let askedInInactive = LockedValue<Future<Void>?>(nil)
+        let client = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in try channel.pipeline.addHandler(CloseFutureAsker(slot: askedInInactive)) }
+            .connect(to: try XCTUnwrap(server.localAddress)).get(within: 10)
+
+        // Asked from another thread before the close, twice: the same future.
+        let before = client.closeFuture
+        XCTAssertTrue(before === client.closeFuture)
+        XCTAssertFalse(before.isFulfilled)
+        try await client.close().get(within: 10)
+        try await before.get(within: 10)
+        try await XCTUnwrap(askedInInactive.withLock { $0 }).get(within: 10)
+        // Asked after the close (the state the channel keeps instead of a future): complete at once.
+        let after = client.closeFuture
+        XCTAssertTrue(after.isFulfilled)
+        try await after.get(within: 10)
+        try await server.close().get(within: 10)
+        try await group.shutdownGracefully()
+    }
+
     /// Every operation through `context` and `channel`, each described as "what: how it failed".
     private static func everyOperationsFailure(through context: ChannelHandlerContext?, channel: SocketChannel) -> [String] {
         guard let context else { return ["the handler lost its context"] }
@@ -228,4 +253,22 @@ private final class ByteContextKeeper: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundOut = ByteBuffer
+}
+
+/// Asks for the channel's close future in `channelInactive`, when the close is under way but its
+/// future is not complete yet.
+private final class CloseFutureAsker: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let slot: LockedValue<Future<Void>?>
+
+    init(slot: LockedValue<Future<Void>?>) { self.slot = slot }
+
+    func channelRead(context: ChannelHandlerContext, data: ByteBuffer) {}
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let future = context.channel.closeFuture
+        XCTAssertFalse(future.isFulfilled, "the close future completed before channelInactive")
+        slot.withLock { $0 = future }
+        context.fireChannelInactive()
+    }
 }
