@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PheromonesEmbedded", targets: ["PheromonesEmbedded"]),
         .library(name: "PheromonesP2P", targets: ["PheromonesP2P"]),
         .library(name: "PheromonesTLS", targets: ["PheromonesTLS"]),
+        .library(name: "PheromonesNoise", targets: ["PheromonesNoise"]),
         .executable(name: "pheromones", targets: ["PheromonesCLI"]),
         .executable(name: "pheromones-echo", targets: ["EchoExample"]),
     ],
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Layer 1: abstractions with no I/O (buffers, futures, loops, channels, pipelines, codecs).
@@ -80,6 +82,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Layer 2 (security): Noise XX handshakes and peer identities, on swift-crypto. Only this
+        // module links swift-crypto: the core modules stay free of it.
+        .target(
+            name: "PheromonesNoise",
+            dependencies: [
+                "Pheromones",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Layer 3: the peer-to-peer layer (server, routers, protocol stages, wires).
         .target(
             name: "PheromonesP2P",
@@ -96,6 +109,7 @@ let package = Package(
             dependencies: [
                 "PheromonesP2P",
                 "PheromonesTLS",
+                "PheromonesNoise",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -132,6 +146,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "PheromonesNoiseTests",
+            dependencies: ["PheromonesNoise", "Pheromones", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Fixtures/generate.py", "Interop"],
+            resources: [.copy("Fixtures/noise-xx-vectors.json")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "PheromonesP2PTests",
             dependencies: ["PheromonesP2P", .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: strictSettings
@@ -145,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesCLITests",
-            dependencies: ["PheromonesCLI", "PheromonesP2P", "PheromonesTestSupport"],
+            dependencies: ["PheromonesCLI", "PheromonesP2P", "PheromonesNoise", "PheromonesTestSupport"],
             swiftSettings: strictSettings
         ),
     ]
