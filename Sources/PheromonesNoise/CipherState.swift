@@ -1,4 +1,5 @@
 import Crypto
+import Pheromones
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -28,35 +29,58 @@ package struct CipherState: Sendable {
 
     /// Noise's EncryptWithAd: `plaintext` sealed with `ad`, as ciphertext then tag; `plaintext`
     /// itself while there is no key.
-    package mutating func encrypt(_ plaintext: some DataProtocol, ad: [UInt8] = []) throws(NoiseError) -> [UInt8] {
-        guard let key else { return Array(plaintext) }
+    package mutating func encrypt(_ plaintext: [UInt8], ad: [UInt8] = []) throws(NoiseError) -> [UInt8] {
+        var output = ByteBuffer()
+        try withNoiseBytes(of: plaintext) { bytes throws(NoiseError) in try encrypt(bytes, ad: ad, appendingTo: &output) }
+        return Array(output.readableBytesView)
+    }
+
+    /// EncryptWithAd, appending the ciphertext and tag (or, without a key, `plaintext`) to `output`.
+    package mutating func encrypt(_ plaintext: UnsafeRawBufferPointer, ad: [UInt8] = [], appendingTo output: inout ByteBuffer) throws(NoiseError) {
+        guard let key else {
+            output.writeBytes(plaintext)
+            return
+        }
         let nonce = try useNonce()
+        let box: ChaChaPoly.SealedBox
         do {
-            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: ad)
-            return Array(box.ciphertext) + Array(box.tag)
+            box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: ad)
         } catch {
             throw .cryptographicFailure("ChaChaPoly seal failed: \(error)")
         }
+        box.ciphertext.withUnsafeBytes { _ = output.writeBytes($0) }
+        box.tag.withUnsafeBytes { _ = output.writeBytes($0) }
     }
 
     /// Noise's DecryptWithAd: the plaintext of `ciphertext` (ciphertext then tag), authenticated
     /// with `ad`; `ciphertext` itself while there is no key. A message that fails authentication
     /// does not advance the nonce.
-    package mutating func decrypt(_ ciphertext: some Collection<UInt8>, ad: [UInt8] = []) throws(NoiseError) -> [UInt8] {
-        guard let key else { return Array(ciphertext) }
+    package mutating func decrypt(_ ciphertext: [UInt8], ad: [UInt8] = []) throws(NoiseError) -> [UInt8] {
+        var output = ByteBuffer()
+        try withNoiseBytes(of: ciphertext) { bytes throws(NoiseError) in try decrypt(bytes, ad: ad, appendingTo: &output) }
+        return Array(output.readableBytesView)
+    }
+
+    /// DecryptWithAd, appending the plaintext to `output`.
+    package mutating func decrypt(_ ciphertext: UnsafeRawBufferPointer, ad: [UInt8] = [], appendingTo output: inout ByteBuffer) throws(NoiseError) {
+        guard let key else {
+            output.writeBytes(ciphertext)
+            return
+        }
         guard ciphertext.count >= Self.tagLength else { throw .decryptionFailed }
         guard nonce < UInt64.max else { throw .nonceExhausted }
-        let body = ciphertext.prefix(ciphertext.count - Self.tagLength)
-        let tag = ciphertext.suffix(Self.tagLength)
+        let bodyLength = ciphertext.count - Self.tagLength
         let plaintext: Data
         do {
-            let box = try ChaChaPoly.SealedBox(nonce: Self.nonce(nonce), ciphertext: Array(body), tag: Array(tag))
+            let box = try ChaChaPoly.SealedBox(
+                nonce: Self.nonce(nonce), ciphertext: UnsafeRawBufferPointer(rebasing: ciphertext[..<bodyLength]),
+                tag: UnsafeRawBufferPointer(rebasing: ciphertext[bodyLength...]))
             plaintext = try ChaChaPoly.open(box, using: key, authenticating: ad)
         } catch {
             throw .decryptionFailed
         }
         nonce += 1
-        return Array(plaintext)
+        plaintext.withUnsafeBytes { _ = output.writeBytes($0) }
     }
 
     /// The nonce for the next message, the counter advanced past it.

@@ -253,10 +253,11 @@ public final class NoiseHandler: ChannelDuplexHandler {
 
     private func readTransportMessage(_ message: ByteBuffer, context: ChannelHandlerContext) throws(NoiseError) {
         guard var cipher = receiveCipher else { throw .invalidHandshakeState("no transport cipher") }
-        let plaintext = try cipher.decrypt(message.readableBytesView)
+        var plaintext = ByteBuffer(capacity: max(0, message.readableBytes - CipherState.tagLength))
+        try withNoiseBytes(of: message) { bytes throws(NoiseError) in try cipher.decrypt(bytes, appendingTo: &plaintext) }
         receiveCipher = cipher
-        guard !plaintext.isEmpty else { return }
-        context.fireChannelRead(ByteBuffer(bytes: plaintext))
+        guard plaintext.readableBytes > 0 else { return }
+        context.fireChannelRead(plaintext)
     }
 
     // MARK: Outbound
@@ -319,9 +320,9 @@ public final class NoiseHandler: ChannelDuplexHandler {
     /// Appends `plaintext`, encrypted and framed, to `output`.
     private func seal(_ plaintext: ByteBuffer, into output: inout ByteBuffer) throws(NoiseError) {
         guard var cipher = sendCipher else { throw .invalidHandshakeState("no transport cipher") }
-        let ciphertext = try cipher.encrypt(Array(plaintext.readableBytesView))
+        output.writeInteger(UInt16(truncatingIfNeeded: plaintext.readableBytes + CipherState.tagLength))
+        try withNoiseBytes(of: plaintext) { bytes throws(NoiseError) in try cipher.encrypt(bytes, appendingTo: &output) }
         sendCipher = cipher
-        Self.frame(ciphertext, into: &output)
     }
 
     /// Appends `message` with its 2-byte big-endian length before it.

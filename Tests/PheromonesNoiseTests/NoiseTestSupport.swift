@@ -1,3 +1,4 @@
+import Crypto
 import Pheromones
 import PheromonesNoise
 import XCTest
@@ -112,5 +113,40 @@ struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// One side of a handshake driven by hand with the Noise core, to send what our stage never
+/// would: payloads of another version, bad signatures, forged identities.
+struct ScriptedNoisePeer {
+    var handshake: HandshakeState
+    let identity: NodeIdentity
+    let staticKey: Curve25519.KeyAgreement.PrivateKey
+
+    init(role: HandshakeState.Role, identity: NodeIdentity, staticKey: Curve25519.KeyAgreement.PrivateKey = .init()) {
+        self.identity = identity
+        self.staticKey = staticKey
+        handshake = HandshakeState(role: role, prologue: NoiseConfiguration.prologue, staticKey: staticKey)
+    }
+
+    /// Our honest payload: `identity` signing `staticKey`.
+    func honestPayload() throws -> [UInt8] {
+        try HandshakePayload(identity: identity, staticKey: staticKey.publicKey).encoded
+    }
+
+    /// The next handshake message with `payload`, framed.
+    mutating func write(payload: [UInt8]) throws -> ByteBuffer {
+        let message = try handshake.writeMessage(payload: payload)
+        var framed = ByteBuffer()
+        framed.writeInteger(UInt16(message.count))
+        framed.writeBytes(message)
+        return framed
+    }
+
+    /// Reads the framed handshake message in `bytes`; returns its payload.
+    mutating func read(_ bytes: ByteBuffer) throws -> [UInt8] {
+        var bytes = bytes
+        let length = try XCTUnwrap(bytes.readInteger(as: UInt16.self))
+        return try handshake.readMessage(try XCTUnwrap(bytes.readBytes(length: Int(length))))
     }
 }
