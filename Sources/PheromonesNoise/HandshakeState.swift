@@ -149,8 +149,12 @@ package struct HandshakeState: Sendable {
         do {
             secret = try local.sharedSecretFromKeyAgreement(with: remote).withUnsafeBytes { Array($0) }
         } catch {
-            // An all-zero result: the peer sent a low-order point.
-            throw .invalidKey("the Curve25519 key agreement failed (a low-order public key)")
+            throw .invalidKey("the Curve25519 key agreement failed: \(error)")
+        }
+        // An all-zero result means the peer sent a low-order point, which would make the key
+        // independent of our secret: refused, as the Noise spec allows (section 12.1).
+        guard secret.contains(where: { $0 != 0 }) else {
+            throw .invalidKey("a low-order Curve25519 public key (the shared secret is zero)")
         }
         symmetric.mixKey(secret)
     }
