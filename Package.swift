@@ -148,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "PheromonesNoiseTests",
             dependencies: ["PheromonesNoise", "Pheromones", .product(name: "Crypto", package: "swift-crypto")],
-            exclude: ["Fixtures/generate.py", "Interop"],
+            exclude: ["Fixtures/generate.py", "Fixtures/alice-peer-id.txt", "Interop"],
             resources: [.copy("Fixtures/noise-xx-vectors.json")],
             swiftSettings: strictSettings
         ),
