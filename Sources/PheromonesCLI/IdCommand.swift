@@ -32,7 +32,11 @@ struct IdCommand: ParsableCommand {
     /// The identity in `path`; with `create`, a new one saved there when there is none (its
     /// folder made, mode 0700, when it is the default one). Whether it was created.
     static func identity(at path: String, create: Bool, defaultPath: Bool) throws -> (NodeIdentity, created: Bool) {
-        guard create, access(path, F_OK) != 0 else { return (try IdentityFile.load(from: path), false) }
+        let exists = access(path, F_OK) == 0
+        guard exists || create else {
+            throw ValidationError("there is no identity file at \(path.escapedForTerminal); --create makes one.")
+        }
+        guard !exists else { return (try IdentityFile.load(from: path), false) }
         if defaultPath, let slash = path.lastIndex(of: "/") {
             // The default folder only: a folder the user named is theirs to make.
             let folder = String(path[..<slash])
