@@ -2,6 +2,8 @@
 public enum ByteBufferError: Error, Sendable, Hashable {
     /// The bytes requested as a string are not valid UTF-8.
     case invalidUTF8
+    /// A length-prefixed field of `length` bytes does not fit its prefix, which counts up to `maximum`.
+    case lengthPrefixOverflow(length: Int, maximum: UInt64)
 }
 
 // MARK: - Bytes

@@ -10,6 +10,24 @@ import XCTest
 /// Swift-concurrency executors. Every wait is bounded (futures through `get(within:)`, expectations
 /// through `fulfillment(of:timeout:)`); nothing sleeps to let something happen.
 final class EventLoopTests: XCTestCase {
+    func testWaitBlocksAThreadOffTheLoopUntilTheFutureCompletesAndWaitWithATimeoutGivesUp() throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { group.syncShutdownGracefully() }
+        let loop = group.next()
+        XCTAssertEqual(try loop.submit { 42 }.wait(), 42)
+        XCTAssertThrowsError(try loop.submit { () throws -> Int in throw ChannelError.ioOnClosedChannel }.wait()) { error in
+            XCTAssertEqual(error as? ChannelError, .ioOnClosedChannel)
+        }
+        // Completed later, from the loop, while this thread waits.
+        let later = loop.scheduleTask(in: .milliseconds(20)) { "late" }
+        XCTAssertEqual(try later.futureResult.wait(timeout: .seconds(10)), "late")
+        let never = loop.makePromise(of: Int.self)
+        XCTAssertThrowsError(try never.futureResult.wait(timeout: .milliseconds(30))) { error in
+            XCTAssertEqual(error as? EventLoopError, .timedOut(.milliseconds(30)))
+        }
+        never.succeed(0)
+    }
+
     // MARK: Tasks
 
     func testTasksExecutedFromEightThreadsAllRunExactlyOnceInSubmissionOrderOnTheLoopThread() async throws {
