@@ -32,6 +32,13 @@ public struct ClientBootstrap: Sendable {
         return copy
     }
 
+    /// Adds an option of the connection's socket, set before its handlers are added.
+    public func socketOption<Value>(_ option: SocketOption<Value>, _ value: Value) -> ClientBootstrap {
+        var copy = self
+        copy.options.set(option, value)
+        return copy
+    }
+
     /// Sets the code that installs the connection's handlers (run on its loop, before connecting).
     public func channelInitializer(_ initializer: @escaping @Sendable (SocketChannel) throws -> Void) -> ClientBootstrap {
         var copy = self
@@ -51,6 +58,10 @@ public struct ClientBootstrap: Sendable {
     public func connect(to address: SocketAddress, on loop: EpollEventLoop) -> Future<SocketChannel> {
         let options = options, initializer = initializer
         let promise = loop.makePromise(of: SocketChannel.self)
+        if let invalid = options.additional.firstInvalid {
+            promise.fail(invalid)
+            return promise.futureResult
+        }
         let started = loop.tryExecute {
             let channel: SocketChannel
             do {

@@ -338,6 +338,25 @@ package final class Posix: Sendable {
         return value
     }
 
+    /// `setsockopt(2)` with `value`'s bytes, as the option's C type lays them out.
+    package func setOption(_ fd: CInt, level: CInt, name: CInt, bytes value: [UInt8]) throws(IOError) {
+        let result = value.withUnsafeBytes { bytes in
+            calls.setsockopt(fd, level, name, bytes.baseAddress, socklen_t(bytes.count))
+        }
+        guard result == 0 else { throw IOError(errnoCode: errno, function: "setsockopt(2)") }
+    }
+
+    /// `getsockopt(2)`: the option's bytes, at most `capacity` of them.
+    package func getOption(_ fd: CInt, level: CInt, name: CInt, capacity: Int) throws(IOError) -> [UInt8] {
+        var value = [UInt8](repeating: 0, count: capacity)
+        var length = socklen_t(capacity)
+        let result = value.withUnsafeMutableBytes { bytes in
+            calls.getsockopt(fd, level, name, bytes.baseAddress, &length)
+        }
+        guard result == 0 else { throw IOError(errnoCode: errno, function: "getsockopt(2)") }
+        return Array(value.prefix(Int(length)))
+    }
+
     /// The socket's own address (`getsockname(2)`), for example the port the kernel chose for port 0.
     ///
     /// - Throws: `EAFNOSUPPORT` when the socket is neither IPv4 nor IPv6 (a Unix socket, say).

@@ -41,6 +41,20 @@ public struct ServerBootstrap: Sendable {
         return copy
     }
 
+    /// Adds an option of the listening socket, set before it binds.
+    public func serverSocketOption<Value>(_ option: SocketOption<Value>, _ value: Value) -> ServerBootstrap {
+        var copy = self
+        copy.serverOptions.set(option, value)
+        return copy
+    }
+
+    /// Adds an option of every accepted connection, set before its handlers are added.
+    public func childSocketOption<Value>(_ option: SocketOption<Value>, _ value: Value) -> ServerBootstrap {
+        var copy = self
+        copy.childOptions.set(option, value)
+        return copy
+    }
+
     /// Sets the code that installs each accepted connection's handlers (run on its loop).
     public func childChannelInitializer(_ initializer: @escaping @Sendable (SocketChannel) throws -> Void) -> ServerBootstrap {
         var copy = self
@@ -85,11 +99,14 @@ public struct ServerBootstrap: Sendable {
     ) -> Future<ServerSocketChannel> {
         let serverOptions = serverOptions, childOptions = childOptions, childInitializer = childInitializer
         return loop.submit { () throws -> ServerSocketChannel in
+            // A value an option cannot take fails the bind, rather than every connection later.
+            if let invalid = serverOptions.additional.firstInvalid ?? childOptions.additional.firstInvalid { throw invalid }
             let fd = try loop.posix.socket(domain: address.protocolFamily, type: CInt(SOCK_STREAM.rawValue))
             let bound: SocketAddress
             do {
                 if serverOptions.reuseAddress { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1) }
                 if reusePort { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
+                try serverOptions.additional.apply(to: fd, using: loop.posix)
                 try loop.posix.bind(fd, to: address)
                 try loop.posix.listen(fd, backlog: CInt(clamping: serverOptions.backlog ?? Int(Posix.somaxconn())))
                 bound = try loop.posix.localAddress(fd)

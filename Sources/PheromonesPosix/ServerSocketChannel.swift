@@ -220,3 +220,15 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     }
     public func userInboundEventReachedTail(_ event: Any) {}
 }
+
+extension ServerSocketChannel: SocketOptionProvider, SocketOptionTarget {
+    public func setSocketOption<Value>(_ option: SocketOption<Value>, to value: Value) -> Future<Void> {
+        setOnSocket(option, to: value)
+    }
+
+    public func socketOption<Value>(_ option: SocketOption<Value>) -> Future<Value> {
+        readFromSocket(option)
+    }
+
+    var openDescriptor: CInt? { lifecycle.isOpen ? lifecycle.fd : nil }
+}

@@ -679,3 +679,15 @@ private enum CloseFutureState {
     /// The close has finished: a request gets a future that has succeeded.
     case closed
 }
+
+extension SocketChannel: SocketOptionProvider, SocketOptionTarget {
+    public func setSocketOption<Value>(_ option: SocketOption<Value>, to value: Value) -> Future<Void> {
+        setOnSocket(option, to: value)
+    }
+
+    public func socketOption<Value>(_ option: SocketOption<Value>) -> Future<Value> {
+        readFromSocket(option)
+    }
+
+    var openDescriptor: CInt? { lifecycle.isOpen ? lifecycle.fd : nil }
+}

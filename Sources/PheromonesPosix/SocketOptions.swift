@@ -24,9 +24,16 @@ public struct SocketOptions: Sendable, Hashable {
     public var maxReadsPerWakeup = 4
     /// How long a client connect may take before it fails with ``ChannelError/connectTimeout(_:_:)``.
     public var connectTimeout: TimeAmount = .seconds(10)
+    /// Further options (``SocketOption``), applied in order after the ones above.
+    var additional: [AppliedSocketOption] = []
 
     /// The defaults.
     public init() {}
+
+    /// Adds `option`, set to `value` on every socket these options apply to.
+    public mutating func set<Value>(_ option: SocketOption<Value>, _ value: Value) {
+        additional.append(AppliedSocketOption(option, value))
+    }
 }
 
 /// The levels of queued outbound bytes that drive ``Channel/isWritable``.
@@ -60,18 +67,61 @@ public struct ServerSocketOptions: Sendable, Hashable {
     public var maxAcceptsPerWakeup = 64
     /// How long to stop accepting when the process runs out of descriptors (`EMFILE`/`ENFILE`).
     public var acceptBackoff: TimeAmount = .milliseconds(100)
+    /// Further options (``SocketOption``) of the listening socket, applied before it binds.
+    var additional: [AppliedSocketOption] = []
 
     /// The defaults.
     public init() {}
+
+    /// Adds `option`, set to `value` on the listening socket before it binds.
+    public mutating func set<Value>(_ option: SocketOption<Value>, _ value: Value) {
+        additional.append(AppliedSocketOption(option, value))
+    }
+}
+
+/// An option and the bytes of its value, or why the value is not one it can take (reported when
+/// the bootstrap binds or connects, before any socket is made).
+struct AppliedSocketOption: Sendable, Hashable {
+    let level: CInt
+    let name: CInt
+    let bytes: Result<[UInt8], SocketOptionError>
+
+    init<Value>(_ option: SocketOption<Value>, _ value: Value) {
+        level = option.level
+        name = option.name
+        do throws(SocketOptionError) {
+            bytes = .success(try option.bytes(for: value))
+        } catch {
+            bytes = .failure(error)
+        }
+    }
+
+    /// Sets the option on `fd`.
+    func apply(to fd: CInt, using posix: Posix) throws {
+        try posix.setOption(fd, level: level, name: name, bytes: bytes.get())
+    }
+}
+
+extension [AppliedSocketOption] {
+    /// The first value that is not one its option can take.
+    var firstInvalid: SocketOptionError? {
+        for option in self { if case .failure(let error) = option.bytes { return error } }
+        return nil
+    }
+
+    func apply(to fd: CInt, using posix: Posix) throws {
+        for option in self { try option.apply(to: fd, using: posix) }
+    }
 }
 
 extension SocketOptions {
     /// Applies the socket-level options to `fd`, through `posix`.
-    func apply(to fd: CInt, using posix: Posix) throws(IOError) {
+    func apply(to fd: CInt, using posix: Posix) throws {
         if tcpNoDelay { try posix.setOption(fd, level: CInt(IPPROTO_TCP), name: TCP_NODELAY, value: 1) }
         if keepAlive { try posix.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1) }
         if let size = receiveBufferSize { try posix.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(clamping: size)) }
         if let size = sendBufferSize { try posix.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, value: CInt(clamping: size)) }
+        try additional.apply(to: fd, using: posix)
     }
 }
 
