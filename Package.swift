@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "PheromonesP2P", targets: ["PheromonesP2P"]),
         .library(name: "PheromonesTLS", targets: ["PheromonesTLS"]),
         .library(name: "PheromonesNoise", targets: ["PheromonesNoise"]),
+        .library(name: "PheromonesServiceLifecycle", targets: ["PheromonesServiceLifecycle"]),
         .executable(name: "pheromones", targets: ["PheromonesCLI"]),
         .executable(name: "pheromones-echo", targets: ["EchoExample"]),
     ],
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Layer 1: abstractions with no I/O (buffers, futures, loops, channels, pipelines, codecs).
@@ -93,6 +95,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Servers as swift-service-lifecycle services: graceful shutdown on signals, in order.
+        .target(
+            name: "PheromonesServiceLifecycle",
+            dependencies: [
+                "Pheromones",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Layer 3: the peer-to-peer layer (server, routers, protocol stages, wires).
         .target(
             name: "PheromonesP2P",
@@ -119,6 +130,9 @@ let package = Package(
             dependencies: [
                 "Pheromones",
                 "PheromonesTLS",
+                "PheromonesServiceLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -136,6 +150,7 @@ let package = Package(
         // Test-only certificates (and their files), shared by the test targets and the TLS fuzz target.
         .target(
             name: "PheromonesTestSupport",
+            dependencies: ["PheromonesCore"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
@@ -150,6 +165,11 @@ let package = Package(
             dependencies: ["PheromonesNoise", "Pheromones", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures/generate.py", "Fixtures/alice-peer-id.txt", "Interop"],
             resources: [.copy("Fixtures/noise-xx-vectors.json")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PheromonesServiceLifecycleTests",
+            dependencies: ["PheromonesServiceLifecycle", "Pheromones", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -14,6 +14,11 @@ import Pheromones
 /// (`close(mode: .output)`), which sends everything queued first and then shuts the socket's write
 /// side. With both directions done the channel closes. A client that sends, shuts its write side
 /// and then reads gets every byte back.
+///
+/// ### Graceful shutdown
+/// Told to quiesce (``ChannelShouldQuiesceEvent``: the server is shutting down), the handler closes
+/// the output the same way: the answers to what was read go out, then the client sees the end of
+/// the stream.
 final class EchoHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -29,6 +34,9 @@ final class EchoHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         context.fireUserInboundEventTriggered(event)
         if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(mode: .output, promise: nil)
+        } else if event is ChannelShouldQuiesceEvent {
+            context.flush()
             context.close(mode: .output, promise: nil)
         }
     }

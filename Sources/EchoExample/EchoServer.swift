@@ -1,7 +1,10 @@
 import Glibc
 import ArgumentParser
+import Logging
 import Pheromones
+import PheromonesServiceLifecycle
 import PheromonesTLS
+import ServiceLifecycle
 
 /// `pheromones-echo`: the echo server of the README, on the Pheromones reactor.
 @main
@@ -40,6 +43,9 @@ struct EchoServer: AsyncParsableCommand {
     @Option(help: "The PEM private key of --tls-cert.")
     var tlsKey: String?
 
+    @Option(help: "On SIGTERM or SIGINT: how long open connections may take to finish, in seconds (0...3600), before they are closed.")
+    var gracePeriod: Int = 10
+
     /// Rejects out-of-range numbers as usage errors (exit status 64), before anything starts.
     func validate() throws {
         guard (0...65535).contains(port) else {
@@ -50,6 +56,9 @@ struct EchoServer: AsyncParsableCommand {
         }
         guard (0...Self.maximumFrameLengthLimit).contains(maxFrameLength) else {
             throw ValidationError("--max-frame-length must be between 0 and \(Self.maximumFrameLengthLimit), not \(maxFrameLength).")
+        }
+        guard (0...3600).contains(gracePeriod) else {
+            throw ValidationError("--grace-period must be between 0 and 3600, not \(gracePeriod).")
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together.")
@@ -68,18 +77,21 @@ struct EchoServer: AsyncParsableCommand {
         }
     }
 
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stops accepting, tells every
+    /// connection to finish (each closes its output once its answers are sent), and closes what is
+    /// left after `--grace-period`.
     mutating func run() async throws {
-        // Caught from the start, so that a signal during start-up also shuts down gracefully.
-        TerminationSignal.install()
         let tls = try tlsContext()
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let proto = proto, maxFrameLength = maxFrameLength
         var serverOptions = ServerSocketOptions()
         serverOptions.listenerPerLoop = listenerPerLoop
+        let quiescing = ServerQuiescingHelper()
         let server = try await ServerBootstrap(group: group)
             .serverOptions(serverOptions)
             .childOptions(EchoProtocol.connectionOptions)
             .childChannelInitializer { channel in
+                quiescing.track(channel)
                 try channel.pipeline.addHandlers(proto.handlers(maximumFrameLength: maxFrameLength, tls: tls))
             }
             .bind(host: host, port: port)
@@ -87,8 +99,10 @@ struct EchoServer: AsyncParsableCommand {
         // waiting for this ready line must see it now rather than at exit.
         let ready = "pheromones-echo: \(proto.rawValue)\(tls == nil ? "" : " over TLS") on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)\n"
         _ = ready.utf8CString.withUnsafeBufferPointer { write(STDOUT_FILENO, $0.baseAddress, $0.count - 1) }
-        await TerminationSignal.wait()
-        try await server.close().get()
+        let service = ServerService(server: server, quiescing: quiescing, gracePeriod: .seconds(Int64(gracePeriod)))
+        let services = ServiceGroup(
+            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "pheromones-echo"))
+        try await services.run()
         try await group.shutdownGracefully()
     }
 }

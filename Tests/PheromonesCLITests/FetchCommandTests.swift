@@ -8,21 +8,21 @@ import XCTest
 final class FetchCommandTests: XCTestCase {
     func testFetchGetsThePageOfOpenSSLsWebServerAndRefusesAnUntrustedOne() throws {
         let files = try CertificateFiles()
-        let server = try NodeProcess(
+        let server = try ChildProcess(
             ["s_server", "-accept", "127.0.0.1:0", "-cert", files.path("server.pem"), "-key", files.path("server.key"), "-www"],
             standardInput: Pipe(), program: "openssl")
         defer { server.stop() }
         let accept = try server.waitForOutput(containing: "ACCEPT")
         let port = try XCTUnwrap(accept.split(separator: "\n").first { $0.hasPrefix("ACCEPT") }?.split(separator: ":").last.map(String.init))
 
-        let trusted = try NodeProcess(["fetch", "https://127.0.0.1:\(port)/", "--ca-file", files.path("ca.pem")], standardInput: FileHandle.nullDevice)
+        let trusted = try ChildProcess(["fetch", "https://127.0.0.1:\(port)/", "--ca-file", files.path("ca.pem")], standardInput: FileHandle.nullDevice)
         defer { trusted.stop() }
         XCTAssertNotNil(trusted.waitForExit(within: 30))
         XCTAssertEqual(trusted.exitStatus, 0)
         XCTAssertTrue(trusted.text.hasPrefix("HTTP/1.0 200 ok"), trusted.text)
         XCTAssertTrue(trusted.text.contains("s_server"), trusted.text)
 
-        let untrusted = try NodeProcess(["fetch", "https://localhost:\(port)/"], standardInput: FileHandle.nullDevice)
+        let untrusted = try ChildProcess(["fetch", "https://localhost:\(port)/"], standardInput: FileHandle.nullDevice)
         defer { untrusted.stop() }
         XCTAssertNotNil(untrusted.waitForExit(within: 30))
         XCTAssertNotEqual(untrusted.exitStatus, 0, "a certificate nobody trusts must fail the fetch")

@@ -1,6 +1,7 @@
 import Foundation
 import PheromonesNoise
 import XCTest
+import PheromonesTestSupport
 
 @testable import PheromonesCLI
 
@@ -12,20 +13,20 @@ final class IdCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/node.identity"
 
-        let missing = try NodeProcess(["id", "--identity", path], standardInput: FileHandle.nullDevice)
+        let missing = try ChildProcess(["id", "--identity", path], standardInput: FileHandle.nullDevice)
         defer { missing.stop() }
         XCTAssertNotNil(missing.waitForExit(within: 30))
         XCTAssertNotEqual(missing.exitStatus, 0, "no key file and no --create")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
 
-        let created = try NodeProcess(["id", "--identity", path, "--create"], standardInput: FileHandle.nullDevice)
+        let created = try ChildProcess(["id", "--identity", path, "--create"], standardInput: FileHandle.nullDevice)
         defer { created.stop() }
         XCTAssertNotNil(created.waitForExit(within: 30))
         XCTAssertEqual(created.exitStatus, 0)
         let id = try PeerID(created.text.trimmingCharacters(in: .newlines))
         XCTAssertEqual(try IdentityFile.load(from: path).peerID, id)
 
-        let again = try NodeProcess(["id", "--identity", path], standardInput: FileHandle.nullDevice)
+        let again = try ChildProcess(["id", "--identity", path], standardInput: FileHandle.nullDevice)
         defer { again.stop() }
         XCTAssertNotNil(again.waitForExit(within: 30))
         XCTAssertEqual(again.exitStatus, 0)

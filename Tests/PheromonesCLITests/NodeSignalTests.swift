@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import XCTest
+import PheromonesTestSupport
 
 /// `pheromones node` keeps serving whatever its standard input is, and a signal ends it within a
 /// second: nothing it prints waits for the thread reading commands.
@@ -23,7 +24,7 @@ final class NodeSignalTests: XCTestCase {
 
     func testCommandsTypedWhileTheNodeRunsAreAnsweredAndQuitEndsIt() throws {
         let input = Pipe()
-        let node = try NodeProcess(["node", "--name", "typist", "--listen", "127.0.0.1:0"], standardInput: input)
+        let node = try ChildProcess(["node", "--name", "typist", "--listen", "127.0.0.1:0"], standardInput: input)
         addTeardownBlock { node.stop() }
         try node.waitForOutput(containing: "typist listens on")
         input.fileHandleForWriting.write(Data("peers\nstats\nbogus command\n".utf8))
@@ -36,7 +37,7 @@ final class NodeSignalTests: XCTestCase {
     }
 
     private func assertExitsPromptly(on signal: CInt, standardInput: Any, file: StaticString = #filePath, line: UInt = #line) throws {
-        let node = try NodeProcess(["node", "--name", "sleeper", "--listen", "127.0.0.1:0"], standardInput: standardInput)
+        let node = try ChildProcess(["node", "--name", "sleeper", "--listen", "127.0.0.1:0"], standardInput: standardInput)
         addTeardownBlock { node.stop() }
         let listening = try node.waitForOutput(containing: "sleeper listens on")
         try node.waitUntilCatching([SIGINT, SIGTERM])

@@ -3,6 +3,7 @@ import Logging
 import Pheromones
 import PheromonesP2P
 import XCTest
+import PheromonesTestSupport
 
 /// `pheromones node` prints what peers send (their names, operations, data and greeting addresses)
 /// escaped: no control character, bidirectional override or invalid UTF-8 from the network reaches
@@ -16,7 +17,7 @@ final class NodeTranscriptEscapingTests: XCTestCase {
 
     func testNamesOperationsAndDataFromAPeerArePrintedEscaped() async throws {
         let input = Pipe()
-        let cli = try NodeProcess(["node", "--name", "cli", "--listen", "127.0.0.1:0", "--router", "short"], standardInput: input)
+        let cli = try ChildProcess(["node", "--name", "cli", "--listen", "127.0.0.1:0", "--router", "short"], standardInput: input)
         addTeardownBlock { cli.stop() }
         let cliPort = try XCTUnwrap(NodeSignalTests.port(in: try cli.waitForOutput(containing: "cli listens on")))
 

@@ -4,13 +4,14 @@ import PheromonesCore
 import Synchronization
 import XCTest
 
-/// The built `pheromones` executable, run as a child process whose standard output the test reads.
+/// A built executable of the package (`pheromones`, `pheromones-echo`), run as a child process
+/// whose standard output the test reads.
 ///
 /// `swift build --build-tests` and `swift test` build every product next to the test bundle, so
 /// the executable is looked up in the test binary's own directory.
-final class NodeProcess: Sendable {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+public final class ChildProcess: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
     private let process: Process
@@ -19,15 +20,16 @@ final class NodeProcess: Sendable {
     private let outputChanged = DispatchSemaphore(value: 0)
     private let exited = DispatchSemaphore(value: 0)
 
-    /// Starts `pheromones arguments...` with `standardInput` (a `Pipe` or a `FileHandle`); with
-    /// `program`, that program (`["openssl", ...]` through `/usr/bin/env`, say) instead.
-    init(_ arguments: [String], standardInput: Any, program: String? = nil) throws {
+    /// Starts `executable arguments...` (an executable of the package, `pheromones` by default)
+    /// with `standardInput` (a `Pipe` or a `FileHandle`); with `program`, that program
+    /// (`["openssl", ...]` through `/usr/bin/env`, say) instead.
+    public init(_ arguments: [String], standardInput: Any = FileHandle.nullDevice, executable: String = "pheromones", program: String? = nil) throws {
         process = Process()
         if let program {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = [program] + arguments
         } else {
-            process.executableURL = try Self.executable()
+            process.executableURL = try Self.url(of: executable)
             process.arguments = arguments
         }
         // Under the thread sanitizer (the executable is built with it too) the runtime sleeps a
@@ -52,13 +54,13 @@ final class NodeProcess: Sendable {
     }
 
     /// Everything the process printed so far.
-    var printed: [UInt8] { output.bytes }
+    public var printed: [UInt8] { output.bytes }
     /// What the process printed so far, as text.
-    var text: String { String(decoding: printed, as: UTF8.self) }
+    public var text: String { String(decoding: printed, as: UTF8.self) }
 
     /// Waits (at most `seconds`) until the output contains `needle`; returns the whole output.
     @discardableResult
-    func waitForOutput(containing needle: String, within seconds: Double = 20) throws -> String {
+    public func waitForOutput(containing needle: String, within seconds: Double = 20) throws -> String {
         let deadline = DispatchTime.now() + seconds
         while true {
             let text = text
@@ -70,12 +72,12 @@ final class NodeProcess: Sendable {
     }
 
     /// Sends `signal` to the process.
-    func send(_ signal: CInt) {
+    public func send(_ signal: CInt) {
         kill(process.processIdentifier, signal)
     }
 
     /// Kills the process if it still runs (a test that failed half-way must not leave it behind).
-    func stop() {
+    public func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         _ = exited.wait(timeout: .now() + 10)
@@ -84,7 +86,7 @@ final class NodeProcess: Sendable {
     /// Waits (at most `seconds`) until the process catches every one of `signals`, as the kernel
     /// reports in `/proc/PID/status` (`SigCgt`): only then does a signal test what the process does
     /// with it, rather than the default action of a process still starting up.
-    func waitUntilCatching(_ signals: [CInt], within seconds: Double = 20) throws {
+    public func waitUntilCatching(_ signals: [CInt], within seconds: Double = 20) throws {
         let wanted = signals.reduce(UInt64(0)) { $0 | 1 << UInt64($1 - 1) }
         let deadline = DispatchTime.now() + seconds
         while DispatchTime.now() < deadline {
@@ -103,7 +105,7 @@ final class NodeProcess: Sendable {
 
     /// Waits at most `seconds` for the process to exit; returns how long it took, or nil (after
     /// killing it) if it did not.
-    func waitForExit(within seconds: Double) -> Double? {
+    public func waitForExit(within seconds: Double) -> Double? {
         let start = DispatchTime.now()
         guard exited.wait(timeout: start + seconds) == .success else {
             kill(process.processIdentifier, SIGKILL)
@@ -113,13 +115,13 @@ final class NodeProcess: Sendable {
         return Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     }
 
-    var exitStatus: Int32 { process.terminationStatus }
+    public var exitStatus: Int32 { process.terminationStatus }
 
-    /// The `pheromones` executable next to the running test binary.
-    private static func executable() throws -> URL {
+    /// The package's executable `name`, next to the running test binary.
+    private static func url(of name: String) throws -> URL {
         guard let path = realpath("/proc/self/exe", nil) else { throw Failure(description: "cannot resolve /proc/self/exe") }
         defer { free(path) }
-        let url = URL(fileURLWithPath: String(cString: path)).deletingLastPathComponent().appendingPathComponent("pheromones")
+        let url = URL(fileURLWithPath: String(cString: path)).deletingLastPathComponent().appendingPathComponent(name)
         guard FileManager.default.isExecutableFile(atPath: url.path) else {
             throw Failure(description: "\(url.path) is missing: build the package (swift build) before running these tests")
         }
