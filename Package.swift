@@ -109,6 +109,7 @@ let package = Package(
             name: "PheromonesP2P",
             dependencies: [
                 "Pheromones",
+                "PheromonesNoise",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -174,7 +175,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesP2PTests",
-            dependencies: ["PheromonesP2P", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            dependencies: ["PheromonesP2P", "PheromonesNoise", .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: strictSettings
         ),
         // The example and the command line tool, tested through their own code (`@testable import`

@@ -32,12 +32,21 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The wire format: native (length-prefixed binary) or json (byte-compatible with the Go original).")
     var wire: WireFormat = .native
 
+    @Flag(help: "Run the native wire in the clear, as before Noise (the JSON wire always is).")
+    var insecure = false
+
+    /// What secures the native wire.
+    var security: WireSecurity { insecure ? .insecure : .noise }
+
+    /// How the demo's connections are secured, in words.
+    var securityLabel: String { wire == .json ? "plaintext" : (insecure ? "insecure" : "Noise") }
+
     mutating func run() async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var outcomes: [DemoOutcome] = []
         for connectionType in mode.connectionTypes {
-            Console.printLine("== \(connectionType) connections, \(wire) wire")
-            outcomes.append(await DemoScenario(connectionType: connectionType, wire: wire, group: group).run())
+            Console.printLine("== \(connectionType) connections, \(wire) wire, \(securityLabel)")
+            outcomes.append(await DemoScenario(connectionType: connectionType, wire: wire, security: security, group: group).run())
             Console.printLine("")
         }
         try await group.shutdownGracefully()
@@ -73,6 +82,7 @@ struct DemoOutcome {
 struct DemoScenario {
     let connectionType: ConnectionType
     let wire: WireFormat
+    let security: WireSecurity
     let group: MultiThreadedEventLoopGroup
 
     func run() async -> DemoOutcome {
@@ -97,6 +107,7 @@ struct DemoScenario {
         let yoghurtAddress = try await yoghurt.listen(on: .loopbackV4(port: 0))
         let diudiuAddress = try await diudiu.listen(on: .loopbackV4(port: 0))
         transcript.say("luda listens on \(ludaAddress), yoghurt on \(yoghurtAddress), diudiu on \(diudiuAddress)")
+        for node in [luda, yoghurt, diudiu] { transcript.say("\(node.name) is peer \(node.peerID)") }
 
         transcript.say("luda adds yoghurt and says hello")
         try await luda.add(peer: "yoghurt", address: yoghurtAddress)
@@ -119,7 +130,7 @@ struct DemoScenario {
         var logger = Logger(label: "pheromones.demo.\(name)")
         logger.logLevel = .warning
         let configuration = Node.Configuration(
-            name: name, connectionType: connectionType, wire: wire,
+            name: name, connectionType: connectionType, wire: wire, security: security,
             dialTimeout: .seconds(2), replyTimeout: .seconds(2), logger: logger, observer: transcript.nodeObserver)
         return try Node(configuration: configuration, protocol: ExampleProtocol(observer: transcript.protocolObserver), group: group)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import Pheromones
+import PheromonesNoise
 import PheromonesP2P
 
 /// `pheromones node`: one node, driven from standard input, until SIGINT or SIGTERM.
@@ -28,6 +29,21 @@ struct NodeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("peer"), help: "A peer to greet at start, as NAME=HOST:PORT (repeatable).")
     var peers: [String] = []
+
+    @Option(help: "The node's identity key file (see `pheromones id`); default: a new identity for this run only.")
+    var identity: String?
+
+    @Flag(help: "Run the native wire in the clear, as before Noise (the JSON wire always is).")
+    var insecure = false
+
+    /// The identity the node proves: the key file's, or a new one for this run.
+    func loadIdentity() throws -> NodeIdentity {
+        guard let identity else { return NodeIdentity() }
+        guard access(identity, F_OK) == 0 else {
+            throw ValidationError("there is no identity file at \(identity.escapedForTerminal); `pheromones id --identity FILE --create` makes one.")
+        }
+        return try IdentityFile.load(from: identity)
+    }
 
     /// Rejects a malformed address or an out-of-range port as a usage error (exit status 64)
     /// before anything starts. Host names are only resolved later, when the node starts.
@@ -59,11 +75,14 @@ struct NodeCommand: AsyncParsableCommand {
         let transcript = Transcript()
         var logger = Logger(label: "pheromones.node.\(name)")
         logger.logLevel = .notice
+        let security: WireSecurity = insecure ? .insecure : .noise
         let configuration = Node.Configuration(
-            name: name, connectionType: router, wire: wire, logger: logger, observer: transcript.nodeObserver)
+            name: name, connectionType: router, wire: wire, security: security, identity: try loadIdentity(),
+            logger: logger, observer: transcript.nodeObserver)
         let node = try Node(configuration: configuration, protocol: ExampleProtocol(observer: transcript.protocolObserver))
         let address = try await node.listen(on: SocketAddress.resolve(listen))
-        transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire)")
+        let secured = wire == .json ? "plaintext" : (insecure ? "insecure" : "Noise")
+        transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire, \(secured), peer id \(node.peerID))")
 
         // Whichever comes first ends the node: a signal, or `quit` on standard input (read once
         // the greetings are done, which may take a dial timeout or two: a signal does not wait

@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 
 /// The router's own messages on the native wire, which the ``ProtocolStage`` never sees and cannot
 /// send (the router replaces such an answer with "no reply").
@@ -9,7 +10,8 @@ import Pheromones
 /// They are envelopes whose operation starts with U+0000, a prefix no protocol operation uses:
 /// - `hello` (the first frame each side sends on a persistent connection): the sender's name in
 ///   `name`, and in `data` its dial generation (8 bytes, big-endian; 0 from the accepting side)
-///   followed by its listening address as `ip:port` UTF-8 (empty when it does not listen);
+///   followed, inside Noise only, by its 32-byte peer id (which must be the one its handshake
+///   proved), then its listening address as `ip:port` UTF-8 (empty when it does not listen);
 /// - `goaway`: "I will start nothing new on this connection" (the start of draining);
 /// - `noreply` with the answered message's id as correlation id: the protocol answered that
 ///   message with nothing, so a dispatch waiting for it completes with nil at once;
@@ -34,35 +36,47 @@ package enum ControlMessage {
         package var generation: UInt64
         /// Where the sender listens, or nil when it does not.
         package var listeningAddress: SocketAddress?
+        /// The peer id the sender claims (inside Noise only; checked against the one its
+        /// handshake proved).
+        package var peerID: PeerID?
 
-        package init(name: String, generation: UInt64, listeningAddress: SocketAddress?) {
+        package init(name: String, generation: UInt64, listeningAddress: SocketAddress?, peerID: PeerID? = nil) {
             self.name = name
             self.generation = generation
             self.listeningAddress = listeningAddress
+            self.peerID = peerID
         }
     }
 
     package static func hello(_ hello: Hello) -> Envelope {
         var data = ByteBuffer()
         data.writeInteger(hello.generation)
+        if let peerID = hello.peerID { data.writeBytes(peerID.bytes) }
         if let address = hello.listeningAddress { data.writeString(address.description) }
         return Envelope(name: hello.name, operation: helloOperation, data: data)
     }
 
-    /// Reads a hello's fields.
+    /// Reads a hello's fields; `carriesPeerID` for a hello sent inside Noise.
     ///
     /// - Throws: ``P2PError/unknownProtocol(_:)`` when the payload is not a hello's.
-    package static func parseHello(_ envelope: Envelope) throws(P2PError) -> Hello {
+    package static func parseHello(_ envelope: Envelope, carriesPeerID: Bool = false) throws(P2PError) -> Hello {
         guard var data = envelope.data, let generation = data.readInteger(as: UInt64.self) else {
             throw .unknownProtocol("the hello carries no dial generation")
         }
+        var peerID: PeerID?
+        if carriesPeerID {
+            guard let bytes = data.readBytes(length: PeerID.byteCount) else {
+                throw .unknownProtocol("the hello carries no peer id")
+            }
+            peerID = PeerID(digest: bytes)  // exactly `byteCount` bytes were read: never nil
+        }
         guard data.readableBytes > 0 else {
-            return Hello(name: envelope.name, generation: generation, listeningAddress: nil)
+            return Hello(name: envelope.name, generation: generation, listeningAddress: nil, peerID: peerID)
         }
         guard let text = data.readString(length: data.readableBytes), let address = try? SocketAddress(parsing: text) else {
             throw .unknownProtocol("the hello's listening address is not a numeric ip:port")
         }
-        return Hello(name: envelope.name, generation: generation, listeningAddress: address)
+        return Hello(name: envelope.name, generation: generation, listeningAddress: address, peerID: peerID)
     }
 
     static func goAway(from name: String) -> Envelope {

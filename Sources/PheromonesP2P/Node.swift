@@ -1,6 +1,7 @@
 import CoreMetrics
 import Logging
 import Pheromones
+import PheromonesNoise
 import Synchronization
 
 /// A peer-to-peer node: a server, a route table, connections and a protocol, all on one event loop.
@@ -15,9 +16,12 @@ import Synchronization
 ///
 /// This is the Go original's `Server`, `Router` and the example's `Protocal` glue in one object.
 /// Every method may be called from any thread or task: it hops to the node's loop, where the
-/// route table lives (TODO 2: no locks). Routes are keyed by the peer's listening address, so two
-/// peers may share a name (TODO 1); a name that matches several routes is refused as ambiguous
-/// where one peer is meant, and an address picks exactly one.
+/// route table lives (TODO 2: no locks). On the native wire inside Noise (the default) a route is
+/// its peer's proven ``PeerID``: a peer id names one route, and only a connection that proves it
+/// may carry the route; the name and listening address are attributes the peer proves nothing
+/// about. On plaintext wires routes are known by the peer's listening address. Two peers may share
+/// a name (TODO 1); a name that matches several routes is refused as ambiguous where one peer is
+/// meant, and an address or a peer id picks exactly one.
 ///
 /// Call ``shutdown()`` when done: it closes the server and every connection, and the node's own
 /// loop if it made one.
@@ -30,6 +34,16 @@ public final class Node: Sendable {
         public var connectionType: ConnectionType
         /// The encoding on the connections: native (default) or the Go original's JSON.
         public var wire: WireFormat
+        /// Whether the native wire runs inside Noise (default) or in the clear; the JSON wire is
+        /// always plaintext and unauthenticated (Docs/Security.md).
+        public var security: WireSecurity
+        /// The node's long-term identity, which its Noise handshakes prove and its peer id is
+        /// derived from. Default: a new ephemeral one (a new peer id at every start); load a
+        /// lasting one with `IdentityFile`.
+        public var identity: NodeIdentity
+        /// Which proven peers the node talks to: allowlist, denylist, a callback, open or closed
+        /// (native wire inside Noise only). Default: open.
+        public var peerPolicy: PeerPolicy
         /// How long connecting may take (the TCP connection; the hello that follows on the native
         /// wire is the ``handshakeTimeout``'s).
         public var dialTimeout: TimeAmount
@@ -142,7 +156,8 @@ public final class Node: Sendable {
         /// events off rather than block).
         public var observer: (@Sendable (NodeEvent) -> Void)?
 
-        /// A configuration with sensible defaults: persistent connections on the native wire, 3 s
+        /// A configuration with sensible defaults: persistent connections on the native wire inside
+        /// Noise, with a new ephemeral identity, open to every peer that proves one, 3 s
         /// to connect, 5 s for a reply, a hand-over and a handshake, 10 s for a message to arrive
         /// once started, a ping after 15 s of silence and a close after 45 s, messages up to
         /// 1 MiB, up to 1,024 messages or 4 MiB awaiting the protocol's answers per connection, up
@@ -152,6 +167,9 @@ public final class Node: Sendable {
             name: String,
             connectionType: ConnectionType = .persistent,
             wire: WireFormat = .native,
+            security: WireSecurity = .noise,
+            identity: NodeIdentity = NodeIdentity(),
+            peerPolicy: PeerPolicy = .open,
             dialTimeout: TimeAmount = .seconds(3),
             replyTimeout: TimeAmount = .seconds(5),
             handOverTimeout: TimeAmount = .seconds(5),
@@ -182,6 +200,9 @@ public final class Node: Sendable {
             self.name = name
             self.connectionType = connectionType
             self.wire = wire
+            self.security = security
+            self.identity = identity
+            self.peerPolicy = peerPolicy
             self.dialTimeout = dialTimeout
             self.replyTimeout = replyTimeout
             self.handOverTimeout = handOverTimeout
@@ -223,7 +244,8 @@ public final class Node: Sendable {
     /// Creates a node running the on-loop `protocol` (taken over by the node), on a loop of
     /// `group`, or on a loop of its own when `group` is nil.
     ///
-    /// - Throws: an `IOError` when the node's own loop cannot start.
+    /// - Throws: an `IOError` when the node's own loop cannot start, a ``P2PError`` when the
+    ///   identity cannot sign its Noise key.
     public convenience init(
         configuration: Configuration, protocol peerProtocol: sending some PeerProtocol, group: MultiThreadedEventLoopGroup? = nil
     ) throws {
@@ -233,7 +255,8 @@ public final class Node: Sendable {
     /// Creates a node running the async `protocol`, on a loop of `group`, or on a loop of its own
     /// when `group` is nil.
     ///
-    /// - Throws: an `IOError` when the node's own loop cannot start.
+    /// - Throws: an `IOError` when the node's own loop cannot start, a ``P2PError`` when the
+    ///   identity cannot sign its Noise key.
     public convenience init(
         configuration: Configuration, protocol peerProtocol: some AsyncPeerProtocol, group: MultiThreadedEventLoopGroup? = nil
     ) throws {
@@ -243,13 +266,14 @@ public final class Node: Sendable {
     private init(
         configuration: Configuration, handler: sending ProtocolHandler, group: MultiThreadedEventLoopGroup?
     ) throws {
+        let transport = try configuration.transportSecurity()
         self.ownsGroup = group == nil
         let group = try group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.configuration = configuration
         self.group = group
         self.eventLoop = group.nextLoop()
         self.core = LoopConfined(
-            NodeCore(configuration: configuration, loop: eventLoop, group: group, handler: handler), loop: eventLoop)
+            NodeCore(configuration: configuration, transport: transport, loop: eventLoop, group: group, handler: handler), loop: eventLoop)
         let core = core
         eventLoop.execute { [weak self] in core.value.node = self }
     }
@@ -267,6 +291,8 @@ public final class Node: Sendable {
 
     /// The node's name.
     public var name: String { configuration.name }
+    /// The node's peer id (its identity's), which its Noise handshakes prove.
+    public var peerID: PeerID { configuration.identity.peerID }
     /// Short or persistent connections (the original's `GetConnType`).
     public var connectionType: ConnectionType { configuration.connectionType }
 
@@ -297,7 +323,15 @@ public final class Node: Sendable {
     /// - Throws: ``P2PError/connectFailed(address:reason:)``, ``P2PError/routeExists(name:address:)``,
     ///   ``P2PError/nodeShutDown``.
     public func add(peer name: String, address: SocketAddress) async throws {
-        try await onLoop { core in core.add(name: name, address: address) }
+        try await onLoop { core in core.add(name: name, address: address, pin: nil) }
+    }
+
+    /// Adds a route to the peer `name` at `address` that must prove the identity `peerID` (native
+    /// wire inside Noise): a different key at that address is refused with
+    /// ``P2PError/unexpectedPeer(expected:actual:)``, which names both ids. Otherwise as
+    /// ``add(peer:address:)-(String,SocketAddress)``.
+    public func add(peer name: String, address: SocketAddress, expecting peerID: PeerID) async throws {
+        try await onLoop { core in core.add(name: name, address: address, pin: peerID) }
     }
 
     /// Adds a route to `name` at `address` given as `ip:port`.
@@ -313,6 +347,13 @@ public final class Node: Sendable {
     /// - Throws: ``P2PError/unknownPeer(_:)``, ``P2PError/ambiguousPeer(name:addresses:)``.
     public func delete(peer name: String) async throws {
         try await delete(.name(name))
+    }
+
+    /// Deletes the route of the peer `peerID`, closing its connection.
+    ///
+    /// - Throws: ``P2PError/unknownPeer(_:)``.
+    public func delete(peer peerID: PeerID) async throws {
+        try await delete(.peer(peerID))
     }
 
     /// Deletes the route at `address`, closing its connection.

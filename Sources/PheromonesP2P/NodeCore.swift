@@ -1,6 +1,7 @@
 import CoreMetrics
 import Logging
 import Pheromones
+import PheromonesNoise
 
 /// Everything a node owns, confined to its event loop: the listener, the route table, the
 /// connections and the protocol. ``Node`` reaches it by hopping to the loop; the stages call it
@@ -15,6 +16,8 @@ final class NodeCore {
     let routing: any RoutingMode
     /// What its connections' wire says (the configured wire).
     let dialect: any WireDialect
+    /// What secures its connections below the wire (Noise, or nothing).
+    let transport: any TransportSecurity
     /// The node, for the protocol's context; weak because the node owns this core.
     weak var node: Node?
 
@@ -23,11 +26,14 @@ final class NodeCore {
     private var listener: ServerSocketChannel?
     private(set) var listeningAddress: SocketAddress?
     private(set) var table = RouteTable()
-    private var connections: [ConnectionID: RouterStage] = [:]
+    private(set) var connections: [ConnectionID: RouterStage] = [:]
     private var lastConnectionID: ConnectionID = 0
     private var dialGeneration: UInt64 = 0
     /// `add` calls waiting for the connection they dialed to be identified.
     private var dialWaiters: [ConnectionID: [Promise<Void>]] = [:]
+    /// Inbound connections that proved a peer id and claim the address of a route bound to none:
+    /// they wait for this node's own dial of that address to show who is there.
+    var awaitingVerification: [SocketAddress: [(connection: ConnectionID, name: String)]] = [:]
     /// Messages waiting for their route to become usable, by route.
     private var parked: [SocketAddress: [Outgoing]] = [:]
     private(set) var isShutDown = false
@@ -44,7 +50,11 @@ final class NodeCore {
     /// The answer deadlines of the conversations this node started.
     private let conversationDeadlines: ConversationDeadlines
 
-    init(configuration: Node.Configuration, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup, handler: sending ProtocolHandler) {
+    init(
+        configuration: Node.Configuration, transport: any TransportSecurity, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup,
+        handler: sending ProtocolHandler
+    ) {
+        self.transport = transport
         self.configuration = configuration
         self.loop = loop
         self.group = group
@@ -181,6 +191,8 @@ final class NodeCore {
     /// A new router stage of the role `role`, counted among the node's connections.
     func makeStage<Stage: RouterStage>(_ role: Stage.Type, dialedAddress: SocketAddress?, facts: ConnectionFacts) -> Stage {
         lastConnectionID += 1
+        var facts = facts
+        facts.localPeerID = transport.localPeerID
         let stage = Stage(id: lastConnectionID, core: self, dialedAddress: dialedAddress, facts: facts)
         connections[stage.id] = stage
         return stage
@@ -190,7 +202,8 @@ final class NodeCore {
         ProtocolStage(handler: handler, core: self, router: router)
     }
 
-    /// The stages below the router: back pressure next to the socket (a peer that does not read
+    /// The stages below the router: the transport's (Noise) next to the socket, so that everything
+    /// above reads and writes plaintext; back pressure next to it (a peer that does not read
     /// its answers makes the connection stop reading, rather than grow its write queue), the
     /// partial-message timer and the node-wide partial-message budget in front of the framer they
     /// watch, the wire, the traffic counter right above it, and on persistent connections the
@@ -199,7 +212,7 @@ final class NodeCore {
     /// pings and pongs are counted too.
     private func wireHandlers(for stage: RouterStage) -> [any ChannelHandler] {
         let wire = dialect.stages(maximumMessageSize: configuration.maximumMessageSize)
-        var handlers: [any ChannelHandler] = [BackPressureHandler()]
+        var handlers: [any ChannelHandler] = transport.stages(direction: stage.facts.direction) + [BackPressureHandler()]
         if let timeout = configuration.partialMessageTimeout.asTimeout {
             handlers.append(PartialMessageTimer(timeout: timeout, framer: wire.framer))
         }
@@ -229,7 +242,8 @@ final class NodeCore {
     /// Adds a route (the node's `add(peer:address:)`): short mode records the address; persistent
     /// mode dials and completes once the peer has identified itself (a connected route is
     /// replaced by the new connection, after a hand-over).
-    func add(name: String, address: SocketAddress) -> Future<Void> {
+    /// `pin`: the peer id that must be found there (a peer id names one route at most).
+    func add(name: String, address: SocketAddress, pin: PeerID?) -> Future<Void> {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
         guard !isOwnAddress(address) else {
@@ -237,24 +251,25 @@ final class NodeCore {
         }
         do {
             try admitRoute(to: address)
+            if let pin, let other = table.route(ofPeer: pin), other != address { throw P2PError.peerRoutedElsewhere(pin, address: other) }
         } catch {
             return loop.makeFailedFuture(error)
         }
-        return routing.add(name: name, address: address, in: self)
+        return routing.add(name: name, address: address, pin: pin, in: self)
     }
 
     /// Records the route `name` at `address` without a connection (short mode).
-    func addAddress(name: String, address: SocketAddress, pinned: Bool) throws(P2PError) {
-        try table.addAddress(name: name, address: address, pinned: pinned)
+    func addAddress(name: String, address: SocketAddress, pinned: Bool, pin: PeerID? = nil) throws(P2PError) {
+        try table.addAddress(name: name, address: address, pinned: pinned, pin: pin)
         logger.debug("added a route", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)", "pinned": "\(pinned)"])
     }
 
     /// Dials the route `name` at `address`, pinning it; the future completes once the peer has
     /// identified itself (persistent mode).
-    func dialAndWaitForIdentity(name: String, address: SocketAddress) -> Future<Void> {
+    func dialAndWaitForIdentity(name: String, address: SocketAddress, pin: PeerID?) -> Future<Void> {
         let connection: ConnectionID
         do {
-            connection = try dial(name: name, address: address, pinning: true)
+            connection = try dial(name: name, address: address, pinning: true, pin: pin)
         } catch {
             return loop.makeFailedFuture(error)
         }
@@ -267,7 +282,7 @@ final class NodeCore {
     /// asked for the dial; returns the connection to wait for.
     ///
     /// - Throws: ``P2PError/limitReached(_:)`` when as many connections as allowed are open.
-    private func dial(name: String, address: SocketAddress, pinning: Bool) throws(P2PError) -> ConnectionID {
+    func dial(name: String, address: SocketAddress, pinning: Bool, pin: PeerID? = nil) throws(P2PError) -> ConnectionID {
         if case .dialing(let pending) = table.routes[address]?.state { return pending }
         if !pinning, let deadline = noDialBefore[address], Deadline.now() < deadline {
             throw .connectFailed(address: address, reason: "its last dial failed; the next one is scheduled")
@@ -276,7 +291,7 @@ final class NodeCore {
         dialGeneration += 1
         let facts = ConnectionFacts(direction: .outbound, generation: dialGeneration, localAddress: nil, peerAddress: address)
         let stage = makeStage(PersistentStage.self, dialedAddress: address, facts: facts)
-        switch table.beginDial(name: name, address: address, connection: stage.id, facts: facts, pinned: pinning) {
+        switch table.beginDial(name: name, address: address, connection: stage.id, facts: facts, pinned: pinning, pin: pin) {
         case .join(let pending):
             connections[stage.id] = nil
             return pending
@@ -372,7 +387,7 @@ final class NodeCore {
     func peers() -> [PeerInfo] {
         loop.assertInEventLoop()
         return table.routes.values
-            .map { PeerInfo(name: $0.name, address: $0.address, isConnected: table.isConnected($0.address)) }
+            .map { PeerInfo(name: $0.name, address: $0.address, isConnected: table.isConnected($0.address), peerID: $0.peerID) }
             .sorted { $0.name != $1.name ? $0.name < $1.name : $0.address.precedes($1.address) }
     }
 
@@ -381,6 +396,9 @@ final class NodeCore {
         switch selector {
         case .address(let address):
             guard table.routes[address] != nil else { throw .unknownPeer(selector.unescapedDescription) }
+            return address
+        case .peer(let peerID):
+            guard let address = table.route(ofPeer: peerID) else { throw .unknownPeer(selector.unescapedDescription) }
             return address
         case .name(let name):
             if let address = table.onlyRoute(named: name) { return address }
@@ -432,7 +450,19 @@ final class NodeCore {
         identify(stage, address: dialed, name: table.routes[dialed]?.name ?? "")
     }
 
-    private func identify(_ stage: RouterStage, address: SocketAddress, name: String) {
+    func identify(_ stage: RouterStage, address claimed: SocketAddress, name: String) {
+        var address = claimed
+        if let peer = stage.facts.remotePeerID {
+            switch securedRoute(for: stage, peer: peer, at: claimed) {
+            case .route(let route): address = route
+            case .refuse(let error): return refuse(stage, error)
+            case .verify: return awaitVerification(of: stage, peer: peer, at: claimed, name: name)
+            }
+        } else if transport.authenticatesPeers {
+            // Inside Noise every hello comes after a handshake (the hello's check refuses any
+            // other); a connection that proved nothing carries no route.
+            return refuse(stage, .forgedHello(claimed: nil, proven: nil))
+        }
         do {
             try admitRoute(to: address)
         } catch {
@@ -446,6 +476,7 @@ final class NodeCore {
         report(.connectionIdentified(PeerKey(name: table.routes[address]?.name ?? name, address: address), stage.facts.direction))
         run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.succeed(()) }
+        settleVerifications(at: address, verified: table.routes[address]?.peerID != nil)
     }
 
     /// Whether a draining connection may shut its output (see ``RouteTable/awaitsSuccessor(_:)``).
@@ -501,9 +532,11 @@ final class NodeCore {
                     scheduleReconnect(address, afterFailedDial: false)
                 }
             case .dialFailed(let address):
+                settleVerifications(at: address, verified: false)
                 failParked(for: address, with: failure)
                 scheduleReconnect(address, afterFailedDial: true)
             case .routeRemoved(let address):
+                settleVerifications(at: address, verified: false)
                 forgetReconnect(address)
                 failParked(for: address, with: failure)
             case .resumeDrain(let connection):

@@ -27,6 +27,9 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     public var slowPeerDrops = 0
     /// Connections and routes refused by a limit (``AdmissionLimit``).
     public var refused = 0
+    /// Connections closed because the peer's proven identity was refused: by the
+    /// ``PeerPolicy``, a pinned or bound peer id it did not match, or a forged hello.
+    public var peersRefused = 0
     /// Connections identified (a peer came up).
     public var peersUp = 0
     /// Identified connections that closed (a peer went down).
@@ -53,7 +56,7 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
         """
         messages in \(messagesIn) (\(bytesIn) payload bytes), out \(messagesOut) (\(bytesOut) payload bytes)
         delivered \(delivered), duplicates dropped \(duplicatesDropped), forwarded \(forwarded), rejected \(rejected)
-        slow-peer drops \(slowPeerDrops), refused by limits \(refused)
+        slow-peer drops \(slowPeerDrops), refused by limits \(refused), peers refused \(peersRefused)
         peers up \(peersUp), down \(peersDown), reconnects scheduled \(reconnects)
         timed out: handshake \(handshakeTimeouts), partial message \(partialMessageTimeouts), keepalive \(keepaliveTimeouts)
         queued for peers \(queuedBytes) bytes
@@ -75,6 +78,7 @@ final class NodeMetrics {
     private let slowPeerDrops: Counter
     private let rejected: Counter
     private let refused: Counter
+    private let peersRefused: Counter
     private let peersUp: Counter
     private let peersDown: Counter
     private let reconnects: Counter
@@ -98,6 +102,7 @@ final class NodeMetrics {
         slowPeerDrops = counter("slow_peer_drops_total")
         rejected = counter("rejected_total")
         refused = counter("refused_total")
+        peersRefused = counter("peers_refused_total")
         peersUp = counter("peers_up_total")
         peersDown = counter("peers_down_total")
         reconnects = counter("reconnects_total")
@@ -133,6 +138,7 @@ final class NodeMetrics {
     func rejectedMessage() { totals.rejected += 1; rejected.increment() }
     func droppedForSlowPeer() { totals.slowPeerDrops += 1; slowPeerDrops.increment() }
     func refusedByLimit() { totals.refused += 1; refused.increment() }
+    func refusedPeer() { totals.peersRefused += 1; peersRefused.increment() }
     func peerUp() { totals.peersUp += 1; peersUp.increment() }
     func peerDown() { totals.peersDown += 1; peersDown.increment() }
     func reconnectScheduled() { totals.reconnects += 1; reconnects.increment() }

@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 
 /// The errors of the peer-to-peer layer, each with a sentence that says what happened.
 ///
@@ -55,6 +56,22 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
     /// timeout: the peer does not read (the JSON wire's persistent dispatch, which completes once
     /// its message is written). The message stays queued and may still go out.
     case writeTimeout(SocketAddress)
+    /// The peer proved the identity `actual` where `expected` was required: the peer id pinned
+    /// with ``Node/add(peer:address:expecting:)``, or the id already bound to the route (a
+    /// connection from another key never replaces a route's connection).
+    case unexpectedPeer(expected: PeerID, actual: PeerID)
+    /// A hello that does not match its session: it names another peer id than the one the Noise
+    /// handshake proved (`claimed` nil: it names none), or it came before any handshake (`proven`
+    /// nil). The connection is closed.
+    case forgedHello(claimed: PeerID?, proven: PeerID?)
+    /// The node's ``PeerPolicy`` refused the peer; the connection is closed.
+    case peerRefused(PeerID, PeerRefusal)
+    /// The peer is already the route at `address` (a peer id names one route at most): a dial
+    /// of another address that reaches it is refused.
+    case peerRoutedElsewhere(PeerID, address: SocketAddress)
+    /// A peer claims the listening address of a route whose peer this node has not proven, and
+    /// this node's own dial of that address did not prove it is there.
+    case unverifiedAddress(PeerID, address: SocketAddress)
 
     /// A sentence saying what went wrong, for logs and messages, with the texts it quotes escaped
     /// for the terminal.
@@ -93,6 +110,18 @@ public enum P2PError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the peer at \(address) reads too slowly: its queue is full, and the message was not sent"
         case .writeTimeout(let address):
             return "the message to \(address) was not written in time: the peer does not read"
+        case .unexpectedPeer(let expected, let actual):
+            return "expected peer \(expected.description.escapedForTerminal), but the remote peer proved \(actual.description.escapedForTerminal)"
+        case .forgedHello(let claimed, let proven):
+            let claim = claimed.map { $0.description.escapedForTerminal } ?? "no peer id"
+            let proof = proven.map { "the session proved \($0.description.escapedForTerminal)" } ?? "no handshake proved any"
+            return "refused a hello naming \(claim): \(proof)"
+        case .peerRefused(let peer, let reason):
+            return "peer \(peer.description.escapedForTerminal) refused: \(reason)"
+        case .peerRoutedElsewhere(let peer, let address):
+            return "peer \(peer.description.escapedForTerminal) is already the route at \(address)"
+        case .unverifiedAddress(let peer, let address):
+            return "peer \(peer.description.escapedForTerminal) claims \(address), which this node could not verify by dialing it"
         }
     }
 }

@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 
 /// A route's identity: the peer's name and the address its server listens on.
 ///
@@ -32,6 +33,10 @@ public struct PeerInfo: Sendable, Hashable, CustomStringConvertible {
     /// Whether a persistent connection carries the route now (always false in short mode, which
     /// dials per message).
     public var isConnected: Bool
+    /// The peer id the route is bound to (native wire inside Noise): pinned by the application,
+    /// or proven by the connection that carries the route. Nil on plaintext wires, and while no
+    /// connection has proven one.
+    public var peerID: PeerID? = nil
 
     /// The name and address as a ``PeerKey``.
     public var key: PeerKey { PeerKey(name: name, address: address) }
@@ -165,6 +170,8 @@ public enum PeerSelector: Sendable, Hashable, CustomStringConvertible {
     case name(String)
     /// The route at this listening address.
     case address(SocketAddress)
+    /// The route bound to this peer id (native wire inside Noise).
+    case peer(PeerID)
 
     /// The name (escaped for the terminal), or the address as `ip:port`.
     public var description: String { unescapedDescription.escapedForTerminal }
@@ -175,6 +182,7 @@ public enum PeerSelector: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .name(let name): return name
         case .address(let address): return "\(address)"
+        case .peer(let peerID): return peerID.description
         }
     }
 }

@@ -116,7 +116,10 @@ final class AdmissionTests: GroupTestCase {
 
     func testIncompleteMessagesBeyondTheNodesBudgetCloseTheConnectionThatWentPastIt() async throws {
         let events = Recorder<NodeEvent>()
-        let (node, address) = try await startNode("target", events: events) { $0.maximumPartialMessageBytes = 1 << 20 }
+        let (node, address) = try await startNode("target", events: events) {
+            $0.maximumPartialMessageBytes = 1 << 20
+            $0.security = .insecure  // the holders write plaintext frames
+        }
         var hello = ByteBuffer()
         var encoder = NativeEnvelopeFrameEncoder()
         try encoder.encode(data: ControlMessage.hello(.init(name: "holder", generation: 1, listeningAddress: nil)), out: &hello)

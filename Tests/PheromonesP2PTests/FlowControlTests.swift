@@ -20,6 +20,7 @@ final class FlowControlTests: XCTestCase {
                 "stuck", .persistent, wire, gating: "getreq", gate: gate, arrivals: arrivals, group: group
             ) { configuration in
                 configuration.maximumUnansweredMessages = 64
+                configuration.security = .insecure  // the flooder writes plaintext frames
             }
 
             let flooder = try FloodingPeer(port: address.port, preamble: try Self.preamble(on: wire), message: try Self.request(on: wire))

@@ -85,7 +85,11 @@ final class LivenessTests: GroupTestCase {
     // MARK: Slowloris
 
     func testANativeFrameHalfSentAfterTheHelloIsClosedByThePartialMessageTimeout() async throws {
-        let node = try await ExampleNode.start("node", .persistent, .native, group: group) { $0.partialMessageTimeout = .milliseconds(300) }
+        // Plaintext frames written byte by byte: the native wire's framer, outside Noise.
+        let node = try await ExampleNode.start("node", .persistent, .native, group: group) {
+            $0.partialMessageTimeout = .milliseconds(300)
+            $0.security = .insecure
+        }
         let peer = try await RawPeer.connect(to: node.address, group: group)
         let hello = try nativeFrame(ControlMessage.hello(.init(name: "slow", generation: 1, listeningAddress: nil)))
         let request = try nativeRequest()
@@ -122,6 +126,7 @@ final class LivenessTests: GroupTestCase {
         let node = try await ExampleNode.start("node", .persistent, .native, group: group) {
             $0.handshakeTimeout = .milliseconds(300)
             $0.dialTimeout = .seconds(30)
+            $0.security = .insecure  // the pings are plaintext frames written by hand
         }
         for sendsPings in [false, true] {
             let peer = try await RawPeer.connect(to: node.address, group: group)
@@ -287,6 +292,7 @@ final class LivenessTests: GroupTestCase {
         let (node, address) = try await startGatedNode("stuck", .short, .native, gating: "getreq", gate: gate, arrivals: arrivals, group: group) {
             $0.replyTimeout = .milliseconds(300)
             $0.handshakeTimeout = .seconds(30)
+            $0.security = .insecure  // a plaintext request written by hand
         }
         let peer = try await RawPeer.connect(to: address, group: group)
         try await peer.send(try nativeRequest())

@@ -81,7 +81,8 @@ final class PeerTextLoggingTests: GroupTestCase {
                 try channel.pipeline.addHandlers(NativeWire.handlers() + [SpeaksFirst(Envelope(name: Self.hostileName, operation: Self.hostileOperation))])
             }
             .bind(host: "127.0.0.1", port: 0)
-        let node = try Node(configuration: .init(name: "victim", logger: testLogger("victim")), protocol: ExampleProtocol(), group: group)
+        // The server speaks plaintext frames: the victim must too, for them to reach its router.
+        let node = try Node(configuration: .init(name: "victim", security: .insecure, logger: testLogger("victim")), protocol: ExampleProtocol(), group: group)
         do {
             try await within(10, on: node.eventLoop, "the dial") { try await node.add(peer: "evil", address: try XCTUnwrap(server.localAddress)) }
             XCTFail("the dial succeeded")

@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 import PheromonesP2P
 import XCTest
 
@@ -6,21 +7,32 @@ import XCTest
 /// that records what arrives, with no router and no protocol. It can send what no well-behaved
 /// node sends (forged ids, operations that look like the router's own messages) and shows exactly
 /// what the node under test sent it.
+///
+/// On the native wire it speaks Noise by default, as a node does, with an identity of its own
+/// (`identity`): what it writes by hand is the plaintext inside the session.
 final class ScriptedPeer: Sendable {
     let channel: SocketChannel
+    /// The identity its Noise handshake proves (on the native wire inside Noise).
+    let identity: NodeIdentity
     /// Every envelope the node sent, oldest first.
     let received: Recorder<Envelope>
     /// Records once, when the node closes the connection (or its output).
     let ended: Recorder<Void>
 
-    private init(channel: SocketChannel, received: Recorder<Envelope>, ended: Recorder<Void>) {
+    private init(channel: SocketChannel, identity: NodeIdentity, received: Recorder<Envelope>, ended: Recorder<Void>) {
         self.channel = channel
+        self.identity = identity
         self.received = received
         self.ended = ended
     }
 
-    /// Connects to `address` speaking `wire`.
-    static func connect(to address: SocketAddress, wire: WireFormat, group: MultiThreadedEventLoopGroup) async throws -> ScriptedPeer {
+    /// Connects to `address` speaking `wire`, inside Noise as `identity` when `wire` is native and
+    /// `security` is `.noise`.
+    static func connect(
+        to address: SocketAddress, wire: WireFormat, security: WireSecurity = .noise, identity: NodeIdentity = NodeIdentity(),
+        group: MultiThreadedEventLoopGroup
+    ) async throws -> ScriptedPeer {
+        let noise = wire == .native && security == .noise ? try NoiseConfiguration(identity: identity) : nil
         let received = Recorder<Envelope>()
         let ended = Recorder<Void>()
         let options = { () -> SocketOptions in
@@ -32,20 +44,24 @@ final class ScriptedPeer: Sendable {
             try await ClientBootstrap(group: group)
                 .options(options)
                 .channelInitializer { channel in
-                    try channel.pipeline.addHandlers(wire.handlers() + [EnvelopeCollector(received: received, ended: ended)])
+                    let secure: [any ChannelHandler] = noise.map { [NoiseHandler(initiatorWith: $0)] } ?? []
+                    try channel.pipeline.addHandlers(secure + wire.handlers() + [EnvelopeCollector(received: received, ended: ended)])
                 }
                 .connect(to: address).get()
         }
-        return ScriptedPeer(channel: channel, received: received, ended: ended)
+        return ScriptedPeer(channel: channel, identity: identity, received: received, ended: ended)
     }
 
-    /// Connects on the native wire and says hello as `name`, listening (it claims) at `listeningAddress`.
+    /// Connects on the native wire and says hello as `name`, listening (it claims) at
+    /// `listeningAddress`; inside Noise the hello names `claimedPeer` (by default its own id).
     static func nativeNode(
         _ name: String, listeningAt listeningAddress: SocketAddress, connectingTo address: SocketAddress,
-        group: MultiThreadedEventLoopGroup
+        security: WireSecurity = .noise, identity: NodeIdentity = NodeIdentity(), claimedPeer: PeerID? = nil,
+        generation: UInt64 = 1, group: MultiThreadedEventLoopGroup
     ) async throws -> ScriptedPeer {
-        let peer = try await connect(to: address, wire: .native, group: group)
-        try await peer.send(ControlMessage.hello(.init(name: name, generation: 1, listeningAddress: listeningAddress)))
+        let peer = try await connect(to: address, wire: .native, security: security, identity: identity, group: group)
+        let peerID = security == .noise ? (claimedPeer ?? identity.peerID) : nil
+        try await peer.send(ControlMessage.hello(.init(name: name, generation: generation, listeningAddress: listeningAddress, peerID: peerID)))
         return peer
     }
 

@@ -3,7 +3,7 @@ import PheromonesP2P
 import XCTest
 
 /// TODO 4: two peers that add each other at the same moment each end up with an outbound and an
-/// inbound connection; both keep the one dialed by the peer with the smaller listening address and
+/// inbound connection; both keep the one dialed by the peer with the smaller peer id (inside Noise) and
 /// drain the other. A property test over many pairs and interleavings: exactly one connection per
 /// pair on both sides, nothing sent during the race lost, and no descriptor leaked.
 final class SimultaneousDialTests: XCTestCase {
@@ -100,16 +100,16 @@ final class SimultaneousDialTests: XCTestCase {
         XCTAssertEqual(identified(a.connections.all), 2, "pair \(seed)")
         XCTAssertEqual(identified(b.connections.all), 2, "pair \(seed)")
 
-        // Both agree which one: the connection dialed by the smaller listening address.
+        // Both agree which one: the connection dialed by the smaller peer id (inside Noise, where
+        // both ends have proven theirs).
         let aDrained = drained(a.connections.all)
         let bDrained = drained(b.connections.all)
         XCTAssertEqual(aDrained.count, 1, "pair \(seed)")
         XCTAssertEqual(bDrained.count, 1, "pair \(seed)")
         if let aLost = aDrained.first, let bLost = bDrained.first {
             XCTAssertNotEqual(aLost, bLost, "the same connection is outbound on one side and inbound on the other")
-            // Both listen on 127.0.0.1, so the smaller address is the smaller port.
-            let smallerDialed: ConnectionDirection = a.address.port < b.address.port ? .outbound : .inbound
-            XCTAssertNotEqual(aLost, smallerDialed, "a keeps the connection dialed by the smaller listening address")
+            let smallerDialed: ConnectionDirection = a.node.peerID.bytes.lexicographicallyPrecedes(b.node.peerID.bytes) ? .outbound : .inbound
+            XCTAssertNotEqual(aLost, smallerDialed, "a keeps the connection dialed by the smaller peer id")
         }
 
         let afterward = try await a.node.dispatch(to: b.address, Envelope(name: a.name, operation: "noticereq"))

@@ -1,5 +1,6 @@
 import DequeModule
 import Pheromones
+import PheromonesNoise
 
 /// The native wire's half of a persistent connection.
 ///
@@ -54,7 +55,9 @@ final class NativeSession: PersistentSession {
     func connectionActive(_ stage: PersistentStage, context: ChannelHandlerContext) {
         stage.facts.localAddress = stage.core.advertisedAddress(for: context.channel)
         let generation: UInt64 = stage.facts.direction == .outbound ? stage.facts.generation : 0
-        let hello = ControlMessage.Hello(name: stage.configuration.name, generation: generation, listeningAddress: stage.facts.localAddress)
+        let hello = ControlMessage.Hello(
+            name: stage.configuration.name, generation: generation, listeningAddress: stage.facts.localAddress,
+            peerID: stage.core.transport.localPeerID)
         context.writeAndFlush(ControlMessage.hello(hello))
         stage.startHandshakeTimer { stage in
             .connectFailed(address: stage.peerAddress, reason: "the peer did not say hello in time")
@@ -63,10 +66,18 @@ final class NativeSession: PersistentSession {
 
     private func receiveHello(_ message: Envelope, on stage: PersistentStage) {
         let hello: ControlMessage.Hello
+        let transport = stage.core.transport
         do {
-            hello = try ControlMessage.parseHello(message)
+            hello = try ControlMessage.parseHello(message, carriesPeerID: transport.authenticatesPeers)
         } catch {
             stage.closeNow(error)
+            return
+        }
+        do {
+            // Inside Noise the hello must name the peer id its session proved.
+            try transport.check(hello, provenPeer: stage.facts.remotePeerID)
+        } catch {
+            stage.core.refuse(stage, error)
             return
         }
         helloReceived = true

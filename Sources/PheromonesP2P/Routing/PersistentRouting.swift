@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 
 /// Persistent mode (the original's `PRouter`): one kept connection per route, dialed when the
 /// application adds the route (or when a message is sent to a route that is down) and identified
@@ -13,8 +14,8 @@ struct PersistentRouting: RoutingMode {
 
     /// Dials, and completes once the peer has identified itself (a connected route is replaced by
     /// the new connection, after a hand-over).
-    func add(name: String, address: SocketAddress, in core: NodeCore) -> Future<Void> {
-        core.dialAndWaitForIdentity(name: name, address: address)
+    func add(name: String, address: SocketAddress, pin: PeerID?, in core: NodeCore) -> Future<Void> {
+        core.dialAndWaitForIdentity(name: name, address: address, pin: pin)
     }
 
     /// Binds the connection `stage` to the route, as the original's `AddRoute(name, conn)`.

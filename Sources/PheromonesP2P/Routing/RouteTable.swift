@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 
 /// A connection's number within its node.
 typealias ConnectionID = Int
@@ -15,10 +16,17 @@ struct ConnectionFacts: Sendable, Hashable {
     var localAddress: SocketAddress?
     /// The listening address the peer advertised (or, without a hello, the address dialed).
     var peerAddress: SocketAddress?
+    /// This node's peer id, when the connection proves it (inside Noise).
+    var localPeerID: PeerID?
+    /// The peer id the connection's handshake proved.
+    var remotePeerID: PeerID?
 }
 
-/// The route table: routes keyed by the peer's listening address, and for persistent mode which
-/// connection carries each route.
+/// The route table: the routes, and for persistent mode which connection carries each route.
+///
+/// A route is found by the peer's listening address (the handle it is dialed by) and, inside
+/// Noise, by the peer id it is bound to: a peer id names one route at most (``route(ofPeer:)``),
+/// and the node lets only a connection that proves a route's peer id carry it (``Route/peerID``).
 ///
 /// A pure state machine. It is touched only on the node's loop (TODO 2: no locks, so no lock
 /// ordering to get wrong), and every change returns the ``Action``s the node must carry out, so
@@ -27,7 +35,7 @@ struct ConnectionFacts: Sendable, Hashable {
 /// ### Picking one connection of two (TODO 3 and TODO 4)
 /// When a second connection to the same peer becomes known, both ends apply the same rule:
 /// - dialed by different sides (simultaneous dial): keep the one dialed by the peer with the
-///   smaller listening address;
+///   smaller peer id (inside Noise, where both are proven), or else the smaller listening address;
 /// - dialed by the same side (a reconnect): keep the newer one (larger generation).
 ///
 /// The loser is drained (nothing new is sent on it; it closes once both ends have nothing left to
@@ -66,6 +74,12 @@ struct RouteTable {
         /// in short mode; a route learned from a peer (its hello, or a greeting the protocol
         /// accepted) lives as long as its connection.
         var isPinned = false
+        /// The peer id the application requires at this address (``Node/add(peer:address:expecting:)``).
+        var pin: PeerID?
+        /// The peer id the route is bound to: its `pin`, or the one proven by the first connection
+        /// identified for it (released when the route goes down, so that a peer restarted with a
+        /// new key can be dialed again). Only a connection that proves it may carry the route.
+        var peerID: PeerID?
     }
 
     /// What the node must do after a change, in order.
@@ -109,6 +123,8 @@ struct RouteTable {
     private var facts: [ConnectionID: ConnectionFacts] = [:]
     /// Which route each known connection belongs to.
     private var routeOfConnection: [ConnectionID: SocketAddress] = [:]
+    /// Which route each bound peer id is (the routes' ``Route/peerID``s, inverted).
+    private var routeOfPeerID: [PeerID: SocketAddress] = [:]
 
     // MARK: Reading
 
@@ -127,6 +143,9 @@ struct RouteTable {
         }
         return found
     }
+
+    /// The address of the route bound to `peer`, if any.
+    func route(ofPeer peer: PeerID) -> SocketAddress? { routeOfPeerID[peer] }
 
     /// The route a connection belongs to, if it is identified.
     func route(of connection: ConnectionID) -> SocketAddress? { routeOfConnection[connection] }
@@ -162,14 +181,37 @@ struct RouteTable {
     /// Adds a route by address (short mode; the original's `SRouter.AddRoute`): the same name at
     /// the same address is an error, another name renames the route.
     /// `pinned` when the application adds it (a route once pinned stays pinned).
-    mutating func addAddress(name: String, address: SocketAddress, pinned: Bool) throws(P2PError) {
-        if let existing = routes[address], existing.name == name, !(pinned && !existing.isPinned) {
+    /// `pin` (an application's route only) is the peer id every dial must find there.
+    mutating func addAddress(name: String, address: SocketAddress, pinned: Bool, pin: PeerID? = nil) throws(P2PError) {
+        if let existing = routes[address], existing.name == name, !(pinned && !existing.isPinned), pin == nil || existing.pin == pin {
             throw .routeExists(name: name, address: address)
         }
         var route = routes[address] ?? Route(name: name, address: address)
         route.name = name
         route.isPinned = route.isPinned || pinned
         routes[address] = route
+        if let pin { self.pin(address, to: pin) }
+    }
+
+    /// Requires `peer` at the route at `address` from now on (the route's binding follows).
+    private mutating func pin(_ address: SocketAddress, to peer: PeerID) {
+        routes[address]?.pin = peer
+        bind(address, to: peer)
+    }
+
+    /// Binds the route at `address` to `peer` (nil: unbinds it), keeping the index in step.
+    private mutating func bind(_ address: SocketAddress, to peer: PeerID?) {
+        guard var route = routes[address] else { return }
+        if let old = route.peerID, routeOfPeerID[old] == address { routeOfPeerID[old] = nil }
+        route.peerID = peer
+        routes[address] = route
+        if let peer { routeOfPeerID[peer] = address }
+    }
+
+    /// Forgets the route at `address` and its binding.
+    private mutating func dropRoute(_ address: SocketAddress) {
+        bind(address, to: nil)
+        routes[address] = nil
     }
 
     /// Gives the route at `address` another name (the peer renamed itself).
@@ -181,9 +223,12 @@ struct RouteTable {
 
     /// Records a dial of `connection` for the route at `address` (creating the route, pinned when
     /// the application asked for it), unless one is already under way.
+    /// `pin`: the peer id the application requires there.
     mutating func beginDial(
-        name: String, address: SocketAddress, connection: ConnectionID, facts connectionFacts: ConnectionFacts, pinned: Bool
+        name: String, address: SocketAddress, connection: ConnectionID, facts connectionFacts: ConnectionFacts, pinned: Bool,
+        pin: PeerID? = nil
     ) -> DialDecision {
+        defer { if let pin { self.pin(address, to: pin) } }
         var route = routes[address] ?? Route(name: name, address: address)
         route.name = name
         route.isPinned = route.isPinned || pinned
@@ -206,8 +251,11 @@ struct RouteTable {
         return .dial
     }
 
-    /// A connection has told who is at its other end: the peer listening at `address`, named `name`.
+    /// A connection has told who is at its other end: the peer listening at `address`, named `name`
+    /// (and inside Noise, the peer id in `facts`, which the node has checked against the route's:
+    /// the route is bound to it).
     mutating func identified(_ connection: ConnectionID, address: SocketAddress, name: String, facts connectionFacts: ConnectionFacts) -> [Action] {
+        defer { if let peer = connectionFacts.remotePeerID, routes[address]?.peerID == nil { bind(address, to: peer) } }
         facts[connection] = connectionFacts
         routeOfConnection[connection] = address
         var route = routes[address] ?? Route(name: name, address: address)
@@ -280,7 +328,7 @@ struct RouteTable {
         switch route.state {
         case .dialing(let pending) where pending == connection:
             guard route.hasConnected else {
-                routes[address] = nil
+                dropRoute(address)
                 return [.dialFailed(address)]
             }
             route.state = .down
@@ -289,7 +337,7 @@ struct RouteTable {
             guard route.isPinned else {
                 // Learned from the peer: nothing to dial it by, and a hostile peer could plant any
                 // number of them. It goes with its connection.
-                routes[address] = nil
+                dropRoute(address)
                 return [.routeRemoved(address)]
             }
             route.state = .down
@@ -303,12 +351,16 @@ struct RouteTable {
             break
         }
         routes[address] = route
+        // Down, the route is an address again: whoever proves the pinned id there (or any id, if
+        // none is pinned) may carry it next, so a peer restarted with a new key can come back.
+        if route.state == .down { bind(address, to: route.pin) }
         return actions
     }
 
     /// Removes the route at `address`; its connections are closed.
     mutating func remove(_ address: SocketAddress) -> [Action] {
-        guard let route = routes.removeValue(forKey: address) else { return [] }
+        guard let route = routes[address] else { return [] }
+        dropRoute(address)
         var connections: [ConnectionID] = []
         switch route.state {
         case .down: break
@@ -330,6 +382,12 @@ struct RouteTable {
         guard let new = facts[candidate], let old = facts[current] else { return current }
         if new.direction == old.direction {
             return new.generation > old.generation ? candidate : current
+        }
+        // Simultaneous dial inside Noise: keep the connection dialed by the side with the smaller
+        // peer id, which both ends have proven to each other.
+        if let local = new.localPeerID ?? old.localPeerID, let peer = new.remotePeerID ?? old.remotePeerID, local != peer {
+            let keep: ConnectionDirection = local.bytes.lexicographicallyPrecedes(peer.bytes) ? .outbound : .inbound
+            return new.direction == keep ? candidate : current
         }
         // Simultaneous dial: keep the connection dialed by the side with the smaller listening address.
         guard let local = new.localAddress ?? old.localAddress, let peer = new.peerAddress ?? old.peerAddress else {

@@ -1,5 +1,6 @@
 import Logging
 import Pheromones
+import PheromonesNoise
 
 /// The stage between the wire and the protocol: one connection's place among the node's routes.
 ///
@@ -135,6 +136,9 @@ class RouterStage: ChannelDuplexHandler {
             peerClosedOutput(context: context)
         } else if let timeout = event as? ConnectionTimeout {
             timedOut(timeout, failing: .readTimeout(peer: "\(peerAddress)"))
+        } else if case .handshakeCompleted(let result)? = event as? NoiseEvent {
+            // Before any plaintext, so before any hello: who the peer is decides whether it stays.
+            core.peerAuthenticated(self, peer: result.remotePeerID)
         }
         context.fireUserInboundEventTriggered(event)
     }

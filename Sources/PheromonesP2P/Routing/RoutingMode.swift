@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 
 /// How a node reaches its routes: one type per mode (``ShortRouting``, the original's `SRouter`;
 /// ``PersistentRouting``, its `PRouter`), so that a new mode is one new type.
@@ -15,8 +16,9 @@ protocol RoutingMode: Sendable {
     func acceptedStage(in core: NodeCore) -> RouterStage
 
     /// The application adds the route `name` at `address` (``Node/add(peer:address:)``): the route
-    /// is pinned; the future completes when it can be used.
-    func add(name: String, address: SocketAddress, in core: NodeCore) -> Future<Void>
+    /// is pinned (and with `pin`, so is the peer id it must prove); the future completes when it
+    /// can be used.
+    func add(name: String, address: SocketAddress, pin: PeerID?, in core: NodeCore) -> Future<Void>
 
     /// The protocol adds the route `name` at `address`
     /// (``PeerContext/addRoute(name:address:)-(String,String)``), handling a message that came

@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 
 /// Short mode (the original's `SRouter`): a connection per message. A route is an address; each
 /// message dials it, writes itself, reads the one reply and closes. A conversation is a loop of
@@ -10,10 +11,11 @@ struct ShortRouting: RoutingMode {
         core.makeStage(ShortServerStage.self, dialedAddress: nil, facts: ConnectionFacts(direction: .inbound, generation: 0))
     }
 
-    /// Records the address; nothing is dialed until a message is sent.
-    func add(name: String, address: SocketAddress, in core: NodeCore) -> Future<Void> {
+    /// Records the address (and the peer id each dial must find there, if pinned); nothing is
+    /// dialed until a message is sent.
+    func add(name: String, address: SocketAddress, pin: PeerID?, in core: NodeCore) -> Future<Void> {
         do {
-            try core.addAddress(name: name, address: address, pinned: true)
+            try core.addAddress(name: name, address: address, pinned: true, pin: pin)
             return core.loop.makeSucceededFuture(())
         } catch {
             return core.loop.makeFailedFuture(error)
