@@ -1,6 +1,7 @@
 import Foundation
 import PheromonesNoise
 import XCTest
+import PheromonesTestSupport
 
 @testable import PheromonesCLI
 
@@ -10,7 +11,7 @@ import XCTest
 final class SecureNodeCommandTests: XCTestCase {
     func testTheDemoPrintsEachNodesPeerIDAndCompletesOverNoiseAndInsecure() throws {
         for extra in [[], ["--insecure"]] {
-            let demo = try NodeProcess(["demo", "--mode", "short"] + extra, standardInput: FileHandle.nullDevice)
+            let demo = try ChildProcess(["demo", "--mode", "short"] + extra, standardInput: FileHandle.nullDevice)
             defer { demo.stop() }
             XCTAssertNotNil(demo.waitForExit(within: 60), "\(extra)")
             XCTAssertEqual(demo.exitStatus, 0, demo.text)
@@ -33,7 +34,7 @@ final class SecureNodeCommandTests: XCTestCase {
         try IdentityFile.save(identity, to: path)
 
         let input = Pipe()
-        let node = try NodeProcess(["node", "--name", "keyed", "--listen", "127.0.0.1:0", "--identity", path], standardInput: input)
+        let node = try ChildProcess(["node", "--name", "keyed", "--listen", "127.0.0.1:0", "--identity", path], standardInput: input)
         addTeardownBlock { node.stop() }
         let listening = try node.waitForOutput(containing: "keyed listens on")
         XCTAssertTrue(listening.contains("Noise, peer id \(identity.peerID)"), listening)
@@ -48,7 +49,7 @@ final class SecureNodeCommandTests: XCTestCase {
         XCTAssertThrowsError(try command.loadIdentity())
 
         let input = Pipe()
-        let node = try NodeProcess(["node", "--name", "plain", "--listen", "127.0.0.1:0", "--insecure"], standardInput: input)
+        let node = try ChildProcess(["node", "--name", "plain", "--listen", "127.0.0.1:0", "--insecure"], standardInput: input)
         addTeardownBlock { node.stop() }
         let listening = try node.waitForOutput(containing: "plain listens on")
         XCTAssertTrue(listening.contains("native wire, insecure"), listening)
