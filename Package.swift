@@ -66,7 +66,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // OpenSSL 3, found through pkg-config (Debian and Ubuntu: libssl-dev). Only PheromonesTLS
-        // links it: a program that does not import that module links no OpenSSL.
+        // and PheromonesNoise link it: a program that imports neither links no OpenSSL.
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "openssl",
@@ -82,12 +82,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Layer 2 (security): Noise XX handshakes and peer identities, on swift-crypto. Only this
+        // Layer 2 (security): Noise XX handshakes and peer identities. The handshake (X25519,
+        // Ed25519, SHA-256, HKDF) is on swift-crypto; the transport cipher (ChaCha20-Poly1305) is
+        // OpenSSL's EVP, which seals and opens in place with no allocation per message. Only this
         // module links swift-crypto: the core modules stay free of it.
         .target(
             name: "PheromonesNoise",
             dependencies: [
                 "Pheromones",
+                "COpenSSL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
