@@ -133,12 +133,14 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesPosixTests",
-            dependencies: ["Pheromones"],
+            dependencies: ["Pheromones", "PheromonesTestSupport"],
             swiftSettings: strictSettings
         ),
-        // Test-only certificates (and their files), shared by the test targets and the TLS fuzz target.
+        // Test-only certificates (and their files), shared by the test targets and the TLS fuzz
+        // target; and the allocation counter and the echo stages the allocation tests share.
         .target(
             name: "PheromonesTestSupport",
+            dependencies: ["PheromonesCore"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
@@ -150,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesNoiseTests",
-            dependencies: ["PheromonesNoise", "Pheromones", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["PheromonesNoise", "Pheromones", "PheromonesTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures/generate.py", "Fixtures/alice-peer-id.txt", "Interop"],
             resources: [.copy("Fixtures/noise-xx-vectors.json")],
             swiftSettings: strictSettings
