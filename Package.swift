@@ -192,6 +192,7 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
         "FuzzSocketAddress",
         "FuzzByteBuffer",
         "FuzzTLSRecords",
+        "FuzzNoiseMessages",
     ]
     package.targets.append(
         .target(
@@ -201,11 +202,14 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
             swiftSettings: strictSettings
         )
     )
+    // Only the Noise target links PheromonesNoise (and so builds swift-crypto with the sanitizers).
+    let extraDependencies: [String: [Target.Dependency]] = ["FuzzNoiseMessages": ["PheromonesNoise"]]
     for name in fuzzTargets {
         package.targets.append(
             .executableTarget(
                 name: name,
-                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P", "PheromonesTLS", "PheromonesTestSupport"],
+                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P", "PheromonesTLS", "PheromonesTestSupport"]
+                    + extraDependencies[name, default: []],
                 path: "Tests/Fuzz/Sources/\(name)",
                 // libFuzzer supplies `main` and calls the target's `LLVMFuzzerTestOneInput`.
                 swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]
