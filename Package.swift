@@ -68,7 +68,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // OpenSSL 3, found through pkg-config (Debian and Ubuntu: libssl-dev). Only PheromonesTLS
-        // links it: a program that does not import that module links no OpenSSL.
+        // and PheromonesNoise link it: a program that imports neither links no OpenSSL.
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "openssl",
@@ -84,12 +84,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Layer 2 (security): Noise XX handshakes and peer identities, on swift-crypto. Only this
+        // Layer 2 (security): Noise XX handshakes and peer identities. The handshake (X25519,
+        // Ed25519, SHA-256, HKDF) is on swift-crypto; the transport cipher (ChaCha20-Poly1305) is
+        // OpenSSL's EVP, which seals and opens in place with no allocation per message. Only this
         // module links swift-crypto: the core modules stay free of it.
         .target(
             name: "PheromonesNoise",
             dependencies: [
                 "Pheromones",
+                "COpenSSL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -145,10 +148,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesPosixTests",
-            dependencies: ["Pheromones"],
+            dependencies: ["Pheromones", "PheromonesTestSupport"],
             swiftSettings: strictSettings
         ),
-        // Test-only certificates (and their files), shared by the test targets and the TLS fuzz target.
+        // Test-only certificates (and their files), shared by the test targets and the TLS fuzz
+        // target; and the allocation counter and the echo stages the allocation tests share.
         .target(
             name: "PheromonesTestSupport",
             dependencies: ["PheromonesCore"],
@@ -163,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesNoiseTests",
-            dependencies: ["PheromonesNoise", "Pheromones", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["PheromonesNoise", "Pheromones", "PheromonesTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures/generate.py", "Fixtures/alice-peer-id.txt", "Interop"],
             resources: [.copy("Fixtures/noise-xx-vectors.json")],
             swiftSettings: strictSettings
@@ -208,6 +212,7 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
         "FuzzSocketAddress",
         "FuzzByteBuffer",
         "FuzzTLSRecords",
+        "FuzzNoiseMessages",
     ]
     package.targets.append(
         .target(
@@ -217,11 +222,14 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
             swiftSettings: strictSettings
         )
     )
+    // Only the Noise target links PheromonesNoise (and so builds swift-crypto with the sanitizers).
+    let extraDependencies: [String: [Target.Dependency]] = ["FuzzNoiseMessages": ["PheromonesNoise"]]
     for name in fuzzTargets {
         package.targets.append(
             .executableTarget(
                 name: name,
-                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P", "PheromonesTLS", "PheromonesTestSupport"],
+                dependencies: ["FuzzSupport", "Pheromones", "PheromonesP2P", "PheromonesTLS", "PheromonesTestSupport"]
+                    + extraDependencies[name, default: []],
                 path: "Tests/Fuzz/Sources/\(name)",
                 // libFuzzer supplies `main` and calls the target's `LLVMFuzzerTestOneInput`.
                 swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]

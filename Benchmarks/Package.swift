@@ -64,6 +64,7 @@ let package = Package(
                 "CTLSClient",
                 .product(name: "Pheromones", package: library),
                 .product(name: "PheromonesTLS", package: library),
+                .product(name: "PheromonesNoise", package: library),
                 .product(name: "PheromonesP2P", package: library),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

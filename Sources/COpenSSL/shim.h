@@ -1,10 +1,12 @@
-// The parts of OpenSSL 3 that PheromonesTLS uses. Several of OpenSSL's setters are macros over
+// The parts of OpenSSL 3 that PheromonesTLS (TLS) and PheromonesNoise (its transport cipher,
+// ChaCha20-Poly1305 through EVP) use. Several of OpenSSL's setters are macros over
 // `SSL_ctrl`/`SSL_CTX_ctrl`, which Swift cannot import; the inline functions below give them types.
 #ifndef PHEROMONES_COPENSSL_SHIM_H
 #define PHEROMONES_COPENSSL_SHIM_H
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>

@@ -11,7 +11,9 @@ import Crypto
 /// It does no I/O: ``writeMessage(payload:)`` returns the bytes to send, ``readMessage(_:)`` the
 /// payload received. After the third message ``isComplete`` is true and ``split()`` gives the
 /// transport ciphers.
-package struct HandshakeState: Sendable {
+///
+/// Not `Sendable`: its cipher holds an OpenSSL context.
+package struct HandshakeState {
     /// The protocol name, which starts the handshake hash.
     package static let protocolName = "Noise_XX_25519_ChaChaPoly_SHA256"
     /// The length of a Curve25519 public key (DHLEN).
@@ -118,7 +120,7 @@ package struct HandshakeState: Sendable {
     /// The transport ciphers, once the handshake is complete: this side's sending one first.
     package func split() throws(NoiseError) -> (send: CipherState, receive: CipherState) {
         guard isComplete else { throw .invalidHandshakeState("split before the handshake completed") }
-        let (initiatorToResponder, responderToInitiator) = symmetric.split()
+        let (initiatorToResponder, responderToInitiator) = try symmetric.split()
         return role == .initiator ? (initiatorToResponder, responderToInitiator) : (responderToInitiator, initiatorToResponder)
     }
 
@@ -156,7 +158,7 @@ package struct HandshakeState: Sendable {
         guard secret.contains(where: { $0 != 0 }) else {
             throw .invalidKey("a low-order Curve25519 public key (the shared secret is zero)")
         }
-        symmetric.mixKey(secret)
+        try symmetric.mixKey(secret)
     }
 
     private static func publicKey(_ bytes: [UInt8]) throws(NoiseError) -> Curve25519.KeyAgreement.PublicKey {

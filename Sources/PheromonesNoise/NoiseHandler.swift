@@ -39,6 +39,8 @@ public final class NoiseHandler: ChannelDuplexHandler {
 
     /// The largest plaintext of one transport message (65,535 minus the 16-byte tag).
     public static let maximumPlaintextLength = HandshakeState.maximumMessageLength - CipherState.tagLength
+    /// What framing and the tag add to a transport message's plaintext.
+    private static let messageOverhead = NoiseFrameReader.headerLength + CipherState.tagLength
     /// The largest handshake message accepted (ours are 32, 193 and 161 bytes long).
     public static let maximumHandshakeMessageLength = 1024
 
@@ -60,6 +62,10 @@ public final class NoiseHandler: ChannelDuplexHandler {
     private var sendCipher: CipherState?
     private var receiveCipher: CipherState?
     private var frames = NoiseFrameReader()
+    /// The plaintext of the last transport message received (reused: see ``readTransportMessage``).
+    private var inboundPlaintext = ByteBuffer()
+    /// The ciphertext of the last flush (reused: see ``encryptPendingWrites``).
+    private var outboundCiphertext = ByteBuffer()
     private var pendingWrites: Deque<(data: ByteBuffer, promise: Promise<Void>?)> = []
     private var pendingBytes = 0
     private var flushPending = false
@@ -251,13 +257,18 @@ public final class NoiseHandler: ChannelDuplexHandler {
         output.clear()
     }
 
+    /// Decrypts one transport message into ``inboundPlaintext`` and passes it on once its tag has
+    /// been checked: the next stage never sees a byte of a message that does not authenticate.
     private func readTransportMessage(_ message: ByteBuffer, context: ChannelHandlerContext) throws(NoiseError) {
-        guard var cipher = receiveCipher else { throw .invalidHandshakeState("no transport cipher") }
-        var plaintext = ByteBuffer(capacity: max(0, message.readableBytes - CipherState.tagLength))
-        try withNoiseBytes(of: message) { bytes throws(NoiseError) in try cipher.decrypt(bytes, appendingTo: &plaintext) }
-        receiveCipher = cipher
-        guard plaintext.readableBytes > 0 else { return }
-        context.fireChannelRead(plaintext)
+        guard receiveCipher != nil else { throw .invalidHandshakeState("no transport cipher") }
+        // Reused while the next stage keeps no reference to it (as the loop reuses its receive
+        // buffer): then decrypting allocates nothing.
+        inboundPlaintext.clear()
+        try withNoiseBytes(of: message) { bytes throws(NoiseError) in
+            try receiveCipher?.open(bytes, appendingTo: &inboundPlaintext)
+        }
+        guard inboundPlaintext.readableBytes > 0 else { return }
+        context.fireChannelRead(inboundPlaintext)
     }
 
     // MARK: Outbound
@@ -290,39 +301,54 @@ public final class NoiseHandler: ChannelDuplexHandler {
             if prefix.readableBytes > 0 { context.writeAndFlush(prefix, promise: nil) }
             return
         }
-        var output = prefix
-        output.reserveCapacity(minimumWritableBytes: pendingBytes + (pendingBytes / Self.maximumPlaintextLength + 1) * 18)
+        // Reused while the channel has written and released the last one: then sealing allocates
+        // nothing. The plaintext is copied into it once and encrypted there, in place.
+        var output = outboundCiphertext
+        outboundCiphertext = ByteBuffer()
+        output.clear(minimumCapacity: prefix.readableBytes + pendingBytes + (pendingBytes / Self.maximumPlaintextLength + 1) * Self.messageOverhead)
+        output.writeImmutableBuffer(prefix)
         var promises: [Promise<Void>] = []
-        var staging = ByteBuffer()
         do {
+            var messageStart: Int?
             while let (data, promise) = pendingWrites.popFirst() {
                 if let promise { promises.append(promise) }
                 var data = data
                 while data.readableBytes > 0 {
-                    let room = Self.maximumPlaintextLength - staging.readableBytes
+                    let start = messageStart ?? startMessage(in: &output)
+                    let room = Self.maximumPlaintextLength - (output.writerIndex - start)
                     guard var piece = data.readSlice(length: min(room, data.readableBytes)) else { break }
-                    staging.writeBuffer(&piece)
-                    if staging.readableBytes == Self.maximumPlaintextLength {
-                        try seal(staging, into: &output)
-                        staging.clear()
+                    output.writeBuffer(&piece)
+                    messageStart = start
+                    if output.writerIndex - start == Self.maximumPlaintextLength {
+                        try sealMessage(in: &output, from: start)
+                        messageStart = nil
                     }
                 }
             }
-            if staging.readableBytes > 0 { try seal(staging, into: &output) }
+            if let start = messageStart { try sealMessage(in: &output, from: start) }
         } catch {
             for promise in promises { promise.fail(error) }
             return fail(error, context: context)
         }
         pendingBytes = 0
+        outboundCiphertext = output
         context.writeAndFlush(output, promise: Self.combined(promises, on: context.eventLoop))
     }
 
-    /// Appends `plaintext`, encrypted and framed, to `output`.
-    private func seal(_ plaintext: ByteBuffer, into output: inout ByteBuffer) throws(NoiseError) {
-        guard var cipher = sendCipher else { throw .invalidHandshakeState("no transport cipher") }
-        output.writeInteger(UInt16(truncatingIfNeeded: plaintext.readableBytes + CipherState.tagLength))
-        try withNoiseBytes(of: plaintext) { bytes throws(NoiseError) in try cipher.encrypt(bytes, appendingTo: &output) }
-        sendCipher = cipher
+    /// Writes the 2-byte header of a transport message (its length is set once sealed); returns
+    /// where the message's plaintext starts.
+    private func startMessage(in output: inout ByteBuffer) -> Int {
+        output.writeInteger(UInt16(0))
+        return output.writerIndex
+    }
+
+    /// Encrypts the plaintext written into `output` from `start` in place, appends its tag, and sets
+    /// its header's length.
+    private func sealMessage(in output: inout ByteBuffer, from start: Int) throws(NoiseError) {
+        guard sendCipher != nil else { throw .invalidHandshakeState("no transport cipher") }
+        try sendCipher?.sealInPlace(&output, from: start)
+        let length = output.writerIndex - start
+        output.setInteger(UInt16(truncatingIfNeeded: length), at: start - NoiseFrameReader.headerLength)
     }
 
     /// Appends `message` with its 2-byte big-endian length before it.
@@ -365,6 +391,8 @@ public final class NoiseHandler: ChannelDuplexHandler {
         handshake = nil
         sendCipher = nil
         receiveCipher = nil
+        inboundPlaintext = ByteBuffer()
+        outboundCiphertext = ByteBuffer()
     }
 
     /// Reports `error` and closes the connection.

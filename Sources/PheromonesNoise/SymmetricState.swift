@@ -2,14 +2,16 @@ import Crypto
 
 /// Noise's SymmetricState (section 5.2) for SHA-256: the chaining key, the handshake hash, and the
 /// cipher the handshake encrypts with.
-struct SymmetricState: Sendable {
+///
+/// Not `Sendable`: its cipher holds an OpenSSL context.
+struct SymmetricState {
     /// SHA-256's output length (HASHLEN).
     static let hashLength = 32
 
     private var chainingKey: [UInt8]
     /// The handshake hash `h`: everything sent and received so far, hashed.
     private(set) var handshakeHash: [UInt8]
-    private var cipher = CipherState(key: nil)
+    private var cipher = CipherState()
 
     /// InitializeSymmetric(protocolName): `h` is the name padded with zeros to 32 bytes when it is
     /// no longer, its hash otherwise; `ck` starts as `h`.
@@ -24,10 +26,10 @@ struct SymmetricState: Sendable {
     }
 
     /// MixKey: derives a new chaining key and cipher key from `inputKeyMaterial` (a DH result).
-    mutating func mixKey(_ inputKeyMaterial: [UInt8]) {
+    mutating func mixKey(_ inputKeyMaterial: [UInt8]) throws(NoiseError) {
         let (newChainingKey, key) = Self.hkdf(chainingKey: chainingKey, inputKeyMaterial: inputKeyMaterial)
         chainingKey = newChainingKey
-        cipher = CipherState(key: key)
+        cipher = try CipherState(key: key)
     }
 
     /// MixHash: `h = SHA-256(h ‖ data)`.
@@ -57,9 +59,9 @@ struct SymmetricState: Sendable {
     var hasKey: Bool { cipher.hasKey }
 
     /// Split: the two transport ciphers, initiator-to-responder first.
-    func split() -> (initiatorToResponder: CipherState, responderToInitiator: CipherState) {
+    func split() throws(NoiseError) -> (initiatorToResponder: CipherState, responderToInitiator: CipherState) {
         let (first, second) = Self.hkdf(chainingKey: chainingKey, inputKeyMaterial: [])
-        return (CipherState(key: first), CipherState(key: second))
+        return (try CipherState(key: first), try CipherState(key: second))
     }
 
     /// Noise's HKDF with two outputs, on HMAC-SHA256 (section 4.3).

@@ -32,6 +32,7 @@ all_targets=(
     FuzzSocketAddress
     FuzzByteBuffer
     FuzzTLSRecords
+    FuzzNoiseMessages
 )
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 

@@ -2,6 +2,7 @@ import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
 import XCTest
+import PheromonesTestSupport
 
 /// What a connection's life costs in system calls beyond the kernel's unavoidable ones, counted
 /// through the `SystemCalls` seam on one loop that both dials and accepts: each connection is

@@ -5,6 +5,7 @@ import PheromonesCore
 @testable import PheromonesPosix
 import Synchronization
 import XCTest
+import PheromonesTestSupport
 
 /// The epoll loop on real threads: task queues, timers, cancellation, shutdown, wake-ups and the
 /// Swift-concurrency executors. Every wait is bounded (futures through `get(within:)`, expectations

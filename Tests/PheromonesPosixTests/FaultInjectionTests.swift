@@ -2,6 +2,7 @@ import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
 import XCTest
+import PheromonesTestSupport
 
 /// System calls that fail the way the kernel lets them fail, injected through the `SystemCalls`
 /// seam into the server's loop: interrupted calls, spurious wake-ups, short reads and writes,

@@ -3,6 +3,7 @@ import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
 import XCTest
+import PheromonesTestSupport
 
 /// Errors the reactor reports about a registration: a failed interest change, a hang-up on a socket
 /// that has not connected. Each closes its channel once, with the error, instead of being logged and

@@ -2,6 +2,7 @@ import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
 import XCTest
+import PheromonesTestSupport
 
 /// Registrations that epoll refuses, injected through the `SystemCalls` seam: an interest change
 /// that fails closes its channel with the error (the channel would otherwise wait for events that

@@ -3,6 +3,7 @@ import Glibc
 import PheromonesCore
 @testable import PheromonesPosix
 import XCTest
+import PheromonesTestSupport
 
 /// How long socket channels live: a channel stays alive while anything refers to it, every
 /// operation after the close fails with a ``ChannelError`` instead of trapping, and a closed channel

@@ -5,6 +5,7 @@ import PheromonesCore
 import Synchronization
 import PheromonesEmbedded
 import XCTest
+import PheromonesTestSupport
 
 /// TCP channels end to end over loopback: bulk transfer, many connections, half-closure, connect
 /// failures, resets, backpressure, write promises, and the length-framed pipeline. Every socket is
@@ -730,14 +731,6 @@ private final class GreetsOnActive: ChannelInboundHandler {
         if written.futureResult.isFulfilled { sentAtOnce.increment() }
         context.fireChannelActive()
     }
-}
-
-final class EchoingHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    func channelRead(context: ChannelHandlerContext, data: ByteBuffer) { context.write(data) }
-    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
 }
 
 /// Reads and drops everything.

@@ -137,3 +137,21 @@ seed $t oversized-record-header '\x01\x00\x17\x03\x03\xff\xff'
 seed $t application-data-garbage '\x01\x02\x17\x03\x03\x00\x20abcdefghijklmnopqrstuvwxyz012345'
 seed $t alert-close-notify-in-clear '\x03\x00\x15\x03\x03\x00\x02\x01\x00'
 seed $t change-cipher-spec-then-garbage '\x01\x00\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x05hello'
+
+# --- FuzzNoiseMessages: mode (bit 0 handshake first, bit 1 fuzz the initiator, bit 2 the honest
+# "hello" first), read sizes, the bytes. Message 1 of XX is a bare 32-byte ephemeral key, so any 32
+# bytes are one; every later message is encrypted under keys the input cannot know.
+t=FuzzNoiseMessages
+key32='\x09\x8c\x3b\x2f\x6a\x15\x44\xd0\x71\xe2\x0b\x9f\x5c\x33\x81\x7a\x26\xc4\x58\x90\x1d\xaf\x62\x07\xbb\x4e\x95\x13\xf8\x2c\x6d\x40'
+seed $t responder-message-1 "\x00\x00\x00\x20$key32"
+seed $t responder-message-1-byte-by-byte "\x00\x01\x00\x20$key32"
+seed $t responder-message-1-then-garbage-message-3 "\x00\x00\x00\x20$key32\x00\x40$key32$key32"
+seed $t responder-short-message-1 '\x00\x00\x00\x10abcdefghijklmnop'
+seed $t responder-oversized-handshake-message '\x00\x00\x04\x01abc'
+seed $t initiator-garbage-message-2 "\x02\x04\x00\x60$key32$key32$key32"
+seed $t initiator-message-2-too-short "\x02\x00\x00\x20$key32"
+seed $t transport-garbage "\x01\x00\x00\x20$key32"
+seed $t transport-shorter-than-a-tag '\x01\x00\x00\x05hello'
+seed $t transport-empty-frame '\x03\x00\x00\x00'
+seed $t transport-truncated-largest-frame '\x03\x02\xff\xffonly-part'
+seed $t transport-garbage-after-honest-hello "\x05\x03\x00\x20$key32"

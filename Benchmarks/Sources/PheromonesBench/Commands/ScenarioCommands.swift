@@ -188,7 +188,8 @@ extension TLSShape {
 struct AllCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every scenario with its default rows, tls and p2p included (--quick: a smoke run of about half a minute).")
+        abstract: "Every scenario with its default rows, tls, noise and p2p included (--quick: a smoke run of about half a minute).",
+        discussion: "With --json PATH the noise rows go to PATH with -noise before its extension.")
 
     @OptionGroup var options: RunOptions
 
@@ -200,6 +201,7 @@ struct AllCommand: AsyncParsableCommand {
         rows.append(Row.connections(options.quick ? 1000 : 10_000, timing: timing))
         rows += TLSShape().rows(timing: timing)
         try await options.run(rows, p2p: P2PPlan(quick: options.quick, timing: timing, loops: options.loops))
+        try NoiseBench.run(NoisePlan(quick: options.quick, timing: timing, loops: options.loops), json: options.json.map(NoiseCommand.siblingPath))
     }
 }
 

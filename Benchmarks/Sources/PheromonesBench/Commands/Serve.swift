@@ -25,7 +25,11 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Speak TLS (echo only), with the test-only certificate for localhost (ours: PheromonesTLS; nio: NIOSSL).")
     var tls = false
 
+    @Flag(help: "Speak Noise (echo only, ours only): a NoiseHandler responder with a fresh identity first in the pipeline.")
+    var noise = false
+
     func validate() throws {
+        guard !noise || (proto == .echo && impl == .pheromones && !tls) else { throw ValidationError("--noise serves ours, echo, without --tls") }
         guard loops > 0 else { throw ValidationError("--loops must be at least 1") }
         guard !tls || proto == .echo else { throw ValidationError("--tls serves the echo protocol only") }
     }
@@ -34,6 +38,7 @@ struct Serve: AsyncParsableCommand {
         _ = cepoll_raise_open_files_limit()
         var settings = ServerSettings(proto: proto, host: host, port: port, loops: loops)
         settings.tls = tls
+        settings.noise = noise
         switch impl {
         case .pheromones: try await PheromonesServer.serve(settings)
         case .nio: try await NIOServer.serve(settings, backlog: Self.systemBacklog)

@@ -1,15 +1,18 @@
 import Pheromones
+import PheromonesNoise
 import PheromonesTLS
 
 /// Our server, built exactly as `Sources/EchoExample/EchoProtocol.swift` builds it: back pressure
 /// next to the socket, half-closure allowed, the output closed once the peer has finished sending.
 /// With TLS, a `TLSHandler` after the back pressure (half-closure allowed: a client's
-/// `close_notify` ends its input), as the example's `--tls-cert` does.
+/// `close_notify` ends its input), as the example's `--tls-cert` does. With Noise, a `NoiseHandler`
+/// (responder, one identity and static key for the server) in the same place.
 enum PheromonesServer {
     static func serve(_ settings: ServerSettings) async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops)
         let proto = settings.proto
         let tls = try settings.tls ? Self.tlsContext() : nil
+        let noise = try settings.noise ? NoiseConfiguration(identity: NodeIdentity()) : nil
         var options = SocketOptions()
         options.allowRemoteHalfClosure = true
         let server = try await ServerBootstrap(group: group)
@@ -20,6 +23,8 @@ enum PheromonesServer {
                     if let tls {
                         try channel.pipeline.addHandlers(
                             [BackPressureHandler(), try TLSHandler(serverWith: tls, allowRemoteHalfClosure: true), EchoHandler()])
+                    } else if let noise {
+                        try channel.pipeline.addHandlers([BackPressureHandler(), NoiseHandler(responderWith: noise), EchoHandler()])
                     } else {
                         try channel.pipeline.addHandlers([BackPressureHandler(), EchoHandler()])
                     }

@@ -15,6 +15,8 @@ struct ServerSettings: Sendable {
     var loops: Int
     /// Whether connections speak TLS (echo only), with ``BenchCertificates``' identity.
     var tls = false
+    /// Whether connections speak Noise (echo, ours only): a `NoiseHandler` responder first.
+    var noise = false
     /// The largest frame the framed servers accept (ours: enforced; NIO's decoder has no limit).
     static let maximumFrameLength = 16 << 20
 }
@@ -24,7 +26,7 @@ enum ReadyLine {
     static let marker = "listening on port "
 
     static func print(_ implementation: Implementation, _ settings: ServerSettings, port: Int) {
-        let server = "\(implementation.rawValue) \(settings.proto.rawValue)\(settings.tls ? " TLS" : "") server"
+        let server = "\(implementation.rawValue) \(settings.proto.rawValue)\(settings.tls ? " TLS" : "")\(settings.noise ? " Noise" : "") server"
         Swift.print("\(server) \(marker)\(port) (\(settings.host), \(settings.loops) loop(s))")
         fflush(nil)  // all streams: stdout is a pipe when the harness reads it
     }

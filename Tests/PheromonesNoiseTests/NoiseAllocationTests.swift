@@ -1,0 +1,80 @@
+// Encrypted echo round trips over loopback allocate O(1) in total, not a little per round trip:
+// after the handshake, transport messages are sealed and opened in the stage's own reused buffers
+// (Sources/PheromonesNoise/CipherState.swift). Counted in a child process with an interposed
+// allocator, as the plaintext echo's test does (Tests/TestSupport/AllocationCounter.swift).
+//
+// A client (initiator) and a server (responder) each with a NoiseHandler, over loopback: the
+// probe warms up with 1,000 round trips of 1 KiB (the handshake included), then counts the
+// allocations of 2,000 and of 20,000. 20,000 must allocate fewer than 500 more times than 2,000:
+// one allocation per message anywhere (cipher, stage, pipeline) adds at least 18,000.
+
+import Pheromones
+import PheromonesNoise
+import PheromonesTestSupport
+import XCTest
+
+final class NoiseAllocationTests: XCTestCase {
+    private static let probeTest = "PheromonesNoiseTests.NoiseAllocationTests/testTheNoiseAllocationProbeOnlyMeasuresInsideTheCountingChildProcess"
+
+    func testEncryptedEchoRoundTripsAllocateAConstantAmountNotAnAmountPerRoundTrip() throws {
+        try XCTSkipIf(AllocationCounter.sanitizerIsActive, "allocations are not counted under a sanitizer")
+        let counts: [String: Int64]
+        do {
+            counts = try AllocationCounter.measure(probe: Self.probeTest)
+        } catch AllocationCounter.Failure.noCompiler(let output) {
+            throw XCTSkip("no C compiler could build the allocation counter: \(output)")
+        }
+        guard let sanity = counts["sanity"], let small = counts["small"], let large = counts["large"] else {
+            XCTFail("unreadable probe result: \(counts)")
+            return
+        }
+        XCTAssertGreaterThanOrEqual(sanity, 1_000, "the interposed malloc does not count: \(counts)")
+        let perRoundTrip = Double(large - small) / 18_000
+        XCTAssertLessThan(
+            large, small + 500,
+            "2,000 encrypted round trips allocated \(small) times, 20,000 allocated \(large): about \(perRoundTrip) allocations per round trip")
+    }
+
+    /// Runs in the child process only (with the counting allocator preloaded); passes trivially otherwise.
+    func testTheNoiseAllocationProbeOnlyMeasuresInsideTheCountingChildProcess() throws {
+        guard AllocationCounter.isCountingChild else { return }
+        guard AllocationCounter.count() != nil else {
+            XCTFail("the counting allocator is not loaded")
+            return
+        }
+        let sanity = AllocationCounter.sanityCount()
+        let serverConfiguration = try NoiseConfiguration(identity: Identities.bob)
+        let clientConfiguration = try NoiseConfiguration(identity: Identities.alice)
+
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { group.syncShutdownGracefully() }
+        let server = try blockingWait(for: ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                try channel.pipeline.addHandlers([NoiseHandler(responderWith: serverConfiguration), EchoingHandler()])
+            }
+            .bind(to: .loopbackV4(port: 0)))
+        let client = try blockingWait(for: ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                try channel.pipeline.addHandlers([NoiseHandler(initiatorWith: clientConfiguration), PingPongHandler(messageSize: 1_024)])
+            }
+            .connect(to: try XCTUnwrap(server.localAddress)))
+
+        func roundTrips(_ count: Int) throws -> Int64 {
+            let start = AllocationCounter.count() ?? 0
+            try blockingWait(for: client.loop.flatSubmit { () -> Future<Void> in
+                guard let handler = client.pipeline.handler(type: PingPongHandler.self) else {
+                    return client.loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                return handler.start(roundTrips: count, on: client.loop)
+            })
+            return (AllocationCounter.count() ?? 0) - start
+        }
+        _ = try roundTrips(1_000)
+        let small = try roundTrips(2_000)
+        let large = try roundTrips(20_000)
+
+        try blockingWait(for: client.close())
+        try blockingWait(for: server.close())
+        try AllocationCounter.report([("sanity", sanity), ("small", small), ("large", large)])
+    }
+}
