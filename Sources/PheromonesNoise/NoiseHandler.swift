@@ -62,10 +62,6 @@ public final class NoiseHandler: ChannelDuplexHandler {
     private var sendCipher: CipherState?
     private var receiveCipher: CipherState?
     private var frames = NoiseFrameReader()
-    /// The plaintext of the last transport message received (reused: see ``readTransportMessage``).
-    private var inboundPlaintext = ByteBuffer()
-    /// The ciphertext of the last flush (reused: see ``encryptPendingWrites``).
-    private var outboundCiphertext = ByteBuffer()
     private var pendingWrites: Deque<(data: ByteBuffer, promise: Promise<Void>?)> = []
     private var pendingBytes = 0
     private var flushPending = false
@@ -257,18 +253,19 @@ public final class NoiseHandler: ChannelDuplexHandler {
         output.clear()
     }
 
-    /// Decrypts one transport message into ``inboundPlaintext`` and passes it on once its tag has
+    /// Decrypts one transport message into a lent buffer and passes it on once its tag has
     /// been checked: the next stage never sees a byte of a message that does not authenticate.
     private func readTransportMessage(_ message: ByteBuffer, context: ChannelHandlerContext) throws(NoiseError) {
         guard receiveCipher != nil else { throw .invalidHandshakeState("no transport cipher") }
-        // Reused while the next stage keeps no reference to it (as the loop reuses its receive
-        // buffer): then decrypting allocates nothing.
-        inboundPlaintext.clear()
+        // Lent by the loop's thread, and back on its shelf once the next stage is done with it:
+        // decrypting allocates nothing, and an idle connection holds no buffer.
+        var plaintext = ScratchBuffers.take(minimumCapacity: message.readableBytes)
+        defer { ScratchBuffers.give(plaintext) }
         try withNoiseBytes(of: message) { bytes throws(NoiseError) in
-            try receiveCipher?.open(bytes, appendingTo: &inboundPlaintext)
+            try receiveCipher?.open(bytes, appendingTo: &plaintext)
         }
-        guard inboundPlaintext.readableBytes > 0 else { return }
-        context.fireChannelRead(inboundPlaintext)
+        guard plaintext.readableBytes > 0 else { return }
+        context.fireChannelRead(plaintext)
     }
 
     // MARK: Outbound
@@ -301,11 +298,12 @@ public final class NoiseHandler: ChannelDuplexHandler {
             if prefix.readableBytes > 0 { context.writeAndFlush(prefix, promise: nil) }
             return
         }
-        // Reused while the channel has written and released the last one: then sealing allocates
-        // nothing. The plaintext is copied into it once and encrypted there, in place.
-        var output = outboundCiphertext
-        outboundCiphertext = ByteBuffer()
-        output.clear(minimumCapacity: prefix.readableBytes + pendingBytes + (pendingBytes / Self.maximumPlaintextLength + 1) * Self.messageOverhead)
+        // Lent by the loop's thread (see ``ScratchBuffers``): once the channel has written and
+        // released it, the next flush reuses it, so sealing allocates nothing. The plaintext is
+        // copied into it once and encrypted there, in place.
+        var output = ScratchBuffers.take(
+            minimumCapacity: prefix.readableBytes + pendingBytes + (pendingBytes / Self.maximumPlaintextLength + 1) * Self.messageOverhead)
+        defer { ScratchBuffers.give(output) }
         output.writeImmutableBuffer(prefix)
         var promises: [Promise<Void>] = []
         do {
@@ -331,7 +329,6 @@ public final class NoiseHandler: ChannelDuplexHandler {
             return fail(error, context: context)
         }
         pendingBytes = 0
-        outboundCiphertext = output
         context.writeAndFlush(output, promise: Self.combined(promises, on: context.eventLoop))
     }
 
@@ -391,8 +388,6 @@ public final class NoiseHandler: ChannelDuplexHandler {
         handshake = nil
         sendCipher = nil
         receiveCipher = nil
-        inboundPlaintext = ByteBuffer()
-        outboundCiphertext = ByteBuffer()
     }
 
     /// Reports `error` and closes the connection.

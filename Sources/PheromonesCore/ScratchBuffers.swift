@@ -1,8 +1,8 @@
 import Glibc
-import Pheromones
 
-/// Buffers a thread lends to the TLS stages that run on it, so that reading and writing records
-/// allocates nothing in steady state.
+/// Buffers a thread lends to the stages that run on it (TLS and Noise records, say), so that
+/// reading and writing allocates nothing in steady state and an idle connection holds no buffer of
+/// its own.
 ///
 /// A stage takes a buffer, fills it, hands a copy to the pipeline, and gives it back. When the
 /// pipeline is done with its copy (the next stage read it, the socket wrote it), the storage is
@@ -11,9 +11,9 @@ import Pheromones
 /// storage. Each event loop is one thread, so the stages of one loop share its buffers without a
 /// lock. At most ``keptPerThread`` buffers of at most ``largestKept`` bytes are kept: what a burst
 /// grows goes back to the allocator.
-enum ScratchBuffers {
-    static let keptPerThread = 4
-    static let largestKept = 64 * 1024
+package enum ScratchBuffers {
+    package static let keptPerThread = 4
+    package static let largestKept = 64 * 1024
 
     private final class Shelf {
         var buffers: [ByteBuffer] = []
@@ -40,14 +40,27 @@ enum ScratchBuffers {
     }
 
     /// An empty buffer of at least `minimumCapacity` bytes: a kept one when there is one.
-    static func take(minimumCapacity: Int) -> ByteBuffer {
-        guard var buffer = shelf.buffers.popLast() else { return ByteBuffer(capacity: minimumCapacity) }
-        buffer.clear(minimumCapacity: minimumCapacity)
-        return buffer
+    package static func take(minimumCapacity: Int) -> ByteBuffer {
+        let shelf = shelf
+        // One whose storage the pipeline still holds (a message a stage queued) would be copied by
+        // the first write into it: take one that is the shelf's alone, and leave the others to
+        // come free.
+        // (A plain loop over indices: a closure over the array could hold a second reference to it,
+        // and the uniqueness check through that would copy the array and see every buffer shared.)
+        var index = shelf.buffers.count - 1
+        while index >= 0 {
+            if shelf.buffers[index].isStorageUniquelyReferenced {
+                var buffer = shelf.buffers.remove(at: index)
+                buffer.clear(minimumCapacity: minimumCapacity)
+                return buffer
+            }
+            index -= 1
+        }
+        return ByteBuffer(capacity: minimumCapacity)
     }
 
     /// Gives `buffer` back to be reused.
-    static func give(_ buffer: ByteBuffer) {
+    package static func give(_ buffer: ByteBuffer) {
         let shelf = shelf
         guard shelf.buffers.count < keptPerThread, buffer.capacity <= largestKept else { return }
         shelf.buffers.append(buffer)
