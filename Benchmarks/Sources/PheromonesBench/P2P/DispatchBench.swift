@@ -2,19 +2,24 @@ import Dispatch
 import Pheromones
 import PheromonesP2P
 
-/// A `dispatch` row: two nodes, one router, `concurrency` tasks each awaiting one dispatch at a time.
+/// A `dispatch` row: two nodes on the native wire, one router, `concurrency` tasks each awaiting
+/// one dispatch at a time, over Noise (the default) or in plaintext.
 struct DispatchRow: Sendable {
     var connectionType: ConnectionType
     var concurrency: Int
+    var security: WireSecurity = .noise
 
-    var name: String { "dispatch \(connectionType.rawValue) c\(concurrency)" }
+    var name: String { "dispatch \(connectionType.rawValue) c\(concurrency) \(security == .noise ? "noise" : "plaintext")" }
 
-    /// Persistent router with 1 and 64 dispatchers, short router with 1 and 16.
+    /// Persistent router with 1 and 64 dispatchers, short router with 1 and 16, over Noise; the
+    /// busiest of each router also in plaintext, for the price of encryption (rounds alternate).
     static let defaults = [
         DispatchRow(connectionType: .persistent, concurrency: 1),
         DispatchRow(connectionType: .persistent, concurrency: 64),
+        DispatchRow(connectionType: .persistent, concurrency: 64, security: .insecure),
         DispatchRow(connectionType: .short, concurrency: 1),
         DispatchRow(connectionType: .short, concurrency: 16),
+        DispatchRow(connectionType: .short, concurrency: 16, security: .insecure),
     ]
 }
 
@@ -23,6 +28,8 @@ struct DispatchResult: Sendable {
     var dispatchesPerSecond: Double
     var latencyP50: Double
     var latencyP99: Double
+    /// Process CPU time (both nodes and the dispatching tasks) per dispatch in the measured window.
+    var cpuMicrosecondsPerDispatch: Double
     var problems: [String]
 }
 
@@ -76,7 +83,9 @@ enum DispatchBench {
     }
 
     private static func configuration(_ name: String, _ row: DispatchRow) -> Node.Configuration {
-        Node.Configuration(name: name, connectionType: row.connectionType)
+        var configuration = Node.Configuration(name: name, connectionType: row.connectionType)
+        configuration.security = row.security
+        return configuration
     }
 
     /// Runs the dispatchers and merges what each measured.
@@ -84,6 +93,7 @@ enum DispatchBench {
         let start = Clock.now() + UInt64(timing.warmup * 1e9)
         let end = start + UInt64(timing.duration * 1e9)
         let message = Envelope(name: "client", operation: "ping", data: ByteBuffer(repeating: 0x2A, count: size))
+        async let cpu = ProcessCPU.nanoseconds(between: start, and: end)
         let outcomes = await withTaskGroup(of: DispatcherOutcome.self) { tasks in
             for _ in 0..<row.concurrency {
                 tasks.addTask { await dispatchLoop(client, message: message, measuring: start..<end) }
@@ -99,9 +109,11 @@ enum DispatchBench {
             if let error = outcome.error { problems.append(error) }
         }
         if count == 0 { problems.append("no dispatch completed in the measured window") }
+        let cpuNanoseconds = await cpu.all
         return DispatchResult(
             dispatchesPerSecond: Double(count) / timing.duration,
             latencyP50: histogram.percentile(0.50) / 1000, latencyP99: histogram.percentile(0.99) / 1000,
+            cpuMicrosecondsPerDispatch: count == 0 ? 0 : Double(cpuNanoseconds) / 1000 / Double(count),
             problems: problems.isEmpty ? [] : ["\(problems.count) dispatcher(s) failed, first: \(problems[0])"])
     }
 

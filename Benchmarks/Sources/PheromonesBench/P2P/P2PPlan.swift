@@ -38,32 +38,39 @@ struct P2PPlan: Sendable {
     /// Each dispatch row, then each conversation row, `timing.rounds` times (fresh nodes each
     /// round), then the broadcasts.
     func run() async -> [P2PRowReport] {
-        var reports: [P2PRowReport] = []
-        for row in dispatchRows { reports.append(await measure(row)) }
+        var reports = await measureAlternating(dispatchRows)
         for row in conversationRows { reports.append(await measure(row)) }
         if let broadcast { reports.append(await measureBroadcast(broadcast)) }
         return reports
     }
 
-    private func measure(_ row: DispatchRow) async -> P2PRowReport {
-        var results: [DispatchResult] = []
-        var problems: [String] = []
+    /// Measures the dispatch rows round by round, each round going through every row, so that rows
+    /// compared with each other (Noise and plaintext) share the machine's moods.
+    private func measureAlternating(_ rows: [DispatchRow]) async -> [P2PRowReport] {
+        var results = [[DispatchResult]](repeating: [], count: rows.count)
+        var problems = [[String]](repeating: [], count: rows.count)
         for round in 1...timing.rounds {
-            do {
-                let result = try await DispatchBench.measure(row, timing: timing, loops: loops, size: size)
-                results.append(result)
-                problems += result.problems.map { "round \(round): \($0)" }
-                P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): "
-                    + "\(NumberText.format(result.dispatchesPerSecond, decimals: 0)) dispatches/s, "
-                    + "p99 \(NumberText.format(result.latencyP99, decimals: 1)) µs")
-            } catch {
-                problems.append("round \(round): \(error)")
-                P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): \(error)")
+            for (index, row) in rows.enumerated() {
+                do {
+                    let result = try await DispatchBench.measure(row, timing: timing, loops: loops, size: size)
+                    results[index].append(result)
+                    problems[index] += result.problems.map { "round \(round): \($0)" }
+                    P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): "
+                        + "\(NumberText.format(result.dispatchesPerSecond, decimals: 0)) dispatches/s, "
+                        + "p99 \(NumberText.format(result.latencyP99, decimals: 1)) µs, "
+                        + "CPU \(NumberText.format(result.cpuMicrosecondsPerDispatch, decimals: 1)) µs/dispatch")
+                } catch {
+                    problems[index].append("round \(round): \(error)")
+                    P2PProgress.report("\(row.name), round \(round)/\(timing.rounds): \(error)")
+                }
             }
         }
-        return P2PRowReport(
-            kind: .dispatch, row: row.name, connectionType: row.connectionType.rawValue, concurrency: row.concurrency,
-            metrics: P2PRowReport.spreads(results, P2PMetric<DispatchResult>.dispatch), problems: problems)
+        return rows.indices.map { index in
+            P2PRowReport(
+                kind: .dispatch, row: rows[index].name, connectionType: rows[index].connectionType.rawValue,
+                concurrency: rows[index].concurrency,
+                metrics: P2PRowReport.spreads(results[index], P2PMetric<DispatchResult>.dispatch), problems: problems[index])
+        }
     }
 
     private func measure(_ row: ConversationRow) async -> P2PRowReport {

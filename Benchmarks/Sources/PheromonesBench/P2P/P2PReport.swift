@@ -10,6 +10,7 @@ struct P2PMetric<Result>: Sendable {
             .init(key: "dispatchesPerSecond", title: "dispatches/s", decimals: 0) { $0.dispatchesPerSecond },
             .init(key: "latencyP50", title: "p50 µs", decimals: 1) { $0.latencyP50 },
             .init(key: "latencyP99", title: "p99 µs", decimals: 1) { $0.latencyP99 },
+            .init(key: "cpuMicrosecondsPerDispatch", title: "CPU µs/dispatch", decimals: 1) { $0.cpuMicrosecondsPerDispatch },
         ]
     }
 
