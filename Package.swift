@@ -8,7 +8,6 @@ let strictSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "pheromones",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Pheromones", targets: ["Pheromones"]),
         .library(name: "PheromonesCore", targets: ["PheromonesCore"]),
