@@ -46,6 +46,15 @@ public struct ClientBootstrap: Sendable {
         return copy
     }
 
+    /// This bootstrap, with `extra` run after its channel initializer.
+    func wrappingInitializer(_ extra: @escaping @Sendable (SocketChannel) throws -> Void) -> ClientBootstrap {
+        let first = initializer
+        return channelInitializer { channel in
+            try first(channel)
+            try extra(channel)
+        }
+    }
+
     /// Connects to `address` from the group's next loop.
     ///
     /// The future fails with ``ChannelError/connectionRefused(_:)``, ``ChannelError/unreachable(_:)``,

@@ -62,6 +62,15 @@ public struct ServerBootstrap: Sendable {
         return copy
     }
 
+    /// This bootstrap, with `extra` run after its child channel initializer.
+    func wrappingChildInitializer(_ extra: @escaping @Sendable (SocketChannel) throws -> Void) -> ServerBootstrap {
+        let first = childInitializer
+        return childChannelInitializer { channel in
+            try first(channel)
+            try extra(channel)
+        }
+    }
+
     /// Binds and listens on `address`; the future completes with the listening channel.
     ///
     /// With ``ServerSocketOptions/listenerPerLoop`` the returned channel is the first of one listener
