@@ -97,11 +97,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Servers as swift-service-lifecycle services: graceful shutdown on signals, in order.
+        // Servers and P2P nodes as swift-service-lifecycle services: graceful shutdown on signals, in order.
         .target(
             name: "PheromonesServiceLifecycle",
             dependencies: [
                 "Pheromones",
+                "PheromonesP2P",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
@@ -173,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesServiceLifecycleTests",
-            dependencies: ["PheromonesServiceLifecycle", "Pheromones", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: ["PheromonesServiceLifecycle", "Pheromones", "PheromonesP2P", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Logging
 import Pheromones
+import PheromonesP2P
 import PheromonesServiceLifecycle
 import ServiceLifecycle
 import XCTest
@@ -106,5 +107,33 @@ final class ServerServiceTests: XCTestCase {
             returned.fulfill()
         }
         await fulfillment(of: [returned], timeout: 10)
+    }
+}
+
+/// A P2P node run by a `ServiceGroup` shuts down with the group.
+final class NodeServiceTests: XCTestCase {
+    /// Answers nothing.
+    private final class Silent: PeerProtocol {
+        func handle(_ message: Envelope, context: PeerContext) throws -> Envelope? { nil }
+    }
+
+    func testANodeInAServiceGroupShutsDownWhenTheGroupShutsDownGracefully() async throws {
+        let node = try Node(configuration: Node.Configuration(name: "served"), protocol: Silent())
+        _ = try await node.listen(on: .loopbackV4(port: 0))
+        let services = ServiceGroup(services: [NodeService(node: node)], logger: Logger(label: "test"))
+        let running = Task { try await services.run() }
+        await services.triggerGracefulShutdown()
+        let returned = XCTestExpectation(description: "the group returned")
+        Task {
+            _ = try? await running.value
+            returned.fulfill()
+        }
+        await fulfillment(of: [returned], timeout: 10)
+        do {
+            _ = try await node.dispatch(to: "anyone", Envelope(name: "served", operation: "ping"))
+            XCTFail("the node still runs")
+        } catch {
+            XCTAssertEqual(error as? P2PError, .nodeShutDown)
+        }
     }
 }
