@@ -35,7 +35,12 @@ package struct TimerHeap {
     /// The number of timers waiting.
     package var count: Int { entries.count }
     /// The earliest deadline, if any timer waits.
-    package var earliestDeadline: Deadline? { entries.first?.deadline }
+    package var earliestDeadline: Deadline? { earliest?.deadline }
+
+    /// The earliest timer. Through Array's own subscript, not `Collection.first`: unspecialized (in
+    /// a debug build), `first` reads through a generic accessor that allocates, and the loop asks
+    /// for this on every turn while a timer is pending.
+    private var earliest: TimerEntry? { entries.isEmpty ? nil : entries[0] }
 
     /// Adds a timer and returns its entry (the handle for ``remove(_:)``).
     package mutating func insert(deadline: Deadline, task: @escaping () -> Void, onCancel: @escaping () -> Void) -> TimerEntry {
@@ -49,7 +54,7 @@ package struct TimerHeap {
 
     /// Removes and returns the earliest timer if its deadline is at or before `now`.
     package mutating func popExpired(now: Deadline) -> TimerEntry? {
-        guard let first = entries.first, first.deadline <= now else { return nil }
+        guard let first = earliest, first.deadline <= now else { return nil }
         removeEntry(at: 0)
         return first
     }
