@@ -39,11 +39,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Layer 2: the epoll reactor, sockets, TCP channels and bootstraps (Glibc only).
+        // Layer 2: the epoll reactor, sockets, TCP channels and bootstraps (Glibc only; metrics
+        // through swift-metrics' CoreMetrics, off unless the application gives a factory).
         .target(
             name: "PheromonesPosix",
             dependencies: [
                 "PheromonesCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -148,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PheromonesPosixTests",
-            dependencies: ["Pheromones", "PheromonesTestSupport"],
+            dependencies: ["Pheromones", "PheromonesTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: strictSettings
         ),
         // Test-only certificates (and their files), shared by the test targets and the TLS fuzz

@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import Glibc
 import Logging
@@ -71,13 +72,16 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     /// if no handler kept a reference it is reused for the next read, so steady-state reads allocate
     /// nothing and idle connections hold no receive memory.
     @exclusivity(unchecked) package var receiveBuffer = ByteBuffer()
+    /// What this loop reports through swift-metrics, or nil (the default: nothing is counted).
+    let metrics: LoopMetrics?
     /// Scratch `iovec`s for `writev`, shared by this loop's channels (writes are synchronous).
     package let iovecs: UnsafeMutablePointer<iovec>
     package static let iovecCount = 1024
 
-    init(logger: Logger, posix: Posix = .live) throws(IOError) {
+    init(logger: Logger, posix: Posix = .live, metrics: LoopMetrics? = nil) throws(IOError) {
         self.logger = logger
         self.posix = posix
+        self.metrics = metrics
         poller = try Poller(posix: posix)
         waker = try Waker(posix: posix)
         iovecs = .allocate(capacity: Self.iovecCount)
@@ -277,6 +281,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
         // same `pthread_t`, which must not pass for the loop.
         defer { threadID.store(0, ordering: .releasing) }
         Posix.ignoreSIGPIPE()
+        if let metrics { sampleLag(into: metrics) }
         while true {
             runDueTimers()
             runTasks()
@@ -290,6 +295,19 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
                 continue
             }
             for index in 0..<ready { dispatch(poller.readiness(at: index)) }
+        }
+    }
+
+    /// Measures, once every `lagSamplingInterval` (a second), how long a task queued now waits
+    /// for the loop (the work queued before it, and the turn it runs in). Sampled, not timed per
+    /// task: a timestamp on every task would cost what metrics that are off must not.
+    private func sampleLag(into metrics: LoopMetrics) {
+        scheduleTask(in: metrics.lagSamplingInterval) { [self] in
+            let queued = Deadline.now()
+            execute { [self] in
+                metrics.lag.recordNanoseconds(Int64(clamping: Deadline.now().uptimeNanoseconds &- queued.uptimeNanoseconds))
+                if !isShuttingDown { sampleLag(into: metrics) }
+            }
         }
     }
 

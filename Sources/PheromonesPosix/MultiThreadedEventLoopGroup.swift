@@ -1,3 +1,4 @@
+import CoreMetrics
 import Glibc
 import Logging
 import PheromonesCore
@@ -19,7 +20,23 @@ public final class MultiThreadedEventLoopGroup: EventLoopGroup, Sendable {
 
     /// Starts `numberOfThreads` loops (default: one per core).
     public convenience init(numberOfThreads: Int = System.coreCount, logger: Logger = Logger(label: "pheromones.loop")) throws(IOError) {
-        try self.init(numberOfThreads: numberOfThreads, logger: logger, posix: .live)
+        try self.init(numberOfThreads: numberOfThreads, logger: logger, posix: .live, metricsFactory: nil)
+    }
+
+    /// Starts `numberOfThreads` loops that report their connections, bytes and lag through
+    /// `metricsFactory` (see the table of figures in `LoopMetrics`, `Docs/Metrics.md`): a backend
+    /// the application bootstrapped (Prometheus, OpenTelemetry), or `MetricsSystem.factory`.
+    public convenience init(
+        numberOfThreads: Int = System.coreCount, logger: Logger = Logger(label: "pheromones.loop"), metricsFactory: any MetricsFactory
+    ) throws(IOError) {
+        try self.init(numberOfThreads: numberOfThreads, logger: logger, posix: .live, metricsFactory: metricsFactory)
+    }
+
+    /// Loops reporting through `metricsFactory`, measuring their lag every `lagSamplingInterval`
+    /// (instead of every second): for tests.
+    package convenience init(numberOfThreads: Int, metricsFactory: any MetricsFactory, lagSamplingInterval: TimeAmount) throws(IOError) {
+        try self.init(numberOfThreads: numberOfThreads, logger: Logger(label: "pheromones.loop"), posix: .live,
+                      metricsFactory: metricsFactory, lagSamplingInterval: lagSamplingInterval)
     }
 
     /// Starts `numberOfThreads` loops whose system calls go through `systemCalls`: the seam that
@@ -27,13 +44,19 @@ public final class MultiThreadedEventLoopGroup: EventLoopGroup, Sendable {
     package convenience init(
         numberOfThreads: Int, logger: Logger = Logger(label: "pheromones.loop"), systemCalls: SystemCalls
     ) throws(IOError) {
-        try self.init(numberOfThreads: numberOfThreads, logger: logger, posix: Posix(calls: systemCalls))
+        try self.init(numberOfThreads: numberOfThreads, logger: logger, posix: Posix(calls: systemCalls), metricsFactory: nil)
     }
 
-    private init(numberOfThreads: Int, logger: Logger, posix: Posix) throws(IOError) {
+    private init(
+        numberOfThreads: Int, logger: Logger, posix: Posix, metricsFactory: (any MetricsFactory)?,
+        lagSamplingInterval: TimeAmount = .seconds(1)
+    ) throws(IOError) {
         precondition(numberOfThreads > 0, "a group needs at least one loop")
         var loops: [EpollEventLoop] = []
-        for _ in 0..<numberOfThreads { loops.append(try EpollEventLoop(logger: logger, posix: posix)) }
+        for index in 0..<numberOfThreads {
+            let metrics = metricsFactory.map { LoopMetrics(loopIndex: index, factory: $0, lagSamplingInterval: lagSamplingInterval) }
+            loops.append(try EpollEventLoop(logger: logger, posix: posix, metrics: metrics))
+        }
         epollLoops = loops
         threads = loops.map { loop in LoopThread(loop: loop) }
         for thread in threads { thread.waitUntilRunning() }

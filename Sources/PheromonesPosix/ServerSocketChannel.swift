@@ -152,6 +152,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
     /// `channelRegistered` and `channelActive`. `peer` is the address `accept4` reported.
     private func startChild(_ childFD: CInt, peer: SocketAddress?, on childLoop: EpollEventLoop) {
         let child = SocketChannel(fd: childFD, loop: childLoop, options: childOptions, parent: self)
+        childLoop.metrics?.accepted.increment()
         do {
             try childOptions.value.apply(to: childFD, using: childLoop.posix)
             try childInitializer(child)

@@ -175,6 +175,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     /// peer is the address it dialed, unless that was a wildcard (which reaches this host).
     func becomeActive(knownLocal: SocketAddress? = nil, knownRemote: SocketAddress? = nil, dialed target: SocketAddress? = nil) {
         guard lifecycle.activate() else { return }
+        loop.metrics?.active.increment()
         // Drop the write interest a connect waited with: `flush0` reads it as "the socket is full",
         // and would hold back what `channelActive` sends until the next turn.
         updateInterest()
@@ -253,6 +254,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
                 return
             }
             buffer.moveWriterIndex(forwardBy: count)
+            loop.metrics?.bytesReceived.increment(by: count)
             // The request for input is served only once input arrives: a wake-up that finds nothing
             // to read (EAGAIN) must not use it up, or a channel without auto-read would stall.
             readPending = false
@@ -347,7 +349,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
     /// channel is inactive and every operation on it fails, as during any close.
     private func failOnNextTurn(_ error: any Error) {
         guard case .close = lifecycle.beginClose(promise: nil) else { return }
-        activeFlag.store(false, ordering: .relaxed)
+        if activeFlag.exchange(false, ordering: .relaxed) { loop.metrics?.recordClose(error) }
         loop.execute { [self] in
             pipeline.fireErrorCaught(error)
             releaseAndFinishClose(promise: nil)
@@ -366,9 +368,11 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         for _ in 0..<Self.writeSpinCount {
             guard pendingWrites.hasFlushed else { break }
             let outcome: PendingWrites.Outcome
+            let queuedBefore = pendingWrites.queuedBytes
             do throws(IOError) {
                 outcome = try pendingWrites.writeFlushed(
                     fd: fd, posix: loop.posix, iovecs: loop.iovecs, maxIovecs: EpollEventLoop.iovecCount, completed: &completedWrites)
+                loop.metrics?.bytesSent.increment(by: queuedBefore - pendingWrites.queuedBytes)
             } catch {
                 completeWrites()
                 isFlushing = false
@@ -554,7 +558,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
         case .joined:
             break
         case .close:
-            activeFlag.store(false, ordering: .relaxed)
+            if activeFlag.exchange(false, ordering: .relaxed) { loop.metrics?.recordClose(error) }
             if let error { pipeline.fireErrorCaught(error) }
             releaseAndFinishClose(promise: promise)
         }

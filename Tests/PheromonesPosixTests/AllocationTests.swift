@@ -4,7 +4,7 @@
 // The probe warms up with 1,000 round trips, then counts the allocations of 2,000 and of 20,000.
 // The parent asserts, generously, that 20,000 round trips allocate fewer than 500 more times than
 // 2,000 do: O(1), not O(N). A per-round-trip allocation anywhere in the path (loops, channels,
-// pipeline, buffers, write queue) adds about 18,000 and fails the test.
+// pipeline, buffers, write queue, timers, metrics) adds about 18,000 and fails the test.
 
 import PheromonesCore
 @testable import PheromonesPosix
@@ -13,12 +13,22 @@ import XCTest
 
 final class AllocationTests: XCTestCase {
     private static let probeTest = "PheromonesPosixTests.AllocationTests/testTheAllocationProbeOnlyMeasuresInsideTheCountingChildProcess"
+    private static let meteredProbeTest = "PheromonesPosixTests.AllocationTests/testTheMeteredAllocationProbeOnlyMeasuresInsideTheCountingChildProcess"
 
     func testEchoRoundTripsOverLoopbackAllocateAConstantAmountNotAnAmountPerRoundTrip() throws {
+        try checkConstantAllocations(probe: Self.probeTest)
+    }
+
+    /// The same with the loops' metrics on (a backend that itself allocates nothing to record).
+    func testWithMetricsOnEchoRoundTripsStillAllocateAConstantAmount() throws {
+        try checkConstantAllocations(probe: Self.meteredProbeTest)
+    }
+
+    private func checkConstantAllocations(probe: String) throws {
         try XCTSkipIf(AllocationCounter.sanitizerIsActive, "allocations are not counted under a sanitizer")
         let counts: [String: Int64]
         do {
-            counts = try AllocationCounter.measure(probe: Self.probeTest)
+            counts = try AllocationCounter.measure(probe: probe)
         } catch AllocationCounter.Failure.noCompiler(let output) {
             throw XCTSkip("no C compiler could build the allocation counter: \(output)")
         }
@@ -36,14 +46,27 @@ final class AllocationTests: XCTestCase {
     /// Runs in the child process only (with the counting allocator preloaded); passes trivially otherwise.
     func testTheAllocationProbeOnlyMeasuresInsideTheCountingChildProcess() throws {
         guard AllocationCounter.isCountingChild else { return }
+        try probe(group: try MultiThreadedEventLoopGroup(numberOfThreads: 2))
+    }
+
+    /// The probe, with the loops' metrics on.
+    func testTheMeteredAllocationProbeOnlyMeasuresInsideTheCountingChildProcess() throws {
+        guard AllocationCounter.isCountingChild else { return }
+        try probe(group: try MultiThreadedEventLoopGroup(numberOfThreads: 2, metricsFactory: AtomicMetricsFactory()))
+    }
+
+    private func probe(group: MultiThreadedEventLoopGroup) throws {
         guard AllocationCounter.count() != nil else {
             XCTFail("the counting allocator is not loaded")
             return
         }
         let sanity = AllocationCounter.sanityCount()
-
-        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 2)
         defer { group.syncShutdownGracefully() }
+        // A timer pending on each loop, as an idle timeout or a P2P deadline keeps one: the loop
+        // looks at its earliest timer every turn (that look once allocated, in a debug build).
+        for loop in group.epollLoops {
+            _ = try blockingWait(for: loop.submit { loop.scheduleTask(in: .seconds(600)) {} })
+        }
         let server = try blockingWait(for: ServerBootstrap(group: group)
             .childChannelInitializer { channel in try channel.pipeline.addHandler(EchoingHandler()) }
             .bind(to: .loopbackV4(port: 0)))
