@@ -21,6 +21,9 @@ public enum AddressError: Error, Sendable, Hashable, CustomStringConvertible {
     case unresolvable(host: String, reason: String)
     /// The address belongs to a family other than IPv4 and IPv6.
     case unsupportedFamily
+    /// A Unix domain socket path (`path`) that is empty, longer than `maximum` bytes, or holds a
+    /// NUL byte.
+    case invalidUnixPath(String, maximum: Int)
 
     /// A readable sentence that quotes the offending text.
     public var description: String {
@@ -42,7 +45,9 @@ public enum AddressError: Error, Sendable, Hashable, CustomStringConvertible {
         case .unresolvable(let host, let reason):
             return "'\(host)': cannot resolve host: \(reason)"
         case .unsupportedFamily:
-            return "unsupported address family: only IPv4 and IPv6 are supported"
+            return "unsupported address family: only IPv4, IPv6 and Unix domain sockets are supported"
+        case .invalidUnixPath(let path, let maximum):
+            return "'\(path)': a Unix domain socket path must be 1 to \(maximum) bytes, without NUL"
         }
     }
 

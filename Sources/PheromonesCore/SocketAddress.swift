@@ -1,16 +1,93 @@
 import Glibc
 
-/// A numeric IPv4 or IPv6 socket address (address plus port), stored without any allocation.
+/// A socket address: numeric IPv4 or IPv6 (address plus port, stored without any allocation), or
+/// a Unix domain socket's path.
 ///
 /// Parse one with ``init(ipAddress:port:)`` or ``init(parsing:)`` (numeric literals only; host
-/// names are resolved by `SocketAddress.resolve` in `PheromonesPosix`), or read one back from the
-/// kernel with ``init(storage:)`` / ``init(sockaddr:length:)``. `description` prints
-/// `127.0.0.1:8080` or `[::1]:8080`.
+/// names are resolved by `SocketAddress.resolve` in `PheromonesPosix`), make a Unix one with
+/// ``unixDomain(path:)`` or ``unixDomain(abstractName:)``, or read one back from the kernel with
+/// ``init(storage:)`` / ``init(sockaddr:length:)``. `description` prints `127.0.0.1:8080`,
+/// `[::1]:8080`, `/run/app.sock` or `@app` (an abstract name).
 public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// An IPv4 address and port.
     case v4(IPv4)
     /// An IPv6 address, port and scope (zone) ID.
     case v6(IPv6)
+    /// A Unix domain socket: a file system path, or a name in Linux's abstract namespace.
+    case unix(UnixDomain)
+
+    /// A Unix domain socket's address.
+    public struct UnixDomain: Sendable, Hashable {
+        /// The path's bytes; for an abstract address, the name (without the leading NUL the kernel
+        /// uses to tell it apart); empty for an unnamed socket (a client's end, say).
+        public let path: [UInt8]
+        /// Whether the name lives in Linux's abstract namespace (no file, gone with the socket).
+        public let isAbstract: Bool
+
+        /// The most bytes a path holds (`sun_path` is 108 bytes, one of which ends the path, or
+        /// starts an abstract name).
+        public static let maximumPathLength = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
+        /// `path`'s bytes, as they are; `isAbstract` for a name in the abstract namespace.
+        public init(path: [UInt8], isAbstract: Bool) {
+            self.path = path
+            self.isAbstract = isAbstract
+        }
+
+        /// The address as a kernel `sockaddr_un` and its length (exactly the path, for an
+        /// abstract name: its bytes after the NUL are part of it).
+        @usableFromInline
+        var sockaddrUn: (sockaddr_un, socklen_t) {
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let start = isAbstract ? 1 : 0
+            withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+                for (index, byte) in path.prefix(Self.maximumPathLength).enumerated() { bytes[start + index] = byte }
+            }
+            let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
+            let length = pathOffset + start + min(path.count, Self.maximumPathLength) + (isAbstract ? 0 : 1)
+            return (address, socklen_t(length))
+        }
+
+        /// Reads `length` bytes of a kernel `sockaddr_un` at `raw`. Only an exact `length` (what the
+        /// kernel said) tells an abstract name's end; without one, a path ends at its NUL, and one
+        /// that starts with NUL is unnamed.
+        @usableFromInline
+        init(raw: UnsafeRawPointer, length: Int, exactLength: Bool) {
+            let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
+            let count = max(0, min(length - pathOffset, Self.maximumPathLength + 1))
+            let bytes = (0..<count).map { raw.load(fromByteOffset: pathOffset + $0, as: UInt8.self) }
+            if exactLength, let first = bytes.first, first == 0, count > 1 {
+                self.init(path: Array(bytes.dropFirst()), isAbstract: true)
+            } else {
+                self.init(path: Array(bytes.prefix { $0 != 0 }), isAbstract: false)
+            }
+        }
+    }
+
+    /// The Unix domain socket at file system `path`.
+    ///
+    /// - Throws: ``AddressError/invalidUnixPath(_:maximum:)`` for an empty path, one longer than
+    ///   ``UnixDomain/maximumPathLength`` bytes, or one holding a NUL.
+    public static func unixDomain(path: String) throws(AddressError) -> SocketAddress {
+        .unix(UnixDomain(path: try checkedUnixPath(path), isAbstract: false))
+    }
+
+    /// The Unix domain socket named `name` in Linux's abstract namespace: no file, and nothing to
+    /// clean up; gone when the socket closes.
+    ///
+    /// - Throws: ``AddressError/invalidUnixPath(_:maximum:)`` as for ``unixDomain(path:)``.
+    public static func unixDomain(abstractName name: String) throws(AddressError) -> SocketAddress {
+        .unix(UnixDomain(path: try checkedUnixPath(name), isAbstract: true))
+    }
+
+    private static func checkedUnixPath(_ path: String) throws(AddressError) -> [UInt8] {
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count <= UnixDomain.maximumPathLength, !bytes.contains(0) else {
+            throw .invalidUnixPath(path, maximum: UnixDomain.maximumPathLength)
+        }
+        return bytes
+    }
 
     /// An IPv4 address and port.
     public struct IPv4: Sendable, Hashable {
@@ -147,24 +224,24 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Reads an address the kernel filled in (from `getsockname`, `accept`, `recvfrom`, ...).
     ///
-    /// Returns `nil` for families other than `AF_INET` and `AF_INET6`.
+    /// Returns `nil` for families other than `AF_INET`, `AF_INET6` and `AF_UNIX`.
     @inlinable
     public init?(storage: UnsafePointer<sockaddr_storage>) {
-        self.init(raw: UnsafeRawPointer(storage), length: MemoryLayout<sockaddr_storage>.size)
+        self.init(raw: UnsafeRawPointer(storage), length: MemoryLayout<sockaddr_storage>.size, exactLength: false)
     }
 
     /// Reads an address of `length` bytes at `sockaddr`.
     ///
-    /// Returns `nil` for families other than `AF_INET` and `AF_INET6`, or when `length` is too short
+    /// Returns `nil` for families other than `AF_INET`, `AF_INET6` and `AF_UNIX`, or when `length` is too short
     /// for the family.
     @inlinable
     public init?(sockaddr: UnsafePointer<sockaddr>, length: socklen_t) {
-        self.init(raw: UnsafeRawPointer(sockaddr), length: Int(length))
+        self.init(raw: UnsafeRawPointer(sockaddr), length: Int(length), exactLength: true)
     }
 
     /// Reads the bytes as untyped memory, so the pointer may be bound to any of the sockaddr types.
     @usableFromInline
-    init?(raw: UnsafeRawPointer, length: Int) {
+    init?(raw: UnsafeRawPointer, length: Int, exactLength: Bool) {
         let familyOffset = MemoryLayout<sockaddr>.offset(of: \.sa_family) ?? 0
         guard length >= familyOffset + MemoryLayout<sa_family_t>.size else { return nil }
         switch CInt(raw.loadUnaligned(fromByteOffset: familyOffset, as: sa_family_t.self)) {
@@ -174,6 +251,8 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         case AF_INET6:
             guard length >= MemoryLayout<sockaddr_in6>.size else { return nil }
             self = .v6(IPv6(raw.loadUnaligned(as: sockaddr_in6.self)))
+        case AF_UNIX:
+            self = .unix(UnixDomain(raw: raw, length: min(length, MemoryLayout<sockaddr_un>.size), exactLength: exactLength))
         default:
             return nil
         }
@@ -220,22 +299,31 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     // MARK: - Reading addresses
 
-    /// The port, 0...65535.
+    /// The port, 0...65535 (0 for a Unix domain socket, which has none).
     @inlinable
     public var port: Int {
         switch self {
         case .v4(let a): return Int(a.port)
         case .v6(let a): return Int(a.port)
+        case .unix: return 0
         }
     }
 
-    /// `AF_INET` or `AF_INET6`, for `socket(2)`.
+    /// `AF_INET`, `AF_INET6` or `AF_UNIX`, for `socket(2)`.
     @inlinable
     public var protocolFamily: CInt {
         switch self {
         case .v4: return AF_INET
         case .v6: return AF_INET6
+        case .unix: return AF_UNIX
         }
+    }
+
+    /// Whether this is an IPv4 or IPv6 address (TCP options apply), not a Unix domain socket.
+    @inlinable
+    public var isInternet: Bool {
+        if case .unix = self { return false }
+        return true
     }
 
     /// The numeric address as text (`inet_ntop`): `"127.0.0.1"`, `"::1"`, or `"fe80::1%2"` when an
@@ -254,16 +342,22 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
                 let base = inet_ntop(AF_INET6, &addr, buffer.baseAddress, socklen_t(buffer.count))
                     .map { String(cString: $0) } ?? "?"
                 text = a.scopeID == 0 ? base : "\(base)%\(a.scopeID)"
+            case .unix:
+                text = ""
             }
             return text
         }
     }
 
-    /// `"127.0.0.1:8080"` or `"[::1]:8080"`.
+    /// `"127.0.0.1:8080"`, `"[::1]:8080"`, a Unix socket's path, `"@name"` for an abstract one,
+    /// or `"(unnamed)"`.
     public var description: String {
         switch self {
         case .v4: return "\(ipAddress):\(port)"
         case .v6: return "[\(ipAddress)]:\(port)"
+        case .unix(let unix):
+            if unix.path.isEmpty, !unix.isAbstract { return "(unnamed)" }
+            return (unix.isAbstract ? "@" : "") + String(decoding: unix.path, as: UTF8.self)
         }
     }
 
@@ -285,6 +379,11 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
                 try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
                     try body(sa, socklen_t(MemoryLayout<sockaddr_in6>.size))
                 }
+            }
+        case .unix(let unix):
+            var (sun, length) = unix.sockaddrUn
+            return try withUnsafePointer(to: &sun) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in try body(sa, length) }
             }
         }
     }

@@ -83,7 +83,7 @@ public struct ClientBootstrap: Sendable {
             // From here the channel owns the descriptor: every failure closes the channel, which
             // closes the descriptor and lets the channel go.
             do {
-                try options.apply(to: channel.fd, using: loop.posix)
+                try options.apply(to: channel.fd, isInternet: address.isInternet, using: loop.posix)
                 try initializer(channel)
                 try channel.register(connected: false)
             } catch {

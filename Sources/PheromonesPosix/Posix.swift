@@ -263,7 +263,12 @@ package final class Posix: Sendable {
             }
         }
         let result = try attempt.get()
-        if case .processed = result { peer = SocketAddress(storage: &storage) }
+        if case .processed = result {
+            // With the length the kernel wrote: a Unix peer is often unnamed (no path at all).
+            peer = withUnsafePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress(sockaddr: $0, length: length) }
+            }
+        }
         return result
     }
 
@@ -357,6 +362,25 @@ package final class Posix: Sendable {
         return Array(value.prefix(Int(length)))
     }
 
+    /// Removes the socket file of a Unix domain listener (nothing for an abstract or unnamed one).
+    package func removeSocketFile(_ address: SocketAddress.UnixDomain) {
+        guard !address.isAbstract, !address.path.isEmpty else { return }
+        _ = unlink(String(decoding: address.path, as: UTF8.self))
+    }
+
+    /// Whether the file at a Unix domain listener's path is a socket nobody listens on any more (a
+    /// server that died without removing it): it is a socket, and connecting to it is refused.
+    package func isStaleSocketFile(_ address: SocketAddress.UnixDomain) -> Bool {
+        guard !address.isAbstract, !address.path.isEmpty else { return false }
+        var status = stat()
+        guard stat(String(decoding: address.path, as: UTF8.self), &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else { return false }
+        let probe = Glibc.socket(AF_UNIX, CInt(bitPattern: SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { return false }
+        defer { Glibc.close(probe) }
+        let refused = SocketAddress.unix(address).withSockAddr { Glibc.connect(probe, $0, $1) } != 0 && errno == ECONNREFUSED
+        return refused
+    }
+
     /// The socket's own address (`getsockname(2)`), for example the port the kernel chose for port 0.
     ///
     /// - Throws: `EAFNOSUPPORT` when the socket is neither IPv4 nor IPv6 (a Unix socket, say).
@@ -383,7 +407,10 @@ package final class Posix: Sendable {
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) == 0 ? 0 : errno }
         }
         guard code == 0 else { throw IOError(errnoCode: code, function: function) }
-        guard let address = SocketAddress(storage: &storage) else {
+        let read = withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress(sockaddr: $0, length: length) }
+        }
+        guard let address = read else {
             throw IOError(errnoCode: EAFNOSUPPORT, function: function)
         }
         return address

@@ -116,7 +116,7 @@ public struct ServerBootstrap: Sendable {
                 if serverOptions.reuseAddress { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1) }
                 if reusePort { try loop.posix.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
                 try serverOptions.additional.apply(to: fd, using: loop.posix)
-                try loop.posix.bind(fd, to: address)
+                try bind(fd, to: address, using: loop.posix)
                 try loop.posix.listen(fd, backlog: CInt(clamping: serverOptions.backlog ?? Int(Posix.somaxconn())))
                 bound = try loop.posix.localAddress(fd)
             } catch {
@@ -135,6 +135,19 @@ public struct ServerBootstrap: Sendable {
                 throw error
             }
             return server
+        }
+    }
+
+    /// Binds `fd` to `address`. A Unix domain path whose socket file was left behind by a server
+    /// that is gone (a socket nobody listens on) is removed and bound again; one a live server
+    /// listens on fails with `EADDRINUSE`, as any address in use.
+    private func bind(_ fd: CInt, to address: SocketAddress, using posix: Posix) throws(IOError) {
+        do {
+            try posix.bind(fd, to: address)
+        } catch where error.errnoCode == EADDRINUSE {
+            guard case .unix(let unix) = address, posix.isStaleSocketFile(unix) else { throw error }
+            posix.removeSocketFile(unix)
+            try posix.bind(fd, to: address)
         }
     }
 

@@ -154,7 +154,7 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
         let child = SocketChannel(fd: childFD, loop: childLoop, options: childOptions, parent: self)
         childLoop.metrics?.accepted.increment()
         do {
-            try childOptions.value.apply(to: childFD, using: childLoop.posix)
+            try childOptions.value.apply(to: childFD, isInternet: boundAddress.isInternet, using: childLoop.posix)
             try childInitializer(child)
             try child.register(connected: true)
         } catch {
@@ -208,6 +208,8 @@ public final class ServerSocketChannel: Channel, ChannelCore, Selectable, @unche
             siblings = []
             for sibling in others { sibling.close() }
             lifecycle.releaseDescriptor(loop: loop)
+            // The socket file a Unix listener made goes with it (an abstract name needs nothing).
+            if case .unix(let unix) = boundAddress { loop.posix.removeSocketFile(unix) }
             ChannelLifecycle.finish(lifecycle.finishClose(), promise: promise, pipeline: pipeline) { closePromise.succeed(()) }
         }
     }

@@ -50,6 +50,8 @@ extension SocketAddress {
                         v6.port = UInt16(port)
                         firstV6 = .v6(v6)
                     }
+                case .unix:
+                    break
                 }
             }
             entry = info.pointee.ai_next

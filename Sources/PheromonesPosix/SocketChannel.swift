@@ -669,6 +669,7 @@ extension SocketAddress {
         switch self {
         case .v4(let address): return address.address != 0
         case .v6(let address): return (address.high != 0 || address.low != 0) && address.scopeID == 0
+        case .unix: return true
         }
     }
 }

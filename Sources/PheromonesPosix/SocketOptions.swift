@@ -115,10 +115,11 @@ extension [AppliedSocketOption] {
 }
 
 extension SocketOptions {
-    /// Applies the socket-level options to `fd`, through `posix`.
-    func apply(to fd: CInt, using posix: Posix) throws {
-        if tcpNoDelay { try posix.setOption(fd, level: CInt(IPPROTO_TCP), name: TCP_NODELAY, value: 1) }
-        if keepAlive { try posix.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1) }
+    /// Applies the socket-level options to `fd`, through `posix`; the TCP ones only to an internet
+    /// socket (`isInternet`), not to a Unix domain one, which has no TCP.
+    func apply(to fd: CInt, isInternet: Bool, using posix: Posix) throws {
+        if tcpNoDelay, isInternet { try posix.setOption(fd, level: CInt(IPPROTO_TCP), name: TCP_NODELAY, value: 1) }
+        if keepAlive, isInternet { try posix.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1) }
         if let size = receiveBufferSize { try posix.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(clamping: size)) }
         if let size = sendBufferSize { try posix.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, value: CInt(clamping: size)) }
         try additional.apply(to: fd, using: posix)

@@ -186,7 +186,10 @@ final class AddressParsingTests: XCTestCase {
 
         var unix = sockaddr_storage()
         unix.ss_family = sa_family_t(AF_UNIX)
-        XCTAssertNil(SocketAddress(storage: &unix))
+        XCTAssertEqual(SocketAddress(storage: &unix)?.description, "(unnamed)")
+        var packet = sockaddr_storage()
+        packet.ss_family = sa_family_t(AF_PACKET)
+        XCTAssertNil(SocketAddress(storage: &packet))
 
         let v6 = try SocketAddress(parsing: "[::1]:80")
         let truncated = v6.withSockAddr { sockaddr, _ in
@@ -219,7 +222,7 @@ final class AddressParsingTests: XCTestCase {
             AddressError.unresolvable(host: "nonexistent.invalid", reason: "Name or service not known").description,
             "'nonexistent.invalid': cannot resolve host: Name or service not known")
         XCTAssertEqual(AddressError.unsupportedFamily.description,
-                       "unsupported address family: only IPv4 and IPv6 are supported")
+                       "unsupported address family: only IPv4, IPv6 and Unix domain sockets are supported")
     }
 
     // MARK: - Resolving
