@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Documentation only: `swift package generate-documentation --target PheromonesCore` builds
+        // the DocC catalogs. A command plugin: nothing it has is linked into the package's products.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // Layer 1: abstractions with no I/O (buffers, futures, loops, channels, pipelines, codecs).
@@ -189,6 +192,20 @@ let package = Package(
         .testTarget(
             name: "EchoExampleTests",
             dependencies: ["EchoExample", "Pheromones", "PheromonesTLS", "PheromonesTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        // The user guide's samples (Docs/Guide.md), verbatim, each run by a test; one test checks
+        // that every sample in the guide is still found here.
+        .testTarget(
+            name: "GuideTests",
+            dependencies: [
+                "Pheromones",
+                "PheromonesServiceLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,7 +1,7 @@
 import PheromonesCore
 
 /// A listening server whose accepted connections arrive as an `AsyncSequence`, each as what the
-/// child initializer made for it (an ``AsyncChannel``, typically), for a `for try await` loop:
+/// child initializer made for it (an `AsyncChannel`, typically), for a `for try await` loop:
 ///
 /// ```swift
 /// let server = try await ServerBootstrap(group: group).bind(to: address) { channel in

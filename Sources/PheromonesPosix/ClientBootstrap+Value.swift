@@ -5,7 +5,7 @@ extension ClientBootstrap {
     /// and returns what the initializer made once the connection is up.
     ///
     /// The initializer runs before the channel reads its first byte, so what it sets up (an
-    /// ``AsyncChannel``, typically) sees everything the server sends, its greeting included:
+    /// `AsyncChannel`, typically) sees everything the server sends, its greeting included:
     ///
     /// ```swift
     /// let connection = try await ClientBootstrap(group: group).connect(to: address) { channel in

@@ -57,8 +57,8 @@ public struct ClientBootstrap: Sendable {
 
     /// Connects to `address` from the group's next loop.
     ///
-    /// The future fails with ``ChannelError/connectionRefused(_:)``, ``ChannelError/unreachable(_:)``,
-    /// ``ChannelError/connectTimeout(_:_:)`` or ``ChannelError/connectFailed(_:_:)``.
+    /// The future fails with `ChannelError.connectionRefused(_:)`, `ChannelError.unreachable(_:)`,
+    /// `ChannelError.connectTimeout(_:_:)` or `ChannelError.connectFailed(_:_:)`.
     public func connect(to address: SocketAddress) -> Future<SocketChannel> {
         connect(to: address, on: group.nextLoop())
     }

@@ -1,7 +1,7 @@
 import PheromonesCore
 
 /// Graceful shutdown for a server: it keeps track of the server's connections and, when asked,
-/// stops accepting, tells every connection (``ChannelShouldQuiesceEvent``), waits for them to close
+/// stops accepting, tells every connection (`ChannelShouldQuiesceEvent`), waits for them to close
 /// within a grace period, and closes those still open then.
 ///
 /// ```swift
@@ -53,7 +53,7 @@ public final class ServerQuiescingHelper: @unchecked Sendable {
         channel.closeFuture.whenComplete { [self] _ in forget(id) }
     }
 
-    /// Stops `server` accepting, fires ``ChannelShouldQuiesceEvent`` on every tracked connection,
+    /// Stops `server` accepting, fires `ChannelShouldQuiesceEvent` on every tracked connection,
     /// and closes those still open after `gracePeriod`. The future succeeds once every tracked
     /// connection has closed. Calling it again returns the same future.
     public func shutdown(server: ServerSocketChannel, gracePeriod: TimeAmount) -> Future<Void> {

@@ -9,8 +9,8 @@ extension SocketAddress {
     /// servers): never call it on an event loop for a non-numeric host; resolve up front or on a
     /// separate thread.
     ///
-    /// - Throws: ``AddressError/portOutOfRange(_:)`` when `port` is outside 0...65535,
-    ///   ``AddressError/empty`` for an empty host, ``AddressError/unresolvable(host:reason:)`` (with
+    /// - Throws: `AddressError.portOutOfRange(_:)` when `port` is outside 0...65535,
+    ///   `AddressError.empty` for an empty host, `AddressError.unresolvable(host:reason:)` (with
     ///   `gai_strerror`'s reason) when the name does not resolve to any IPv4 or IPv6 address.
     public static func resolve(host: String, port: Int) throws(AddressError) -> SocketAddress {
         guard (0...65535).contains(port) else { throw .portOutOfRange(String(port)) }
@@ -62,10 +62,10 @@ extension SocketAddress {
         return firstV6
     }
 
-    /// Splits `"host:port"` / `"[ipv6]:port"` with ``splitHostPort(_:)``, then resolves it with
+    /// Splits `"host:port"` / `"[ipv6]:port"` with `splitHostPort(_:)`, then resolves it with
     /// ``resolve(host:port:)``. **Blocks** for non-numeric hosts: keep it off event loops.
     ///
-    /// - Throws: the parsing errors of ``splitHostPort(_:)`` or the errors of ``resolve(host:port:)``.
+    /// - Throws: the parsing errors of `splitHostPort(_:)` or the errors of ``resolve(host:port:)``.
     public static func resolve(_ hostPort: String) throws(AddressError) -> SocketAddress {
         let (host, port) = try splitHostPort(hostPort)
         return try resolve(host: host, port: port)

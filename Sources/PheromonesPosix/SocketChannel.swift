@@ -18,7 +18,7 @@ import Synchronization
 ///   outbound `read()`) after every batch; a handler that holds that request back stops the
 ///   channel reading, and the kernel's buffers then push back on the peer.
 ///
-/// Closing happens exactly once, through ``ChannelLifecycle``: an I/O error fires `errorCaught` once
+/// Closing happens exactly once, through `ChannelLifecycle`: an I/O error fires `errorCaught` once
 /// and closes; the channel is inactive, and every write fails, from the moment it decides to close.
 /// The channel stays alive while anything refers to it (its registration, its pipeline until the
 /// close has finished, a context a handler kept, a reference the application holds).
@@ -103,7 +103,7 @@ public final class SocketChannel: Channel, ChannelCore, Selectable, @unchecked S
 
     public var pipeline: ChannelPipeline { pipelineStorage }
     public var eventLoop: any EventLoop { loop }
-    /// Made when first asked for (see ``CloseFutureState``).
+    /// Made when first asked for (see `CloseFutureState`).
     public var closeFuture: Future<Void> {
         closeFutureLock.lock()
         defer { closeFutureLock.unlock() }

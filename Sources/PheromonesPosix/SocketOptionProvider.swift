@@ -3,7 +3,7 @@ import PheromonesCore
 /// A channel on a socket whose options (``SocketOption``) can be set and read while it runs.
 ///
 /// Callable from any thread: the operation runs on the channel's loop. On a closed channel it
-/// fails with ``ChannelError/ioOnClosedChannel``; a value the option cannot take, with
+/// fails with `ChannelError.ioOnClosedChannel`; a value the option cannot take, with
 /// ``SocketOptionError/invalidValue(option:value:)``; a refusal by the kernel, with its `IOError`.
 public protocol SocketOptionProvider: Channel {
     /// Sets `option` to `value` on the channel's socket.

@@ -15,14 +15,14 @@ public struct SocketOptions: Sendable, Hashable {
     /// consumer applies backpressure to the socket.
     public var autoRead = true
     /// When the peer closes its output, keep the channel open for writing and fire
-    /// ``ChannelEvent/inputClosed`` instead of closing. Default: off.
+    /// `ChannelEvent.inputClosed` instead of closing. Default: off.
     public var allowRemoteHalfClosure = false
     /// The queued-bytes levels at which the channel turns unwritable (above `high`) and writable
     /// again (below `low`).
     public var writeBufferWaterMark = WriteBufferWaterMark(low: 32 * 1024, high: 64 * 1024)
     /// How many `read(2)` calls one readiness event may make before the loop serves other channels.
     public var maxReadsPerWakeup = 4
-    /// How long a client connect may take before it fails with ``ChannelError/connectTimeout(_:_:)``.
+    /// How long a client connect may take before it fails with `ChannelError.connectTimeout(_:_:)`.
     public var connectTimeout: TimeAmount = .seconds(10)
     /// Further options (``SocketOption``), applied in order after the ones above.
     var additional: [AppliedSocketOption] = []
@@ -36,7 +36,7 @@ public struct SocketOptions: Sendable, Hashable {
     }
 }
 
-/// The levels of queued outbound bytes that drive ``Channel/isWritable``.
+/// The levels of queued outbound bytes that drive `Channel.isWritable`.
 public struct WriteBufferWaterMark: Sendable, Hashable {
     /// Below this the channel becomes writable again.
     public var low: Int
