@@ -24,7 +24,7 @@ public final class MultiThreadedEventLoopGroup: EventLoopGroup, Sendable {
     }
 
     /// Starts `numberOfThreads` loops that report their connections, bytes and lag through
-    /// `metricsFactory` (see the table of figures in `LoopMetrics`, `Docs/Metrics.md`): a backend
+    /// `metricsFactory` (see the table of figures in `LoopMetrics` and in `Docs/Guide.md`, "Metrics"): a backend
     /// the application bootstrapped (Prometheus, OpenTelemetry), or `MetricsSystem.factory`.
     public convenience init(
         numberOfThreads: Int = System.coreCount, logger: Logger = Logger(label: "pheromones.loop"), metricsFactory: any MetricsFactory
