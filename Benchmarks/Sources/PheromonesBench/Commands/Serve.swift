@@ -28,8 +28,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Speak Noise (echo only, ours only): a NoiseHandler responder with a fresh identity first in the pipeline.")
     var noise = false
 
+    @Flag(help: "Ours only: the loops report their metrics (connections, bytes, lag) to a backend that records into atomics, as a production one does: for the metrics' overhead.")
+    var metrics = false
+
     func validate() throws {
         guard !noise || (proto == .echo && impl == .pheromones && !tls) else { throw ValidationError("--noise serves ours, echo, without --tls") }
+        guard !metrics || impl == .pheromones else { throw ValidationError("--metrics is ours only") }
         guard loops > 0 else { throw ValidationError("--loops must be at least 1") }
         guard !tls || proto == .echo else { throw ValidationError("--tls serves the echo protocol only") }
     }
@@ -39,6 +43,7 @@ struct Serve: AsyncParsableCommand {
         var settings = ServerSettings(proto: proto, host: host, port: port, loops: loops)
         settings.tls = tls
         settings.noise = noise
+        settings.metrics = metrics
         switch impl {
         case .pheromones: try await PheromonesServer.serve(settings)
         case .nio: try await NIOServer.serve(settings, backlog: Self.systemBacklog)

@@ -9,7 +9,9 @@ import PheromonesTLS
 /// (responder, one identity and static key for the server) in the same place.
 enum PheromonesServer {
     static func serve(_ settings: ServerSettings) async throws {
-        let group = try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops)
+        let group = settings.metrics
+            ? try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops, metricsFactory: AtomicMetricsBackend())
+            : try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops)
         let proto = settings.proto
         let tls = try settings.tls ? Self.tlsContext() : nil
         let noise = try settings.noise ? NoiseConfiguration(identity: NodeIdentity()) : nil
