@@ -19,6 +19,9 @@ let package = Package(
         .library(name: "PheromonesServiceLifecycle", targets: ["PheromonesServiceLifecycle"]),
         .executable(name: "pheromones", targets: ["PheromonesCLI"]),
         .executable(name: "pheromones-echo", targets: ["EchoExample"]),
+        // Test helpers (certificates, child processes, allocation counting, an atomics-only
+        // metrics backend), for this package's tests and its Benchmarks package; not an API.
+        .library(name: "PheromonesTestSupport", targets: ["PheromonesTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
@@ -160,7 +163,7 @@ let package = Package(
         // target; and the allocation counter and the echo stages the allocation tests share.
         .target(
             name: "PheromonesTestSupport",
-            dependencies: ["PheromonesCore"],
+            dependencies: ["PheromonesCore", .product(name: "CoreMetrics", package: "swift-metrics")],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),

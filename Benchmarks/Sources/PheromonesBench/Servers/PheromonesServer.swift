@@ -1,6 +1,7 @@
 import Pheromones
 import PheromonesNoise
 import PheromonesTLS
+import PheromonesTestSupport
 
 /// Our server, built exactly as `Sources/EchoExample/EchoProtocol.swift` builds it: back pressure
 /// next to the socket, half-closure allowed, the output closed once the peer has finished sending.
@@ -10,7 +11,7 @@ import PheromonesTLS
 enum PheromonesServer {
     static func serve(_ settings: ServerSettings) async throws {
         let group = settings.metrics
-            ? try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops, metricsFactory: AtomicMetricsBackend())
+            ? try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops, metricsFactory: AtomicMetricsFactory())
             : try MultiThreadedEventLoopGroup(numberOfThreads: settings.loops)
         let proto = settings.proto
         let tls = try settings.tls ? Self.tlsContext() : nil

@@ -17,7 +17,7 @@ struct ServerSettings: Sendable {
     var tls = false
     /// Whether connections speak Noise (echo, ours only): a `NoiseHandler` responder first.
     var noise = false
-    /// Whether our loops report metrics (to ``AtomicMetricsBackend``).
+    /// Whether our loops report metrics (to `AtomicMetricsFactory`, which records into atomics).
     var metrics = false
     /// The largest frame the framed servers accept (ours: enforced; NIO's decoder has no limit).
     static let maximumFrameLength = 16 << 20
