@@ -73,23 +73,6 @@ final class AllocationTests: XCTestCase {
         let client = try blockingWait(for: ClientBootstrap(group: group)
             .channelInitializer { channel in try channel.pipeline.addHandler(PingPongHandler(messageSize: 64)) }
             .connect(to: try XCTUnwrap(server.localAddress)))
-
-        func roundTrips(_ count: Int) throws -> Int64 {
-            let start = AllocationCounter.count() ?? 0
-            try blockingWait(for: client.loop.flatSubmit { () -> Future<Void> in
-                guard let handler = client.pipeline.handler(type: PingPongHandler.self) else {
-                    return client.loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-                }
-                return handler.start(roundTrips: count, on: client.loop)
-            })
-            return (AllocationCounter.count() ?? 0) - start
-        }
-        _ = try roundTrips(1_000)
-        let small = try roundTrips(2_000)
-        let large = try roundTrips(20_000)
-
-        try blockingWait(for: client.close())
-        try blockingWait(for: server.close())
-        try AllocationCounter.report([("sanity", sanity), ("small", small), ("large", large)])
+        try AllocationCounter.countRoundTrips(client: client, server: server, sanity: sanity)
     }
 }

@@ -28,6 +28,7 @@
 import Dispatch
 import Foundation
 import Glibc
+import PheromonesCore
 
 /// Counts allocation calls in a child process that runs one probe test (see the comment above).
 public enum AllocationCounter {
@@ -96,6 +97,29 @@ public enum AllocationCounter {
         let start = count() ?? 0
         for _ in 0..<1_000 { free(malloc(24)) }
         return (count() ?? 0) - start
+    }
+
+    /// In the child: warms up with 1,000 round trips of the ``PingPongHandler`` in `client`'s
+    /// pipeline, counts the allocations of 2,000 and of 20,000 more, closes both channels and
+    /// reports the counts with `sanity` (``sanityCount()``) for the parent to compare.
+    public static func countRoundTrips(client: any Channel, server: any Channel, sanity: Int64) throws {
+        func roundTrips(_ count: Int) throws -> Int64 {
+            let start = self.count() ?? 0
+            let loop = client.eventLoop
+            try blockingWait(for: loop.flatSubmit { () -> Future<Void> in
+                guard let handler = client.pipeline.handler(type: PingPongHandler.self) else {
+                    return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                return handler.start(roundTrips: count, on: loop)
+            })
+            return (self.count() ?? 0) - start
+        }
+        _ = try roundTrips(1_000)
+        let small = try roundTrips(2_000)
+        let large = try roundTrips(20_000)
+        try blockingWait(for: client.close())
+        try blockingWait(for: server.close())
+        try report([("sanity", sanity), ("small", small), ("large", large)])
     }
 
     /// In the child: hands `counts` to the parent.
