@@ -188,6 +188,7 @@ let package = Package(
         .testTarget(
             name: "PheromonesP2PTests",
             dependencies: ["PheromonesP2P", "PheromonesNoise", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            exclude: ["Interop"],
             swiftSettings: strictSettings
         ),
         // The example and the command line tool, tested through their own code (`@testable import`

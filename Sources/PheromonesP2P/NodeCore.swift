@@ -273,6 +273,8 @@ final class NodeCore {
         } catch {
             return loop.makeFailedFuture(error)
         }
+        // Connections of another peer carry the route no longer (a peer that claimed the address).
+        if let pin { run(table.refuseConnections(at: address, provingOtherThan: pin), failure: .connectionLost(address)) }
         let waiter = loop.makePromise(of: Void.self)
         dialWaiters[connection, default: []].append(waiter)
         return waiter.futureResult
@@ -312,6 +314,7 @@ final class NodeCore {
         for waiter in dialWaiters.removeValue(forKey: connection) ?? [] { waiter.fail(reason) }
         guard !isShutDown else { return }
         run(table.closed(connection), failure: reason)
+        settleVerifications(at: address, verified: false)
     }
 
     /// Whether `address` is where this node itself listens (a route to it would be a loop).
@@ -476,7 +479,11 @@ final class NodeCore {
         report(.connectionIdentified(PeerKey(name: table.routes[address]?.name ?? name, address: address), stage.facts.direction))
         run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.succeed(()) }
-        settleVerifications(at: address, verified: table.routes[address]?.peerID != nil)
+        // Connections waiting on the address learn who is there once the binding is firm (pinned,
+        // or proven by our dial); a claim settles nothing.
+        if let route = table.routes[address], route.peerID != nil, !route.bindingRestsOnClaim {
+            settleVerifications(at: address, verified: true)
+        }
     }
 
     /// Whether a draining connection may shut its output (see ``RouteTable/awaitsSuccessor(_:)``).
@@ -507,6 +514,11 @@ final class NodeCore {
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.fail(reason) }
         guard !isShutDown else { return }
         run(table.closed(stage.id), failure: reason)
+        // A dial of ours that ended before identifying anything verified nothing (a dial replacing
+        // a route's connection fails no parked message, so the route's actions do not say so).
+        if stage.facts.direction == .outbound, stage.routeAddress == nil, let dialed = stage.dialedAddress {
+            settleVerifications(at: dialed, verified: false)
+        }
     }
 
     /// Carries out what the route table decided. `failure` is what parked messages fail with if
@@ -541,6 +553,8 @@ final class NodeCore {
                 failParked(for: address, with: failure)
             case .resumeDrain(let connection):
                 persistentStage(connection)?.resumeDrain()
+            case .refuse(let connection, let error):
+                if let stage = connections[connection] { refuse(stage, error) }
             }
         }
     }

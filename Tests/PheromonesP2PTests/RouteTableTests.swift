@@ -1,4 +1,5 @@
 import Pheromones
+import PheromonesNoise
 @testable import PheromonesP2P
 import XCTest
 
@@ -167,5 +168,30 @@ private struct SimulatedEnd {
 
     private func facts(of connection: String, outbound: Bool) -> ConnectionFacts {
         ConnectionFacts(direction: outbound ? .outbound : .inbound, generation: 1, localAddress: me, peerAddress: peer)
+    }
+}
+
+extension RouteTableTests {
+    func testOurDialProvingAnotherIDThanAClaimTakesTheRouteAndRefusesTheClaimant() {
+        var table = RouteTable()
+        let address = SocketAddress.loopbackV4(port: 3000)
+        let squatter = NodeIdentity().peerID
+        let real = NodeIdentity().peerID
+        let claim = ConnectionFacts(direction: .inbound, generation: 1, peerAddress: address, remotePeerID: squatter)
+        XCTAssertEqual(table.identified(1, address: address, name: "real", facts: claim), [.routeUp(address, 1)])
+        XCTAssertEqual(table.routes[address]?.bindingRestsOnClaim, true)
+        let dial = ConnectionFacts(direction: .outbound, generation: 1, peerAddress: address)
+        XCTAssertEqual(table.beginDial(name: "real", address: address, connection: 2, facts: dial, pinned: true), .dial)
+        var proven = dial
+        proven.remotePeerID = real
+        XCTAssertEqual(
+            table.identified(2, address: address, name: "real", facts: proven),
+            [.refuse(1, .unverifiedAddress(squatter, address: address)), .routeUp(address, 2)])
+        XCTAssertEqual(table.routes[address]?.peerID, real)
+        XCTAssertEqual(table.routes[address]?.bindingRestsOnClaim, false)
+        XCTAssertEqual(table.route(ofPeer: real), address)
+        XCTAssertNil(table.route(ofPeer: squatter))
+        XCTAssertEqual(table.closed(1), [], "the refused connection's closing changes nothing")
+        XCTAssertEqual(table.sendTarget(for: address), .connection(2))
     }
 }

@@ -80,6 +80,12 @@ struct RouteTable {
         /// identified for it (released when the route goes down, so that a peer restarted with a
         /// new key can be dialed again). Only a connection that proves it may carry the route.
         var peerID: PeerID?
+        /// Whether ``peerID`` rests only on an inbound connection's claim that its peer listens at
+        /// the address (the hello of a peer that connected first): a claim is not proof, so this
+        /// node's own dial of the address, proving another id, takes the route over and the
+        /// claimant's connections are refused (``identified(_:address:name:facts:)``). A pin or a
+        /// dial of ours that proves the same id makes the binding firm.
+        var bindingRestsOnClaim = false
     }
 
     /// What the node must do after a change, in order.
@@ -97,6 +103,9 @@ struct RouteTable {
         case dialFailed(SocketAddress)
         /// The route was deleted: fail what parked on it.
         case routeRemoved(SocketAddress)
+        /// Refuse the connection (count it, log it, close it with the error): it proved another id
+        /// than the route it carried is now bound to.
+        case refuse(ConnectionID, P2PError)
         /// A draining connection that waited for its successor may finish now.
         case resumeDrain(ConnectionID)
     }
@@ -199,11 +208,13 @@ struct RouteTable {
         bind(address, to: peer)
     }
 
-    /// Binds the route at `address` to `peer` (nil: unbinds it), keeping the index in step.
-    private mutating func bind(_ address: SocketAddress, to peer: PeerID?) {
+    /// Binds the route at `address` to `peer` (nil: unbinds it), keeping the index in step;
+    /// `claimed` when the binding rests only on an inbound connection's claim.
+    private mutating func bind(_ address: SocketAddress, to peer: PeerID?, claimed: Bool = false) {
         guard var route = routes[address] else { return }
         if let old = route.peerID, routeOfPeerID[old] == address { routeOfPeerID[old] = nil }
         route.peerID = peer
+        route.bindingRestsOnClaim = peer != nil && claimed
         routes[address] = route
         if let peer { routeOfPeerID[peer] = address }
     }
@@ -253,14 +264,27 @@ struct RouteTable {
 
     /// A connection has told who is at its other end: the peer listening at `address`, named `name`
     /// (and inside Noise, the peer id in `facts`, which the node has checked against the route's:
-    /// the route is bound to it).
+    /// the route is bound to it, or the binding rests on a claim and this is our own dial).
+    ///
+    /// A route's connections all prove one id: those of the route that prove another (the
+    /// connections of a peer that only claimed the address, or of an id the application has since
+    /// pinned another in place of) are refused, and the route is this connection's.
     mutating func identified(_ connection: ConnectionID, address: SocketAddress, name: String, facts connectionFacts: ConnectionFacts) -> [Action] {
-        defer { if let peer = connectionFacts.remotePeerID, routes[address]?.peerID == nil { bind(address, to: peer) } }
+        var actions: [Action] = []
+        if let peer = connectionFacts.remotePeerID {
+            actions = refuseConnections(at: address, provingOtherThan: peer, except: connection)
+            if routes[address]?.peerID == nil {
+                if routes[address] == nil { routes[address] = Route(name: name, address: address) }
+                bind(address, to: peer, claimed: connectionFacts.direction == .inbound)
+            } else if routes[address]?.peerID == peer, connectionFacts.direction == .outbound {
+                // Our own dial found the peer there: its claim is proven.
+                routes[address]?.bindingRestsOnClaim = false
+            }
+        }
         facts[connection] = connectionFacts
         routeOfConnection[connection] = address
         var route = routes[address] ?? Route(name: name, address: address)
         if route.replacementDial == connection { route.replacementDial = nil }
-        var actions: [Action] = []
         switch route.state {
         case .down:
             route.state = .connected(connection)
@@ -300,6 +324,49 @@ struct RouteTable {
         route.hasConnected = route.hasConnected || isCarrier(connection, of: route.state)
         routes[address] = route
         return actions
+    }
+
+    /// Refuses the connections of the route at `address` (all but `kept`) that prove another id
+    /// than `peer`, forgetting them (their closing changes nothing more), and unbinds the route if
+    /// it was bound to one of theirs. If one of them carried the route, the route is down, or
+    /// dialing if a dial to replace them is under way (sends park for it rather than dial again).
+    /// Used when our dial proves `peer` there, and when the application pins `peer` there.
+    mutating func refuseConnections(at address: SocketAddress, provingOtherThan peer: PeerID, except kept: ConnectionID? = nil) -> [Action] {
+        guard var route = routes[address] else { return [] }
+        let others = routeOfConnection
+            .filter { $0.value == address && $0.key != kept }
+            .compactMap { connection, _ in facts[connection].flatMap { facts in facts.remotePeerID.map { (connection, facts, $0) } } }
+            .filter { $0.2 != peer }
+            .sorted { $0.0 < $1.0 }
+        guard !others.isEmpty else { return [] }
+        let refused = Set(others.map(\.0))
+        for connection in refused {
+            routeOfConnection[connection] = nil
+            facts[connection] = nil
+        }
+        switch route.state {
+        case .connected(let c), .retiring(let c):
+            if refused.contains(c) { route.state = .down }
+        case .handingOver(let old, let incoming):
+            if refused.contains(old) || refused.contains(incoming) { route.state = .down }
+        case .dialing(let c):
+            if refused.contains(c) { route.state = .down }
+        case .down:
+            break
+        }
+        if route.state == .down, let replacement = route.replacementDial {
+            route.state = .dialing(replacement)
+            route.replacementDial = nil
+        }
+        let wasBoundToThem = route.peerID.map { bound in others.contains { $0.2 == bound } } ?? false
+        routes[address] = route
+        if wasBoundToThem { bind(address, to: route.pin) }
+        return others.map { connection, connectionFacts, proven in
+            // An inbound connection only claimed the address; one of ours proved an id the application no longer wants there.
+            connectionFacts.direction == .inbound
+                ? .refuse(connection, .unverifiedAddress(proven, address: address))
+                : .refuse(connection, .unexpectedPeer(expected: peer, actual: proven))
+        }
     }
 
     /// The peer asked to drain `connection` (it found a better one, or is going away).

@@ -18,7 +18,8 @@ enum SecuredRouteDecision {
 extension NodeCore {
     /// The connection `stage` has completed its Noise handshake: `peer` is proven. Refuses it,
     /// before any route is planted, when the policy refuses the peer or when the route dialed is
-    /// bound to another peer id (pinned, or proven by the connection that carries it).
+    /// firmly bound to another peer id (pinned, or proven by a dial of ours). A binding that rests
+    /// only on an inbound connection's claim does not stop our dial: what our dial proves wins.
     func peerAuthenticated(_ stage: RouterStage, peer: PeerID) {
         loop.assertInEventLoop()
         guard !isShutDown else { return }
@@ -26,7 +27,9 @@ extension NodeCore {
         if let reason = configuration.peerPolicy.refusal(of: peer, at: stage.dialedAddress ?? stage.context?.channel.remoteAddress) {
             return refuse(stage, .peerRefused(peer, reason))
         }
-        if let dialed = stage.dialedAddress, let expected = table.routes[dialed]?.peerID, expected != peer {
+        if let dialed = stage.dialedAddress, let route = table.routes[dialed], let expected = route.peerID, expected != peer,
+            !route.bindingRestsOnClaim
+        {
             return refuse(stage, .unexpectedPeer(expected: expected, actual: peer))
         }
     }
@@ -36,29 +39,32 @@ extension NodeCore {
     ///
     /// - The peer's own route, if it has one: a peer id names one route, whatever address a
     ///   connection claims (a dial of another address that reaches it is refused).
-    /// - A route bound to another peer id is never given to it: ``P2PError/unexpectedPeer(expected:actual:)``.
-    /// - An inbound connection claiming a route bound to no one waits for this node's own dial
-    ///   of the address (a claim is not proof); one claiming an unknown address gets a route of its
-    ///   own, learned, bound to its id, and gone with its connection.
+    /// - A route firmly bound to another peer id (pinned, or proven by our dial) is never given to
+    ///   it: ``P2PError/unexpectedPeer(expected:actual:)``.
+    /// - A route bound to no one, or bound to another id only on that peer's claim, is this node's
+    ///   own dial's to decide: our dial of the address takes it (the claimant's connections are then
+    ///   refused, ``RouteTable/identified(_:address:name:facts:)``); an inbound connection claiming
+    ///   it waits for that dial (a claim is not proof, and two claims are not either).
+    /// - An inbound connection claiming an unknown address gets a route of its own, learned, bound
+    ///   to its id on its claim, and gone with its connection.
     func securedRoute(for stage: RouterStage, peer: PeerID, at address: SocketAddress) -> SecuredRouteDecision {
         let own = table.route(ofPeer: peer)
         if let own, own == address || stage.facts.direction == .inbound { return .route(own) }
         if let own { return .refuse(.peerRoutedElsewhere(peer, address: own)) }
         guard let route = table.routes[address] else { return .route(address) }
-        if let bound = route.peerID { return .refuse(.unexpectedPeer(expected: bound, actual: peer)) }
+        if let bound = route.peerID, !route.bindingRestsOnClaim { return .refuse(.unexpectedPeer(expected: bound, actual: peer)) }
         return stage.facts.direction == .outbound ? .route(address) : .verify
     }
 
-    /// Parks `stage` until this node's own dial of `address` shows who is there (dialing it now
-    /// if no dial is under way): then it is identified if that is `peer`, and refused otherwise.
-    /// The park lasts at most the dial's own deadlines (connect, handshake).
+    /// Parks `stage` until this node's own dial of `address` shows who is there (dialing it now,
+    /// or joining the dial under way): then it is identified if that is `peer`, and refused
+    /// otherwise. The park lasts at most the dial's own deadlines (connect, handshake).
     func awaitVerification(of stage: RouterStage, peer: PeerID, at address: SocketAddress, name: String) {
-        if let route = table.routes[address], route.state == .down {
-            do {
-                _ = try dial(name: route.name, address: address, pinning: false)
-            } catch {
-                return refuse(stage, .unverifiedAddress(peer, address: address))
-            }
+        guard let route = table.routes[address] else { return refuse(stage, .unverifiedAddress(peer, address: address)) }
+        do {
+            _ = try dial(name: route.name, address: address, pinning: false)
+        } catch {
+            return refuse(stage, .unverifiedAddress(peer, address: address))
         }
         logger.debug("a peer claims the address of a route not bound to it; dialing the address to verify",
                      metadata: ["peer": "\(peer.description.escapedForTerminal)", "address": "\(address)"])

@@ -50,8 +50,10 @@ def send_frame(sock, message):
     sock.sendall(struct.pack(">H", len(message)) + message)
 
 
-def main():
-    port, expected = int(sys.argv[1]), sys.argv[2]
+def initiate(sock, expected):
+    """Runs the handshake as initiator on `sock` with a new identity, checking that the responder
+    proves the peer id `expected`. Returns the connection (in transport mode), our identity key and
+    the responder's (32 bytes each; a peer id is `peer_id` of one)."""
     identity = Ed25519PrivateKey.generate()
     static = X25519PrivateKey.generate()
     static_public = static.public_key().public_bytes(*RAW_PUBLIC)
@@ -66,19 +68,25 @@ def main():
         noise.start_handshake()
     handshake = noise.noise_protocol.handshake_state
 
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        send_frame(sock, bytes(noise.write_message(b"")))
-        server_payload = bytes(noise.read_message(read_frame(sock)))
-        if len(server_payload) != 97 or server_payload[0] != 1:
-            raise RuntimeError(f"unexpected server payload of {len(server_payload)} bytes")
-        server_identity = server_payload[1:33]
-        Ed25519PublicKey.from_public_bytes(server_identity).verify(
-            server_payload[33:], SIGNATURE_PREFIX + handshake.rs.public_bytes)
-        if peer_id(server_identity) != expected:
-            raise RuntimeError(f"the server is {peer_id(server_identity)}, not {expected}")
-        send_frame(sock, bytes(noise.write_message(payload)))
-        assert noise.handshake_finished
+    send_frame(sock, bytes(noise.write_message(b"")))
+    server_payload = bytes(noise.read_message(read_frame(sock)))
+    if len(server_payload) != 97 or server_payload[0] != 1:
+        raise RuntimeError(f"unexpected server payload of {len(server_payload)} bytes")
+    server_identity = server_payload[1:33]
+    Ed25519PublicKey.from_public_bytes(server_identity).verify(
+        server_payload[33:], SIGNATURE_PREFIX + handshake.rs.public_bytes)
+    if peer_id(server_identity) != expected:
+        raise RuntimeError(f"the server is {peer_id(server_identity)}, not {expected}")
+    send_frame(sock, bytes(noise.write_message(payload)))
+    if not noise.handshake_finished:
+        raise RuntimeError("the handshake did not finish after three messages")
+    return noise, identity.public_key().public_bytes(*RAW_PUBLIC), server_identity
 
+
+def main():
+    port, expected = int(sys.argv[1]), sys.argv[2]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        noise, ours, _ = initiate(sock, expected)
         sent = b""
         for size in (1, 100, 1000, 65519, 5, 40000):
             message = bytes((size + i) % 251 for i in range(size))
@@ -89,7 +97,7 @@ def main():
             echoed += noise.decrypt(read_frame(sock))
         if echoed != sent:
             raise RuntimeError("the echo differs from what was sent")
-    print("ok", peer_id(identity.public_key().public_bytes(*RAW_PUBLIC)))
+    print("ok", peer_id(ours))
 
 
 if __name__ == "__main__":
