@@ -57,11 +57,14 @@ let package = Package(
         // The load generator's TLS client: OpenSSL (the system's libssl, as PheromonesTLS links it)
         // on its non-blocking sockets, behind a header that exposes none of OpenSSL's.
         .target(name: "CTLSClient", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // The `udp` scenario's load generator: plain UDP sockets with sendmmsg and recvmmsg.
+        .target(name: "CUDPLoad"),
         .executableTarget(
             name: "PheromonesBench",
             dependencies: [
                 "CEpoll",
                 "CTLSClient",
+                "CUDPLoad",
                 .product(name: "Pheromones", package: library),
                 .product(name: "PheromonesTLS", package: library),
                 .product(name: "PheromonesNoise", package: library),

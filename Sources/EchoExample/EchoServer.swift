@@ -43,6 +43,9 @@ struct EchoServer: AsyncParsableCommand {
     @Option(help: "The PEM private key of --tls-cert.")
     var tlsKey: String?
 
+    @Flag(help: "Echo UDP datagrams instead (on the same host and port): each goes back to its sender. Not with --tls-cert or --proto framed.")
+    var udp = false
+
     @Option(help: "On SIGTERM or SIGINT: how long open connections may take to finish, in seconds (0...3600), before they are closed.")
     var gracePeriod: Int = 10
 
@@ -63,6 +66,9 @@ struct EchoServer: AsyncParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together.")
         }
+        guard !udp || (tlsCert == nil && proto == .echo) else {
+            throw ValidationError("--udp echoes datagrams as they are: no --tls-cert, no --proto framed.")
+        }
     }
 
     /// The TLS context of `--tls-cert` and `--tls-key`, if given; a file that cannot be used is a
@@ -81,6 +87,7 @@ struct EchoServer: AsyncParsableCommand {
     /// connection to finish (each closes its output once its answers are sent), and closes what is
     /// left after `--grace-period`.
     mutating func run() async throws {
+        if udp { return try await runDatagramEcho() }
         let tls = try tlsContext()
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let proto = proto, maxFrameLength = maxFrameLength
@@ -100,6 +107,18 @@ struct EchoServer: AsyncParsableCommand {
         let ready = "pheromones-echo: \(proto.rawValue)\(tls == nil ? "" : " over TLS") on \(server.localAddress.map { "\($0)" } ?? "?") with \(loops) loop(s)\n"
         _ = ready.utf8CString.withUnsafeBufferPointer { write(STDOUT_FILENO, $0.baseAddress, $0.count - 1) }
         let service = ServerService(server: server, quiescing: quiescing, gracePeriod: .seconds(Int64(gracePeriod)))
+        let services = ServiceGroup(
+            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "pheromones-echo"))
+        try await services.run()
+        try await group.shutdownGracefully()
+    }
+
+    /// `--udp`: one datagram channel echoing until SIGTERM or SIGINT.
+    private func runDatagramEcho() async throws {
+        let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let service = try await DatagramEchoService.bind(host: host, port: port, group: group)
+        let ready = "pheromones-echo: udp echo on \(service.channel.localAddress.map { "\($0)" } ?? "?")\n"
+        _ = ready.utf8CString.withUnsafeBufferPointer { write(STDOUT_FILENO, $0.baseAddress, $0.count - 1) }
         let services = ServiceGroup(
             services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "pheromones-echo"))
         try await services.run()

@@ -72,6 +72,10 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     /// if no handler kept a reference it is reused for the next read, so steady-state reads allocate
     /// nothing and idle connections hold no receive memory.
     @exclusivity(unchecked) package var receiveBuffer = ByteBuffer()
+    /// The receive slab shared by this loop's datagram channels: one `recvmmsg` fills a slot of it
+    /// per datagram and the pipeline sees slices of it. Reused for the next batch when no handler
+    /// kept a slice (see ``DatagramChannel``).
+    @exclusivity(unchecked) package var datagramSlab = ByteBuffer()
     /// What this loop reports through swift-metrics, or nil (the default: nothing is counted).
     let metrics: LoopMetrics?
     /// Scratch `iovec`s for `writev`, shared by this loop's channels (writes are synchronous).

@@ -26,8 +26,8 @@ extension IOResult: Equatable where T: Equatable {}
 /// with `MSG_NOSIGNAL`, so a write to a reset socket fails with `EPIPE` instead of raising `SIGPIPE`;
 /// the event loop still calls ``ignoreSIGPIPE()`` when it starts, to cover non-socket descriptors too.
 ///
-/// Glibc's Swift module does not import `<sys/epoll.h>` or `<sys/eventfd.h>`, nor `accept4` (it sits
-/// behind `_GNU_SOURCE`), so `epoll_create1`, `epoll_ctl`, `epoll_wait`, `eventfd` and `accept4` are
+/// Glibc's Swift module does not import `<sys/epoll.h>` or `<sys/eventfd.h>`, nor `accept4`,
+/// `recvmmsg` and `sendmmsg` (they sit behind `_GNU_SOURCE`), so those calls are
 /// looked up once in the already-loaded libc with `dlsym` and called through C function pointers,
 /// and ``EpollEvent`` and the `EPOLL*` constants are declared here by hand with the kernel's layout
 /// and values.
@@ -39,6 +39,8 @@ package final class Posix: Sendable {
     /// Whether `calls` is the kernel's own table: then the calls on the per-message path
     /// (`read`, `send`, `sendmsg`, `epoll_wait`) go to Glibc directly, without the indirection.
     private let isLive: Bool
+    /// `isLive`, for the wrappers in other files.
+    var isLiveTable: Bool { isLive }
 
     /// Wrappers over `calls`.
     package init(calls: SystemCalls) {
@@ -576,6 +578,16 @@ enum LinuxSymbols {
     /// `int eventfd(unsigned int initval, int flags)`.
     @usableFromInline typealias Eventfd = @convention(c) (CUnsignedInt, CInt) -> CInt
 
+    /// `int recvmmsg(int, struct mmsghdr *, unsigned int, int, struct timespec *)`.
+    @usableFromInline typealias RecvMMsg = @convention(c) (
+        CInt, UnsafeMutableRawPointer?, CUnsignedInt, CInt, UnsafeMutableRawPointer?
+    ) -> CInt
+    /// `int sendmmsg(int, struct mmsghdr *, unsigned int, int)`.
+    @usableFromInline typealias SendMMsg = @convention(c) (CInt, UnsafeMutableRawPointer?, CUnsignedInt, CInt) -> CInt
+    /// libc's `recvmmsg`.
+    @usableFromInline static let recvmmsg = load("recvmmsg", as: RecvMMsg.self)
+    /// libc's `sendmmsg`.
+    @usableFromInline static let sendmmsg = load("sendmmsg", as: SendMMsg.self)
     /// libc's `accept4`.
     @usableFromInline static let accept4 = load("accept4", as: Accept4.self)
     /// libc's `epoll_create1`.

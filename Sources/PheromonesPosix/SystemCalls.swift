@@ -40,6 +40,10 @@ package struct SystemCalls: Sendable {
     package var send: @Sendable (_ fd: CInt, _ buffer: UnsafeRawPointer?, _ count: Int, _ flags: CInt) -> Int
     package var sendmsg: @Sendable (_ fd: CInt, _ message: UnsafePointer<msghdr>, _ flags: CInt) -> Int
     package var writev: @Sendable (_ fd: CInt, _ iov: UnsafePointer<iovec>, _ count: CInt) -> Int
+    /// `recvmmsg(2)` (no timeout): receives up to `count` datagrams, one per `MMsgHdr`.
+    package var recvmmsg: @Sendable (_ fd: CInt, _ messages: UnsafeMutablePointer<MMsgHdr>, _ count: CUnsignedInt, _ flags: CInt) -> CInt
+    /// `sendmmsg(2)`: sends up to `count` datagrams and returns how many went.
+    package var sendmmsg: @Sendable (_ fd: CInt, _ messages: UnsafeMutablePointer<MMsgHdr>, _ count: CUnsignedInt, _ flags: CInt) -> CInt
     package var epollCreate1: @Sendable (_ flags: CInt) -> CInt
     package var epollCtl: @Sendable (_ epfd: CInt, _ op: CInt, _ fd: CInt, _ event: UnsafeMutableRawPointer?) -> CInt
     package var epollWait: @Sendable (
@@ -65,6 +69,8 @@ package struct SystemCalls: Sendable {
         send: { Glibc.send($0, $1, $2, $3) },
         sendmsg: { Glibc.sendmsg($0, $1, $2) },
         writev: { Glibc.writev($0, $1, $2) },
+        recvmmsg: { LinuxSymbols.recvmmsg($0, UnsafeMutableRawPointer($1), $2, $3, nil) },
+        sendmmsg: { LinuxSymbols.sendmmsg($0, UnsafeMutableRawPointer($1), $2, $3) },
         epollCreate1: { LinuxSymbols.epollCreate1($0) },
         epollCtl: { LinuxSymbols.epollCtl($0, $1, $2, $3) },
         epollWait: { LinuxSymbols.epollWait($0, $1, $2, $3) },

@@ -13,6 +13,8 @@ final class FaultInjector: Sendable {
     /// The calls a rule can target.
     enum Call: Hashable, Sendable {
         case socket, accept, connect, shutdown, read, write, writev
+        /// `recvmmsg` and `sendmmsg` (`atMost`: at most that many datagrams).
+        case recvmmsg, sendmmsg
         case epollAdd, epollModify, epollDelete, epollWait
     }
 
@@ -140,6 +142,20 @@ final class FaultInjector: Sendable {
             case .error(let code), .errorAfterCalling(let code): return Self.fail(code)
             case .atMost(let limit): return Self.sendAtMost(limit, fd: fd, message: message, flags: flags)
             case nil: return live.sendmsg(fd, message, flags)
+            }
+        }
+        calls.recvmmsg = { [self] fd, messages, count, flags in
+            switch fault(for: .recvmmsg, fd: fd) {
+            case .error(let code), .errorAfterCalling(let code): return Self.fail(code)
+            case .atMost(let limit): return live.recvmmsg(fd, messages, min(count, CUnsignedInt(limit)), flags)
+            case nil: return live.recvmmsg(fd, messages, count, flags)
+            }
+        }
+        calls.sendmmsg = { [self] fd, messages, count, flags in
+            switch fault(for: .sendmmsg, fd: fd) {
+            case .error(let code), .errorAfterCalling(let code): return Self.fail(code)
+            case .atMost(let limit): return live.sendmmsg(fd, messages, min(count, CUnsignedInt(limit)), flags)
+            case nil: return live.sendmmsg(fd, messages, count, flags)
             }
         }
         calls.epollCtl = { [self] epfd, op, fd, event in

@@ -14,7 +14,7 @@ struct PheromonesBench: AsyncParsableCommand {
         subcommands: [
             Serve.self, PingPongCommand.self, FramedCommand.self, StreamCommand.self, ConnsCommand.self,
             TLSCommand.self, NoiseCommand.self, P2PCommand.self, AllCommand.self, ChaosCommand.self, SlowReaderCommand.self, P2PSlowPeerCommand.self,
-            LoadCommand.self, NoiseLoadCommand.self,
+            LoadCommand.self, NoiseLoadCommand.self, UDPCommand.self, ServeUDP.self, UDPLoadCommand.self,
         ])
 }
 
