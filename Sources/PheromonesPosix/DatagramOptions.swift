@@ -34,9 +34,12 @@ public struct DatagramOptions: Sendable, Hashable {
     public var sendBufferSize: Int?
     /// Generic segmentation offload (`UDP_SEGMENT`): consecutive flushed datagrams to one address,
     /// of one size (the last of a run may be shorter), leave in one `sendmmsg` entry that the
-    /// kernel (or the network card) cuts into datagrams. Used only when the kernel has it (found
-    /// at run time); refused sends fall back to one entry per datagram. Default: off.
-    public var segmentationOffload = false
+    /// kernel (or the network card) cuts into datagrams: the receiver still sees each datagram as
+    /// sent, and the kernel's per-datagram cost is paid once per run. Used only when the kernel has
+    /// it (found at run time); a send it refuses is offered again one entry per datagram, and the
+    /// channel stops segmenting. Default: on (a server answering bursts from one peer, or echoing,
+    /// sends such runs); off, one entry per datagram.
+    public var segmentationOffload = true
     /// Generic receive offload (`UDP_GRO`): the kernel may coalesce datagrams of one flow into one
     /// read, which the channel cuts back into the original datagrams before delivering them. Each
     /// receive slot then holds 64 KiB (the slab grows to ``batchSize`` × 64 KiB: lower the batch).

@@ -12,6 +12,14 @@ final class DatagramFaultInjectionTests: XCTestCase {
     private var faultyGroup: MultiThreadedEventLoopGroup!
     private var group: MultiThreadedEventLoopGroup!
 
+    /// Without segmentation offload (on by default where the kernel has it): these tests script
+    /// what `sendmmsg` does to each entry of a batch, one datagram per entry.
+    private static let oneEntryPerDatagram: DatagramOptions = {
+        var options = DatagramOptions()
+        options.segmentationOffload = false
+        return options
+    }()
+
     override func setUpWithError() throws {
         faults = FaultInjector()
         faultyGroup = try MultiThreadedEventLoopGroup(numberOfThreads: 1, systemCalls: faults.systemCalls)
@@ -44,8 +52,8 @@ final class DatagramFaultInjectionTests: XCTestCase {
     }
 
     func testInterruptedAndSpuriouslyBlockedReceivesLoseNoDatagram() throws {
-        let receiver = try collectingChannel(on: faultyGroup)
-        let sender = try collectingChannel(on: group)
+        let receiver = try collectingChannel(on: faultyGroup, options: Self.oneEntryPerDatagram)
+        let sender = try collectingChannel(on: group, options: Self.oneEntryPerDatagram)
         faults.inject(.error(EINTR), into: .recvmmsg, times: 2)
         faults.inject(.error(EAGAIN), into: .recvmmsg, times: 1)
         let target = try XCTUnwrap(receiver.localAddress)
@@ -60,8 +68,8 @@ final class DatagramFaultInjectionTests: XCTestCase {
     }
 
     func testInterruptedAndBlockedSendsAreRetriedUntilEveryDatagramLeavesInOrder() throws {
-        let receiver = try collectingChannel(on: group)
-        let sender = try collectingChannel(on: faultyGroup)
+        let receiver = try collectingChannel(on: group, options: Self.oneEntryPerDatagram)
+        let sender = try collectingChannel(on: faultyGroup, options: Self.oneEntryPerDatagram)
         faults.inject(.error(EINTR), into: .sendmmsg, times: 1)
         faults.inject(.error(EAGAIN), into: .sendmmsg, times: 1)
         let (writes, order) = try sendBatch(10, from: sender, to: try XCTUnwrap(receiver.localAddress))
@@ -74,8 +82,8 @@ final class DatagramFaultInjectionTests: XCTestCase {
     }
 
     func testASendThatTakesOnlyPartOfItsBatchHasTheRestRetriedWithPromisesInOrder() throws {
-        let receiver = try collectingChannel(on: group)
-        let sender = try collectingChannel(on: faultyGroup)
+        let receiver = try collectingChannel(on: group, options: Self.oneEntryPerDatagram)
+        let sender = try collectingChannel(on: faultyGroup, options: Self.oneEntryPerDatagram)
         // Every call takes at most 3 of the 10: four calls, each offering what is left.
         faults.inject(.atMost(3), into: .sendmmsg, times: nil)
         let (writes, order) = try sendBatch(10, from: sender, to: try XCTUnwrap(receiver.localAddress))
@@ -88,8 +96,8 @@ final class DatagramFaultInjectionTests: XCTestCase {
     }
 
     func testADatagramRefusedInTheMiddleOfABatchFailsAloneAndTheRestAreSent() throws {
-        let receiver = try collectingChannel(on: group)
-        let sender = try collectingChannel(on: faultyGroup)
+        let receiver = try collectingChannel(on: group, options: Self.oneEntryPerDatagram)
+        let sender = try collectingChannel(on: faultyGroup, options: Self.oneEntryPerDatagram)
         // The first call takes 2; the second is refused (its first datagram, number 2, fails);
         // the third sends the rest.
         faults.inject(.atMost(2), into: .sendmmsg, times: 1)
@@ -108,8 +116,8 @@ final class DatagramFaultInjectionTests: XCTestCase {
     }
 
     func testAReceiveErrorThatReportsEarlierTrafficReachesErrorCaughtAndTheChannelGoesOn() throws {
-        let receiver = try collectingChannel(on: faultyGroup)
-        let sender = try collectingChannel(on: group)
+        let receiver = try collectingChannel(on: faultyGroup, options: Self.oneEntryPerDatagram)
+        let sender = try collectingChannel(on: group, options: Self.oneEntryPerDatagram)
         faults.inject(.error(ECONNREFUSED), into: .recvmmsg, times: 1)
         let target = try XCTUnwrap(receiver.localAddress)
         try sender.send([1], to: target)

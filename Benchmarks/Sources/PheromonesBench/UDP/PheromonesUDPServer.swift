@@ -1,11 +1,12 @@
 import Pheromones
 
 /// Our datagram echo server, built as `pheromones-echo --udp` builds it: one ``DatagramChannel``
-/// with the defaults (batches of 32 datagrams per `recvmmsg`/`sendmmsg`, 2 KiB slots), answering
-/// each datagram to its sender, flushing once per read batch. With `segmentationOffload` (the
-/// scenario's `--gso`), runs of replies to one sender leave as one `UDP_SEGMENT` send.
+/// with the defaults (batches of 32 datagrams per `recvmmsg`/`sendmmsg`, 2 KiB slots, runs of
+/// replies to one sender leaving as one `UDP_SEGMENT` send where the kernel has it), answering
+/// each datagram to its sender, flushing once per read batch. Without `segmentationOffload` (the
+/// scenario's `--no-gso`), one send entry per datagram.
 enum PheromonesUDPServer {
-    static func serve(host: String, port: Int, segmentationOffload: Bool = false) async throws {
+    static func serve(host: String, port: Int, segmentationOffload: Bool = true) async throws {
         let group = try MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var options = DatagramOptions()
         options.segmentationOffload = segmentationOffload

@@ -25,12 +25,12 @@ struct ServeUDP: AsyncParsableCommand {
     @Option(help: "The address to bind.")
     var host: String = "127.0.0.1"
 
-    @Flag(help: "Ours only: send runs of replies to one sender with UDP_SEGMENT (GSO).")
-    var gso = false
+    @Flag(help: "Ours only: turn segmentation offload (UDP_SEGMENT, on by default where the kernel has it) off, one send entry per datagram as NIO's default.")
+    var noGso = false
 
     func run() async throws {
         switch impl {
-        case .pheromones: try await PheromonesUDPServer.serve(host: host, port: port, segmentationOffload: gso)
+        case .pheromones: try await PheromonesUDPServer.serve(host: host, port: port, segmentationOffload: !noGso)
         case .nio: try await NIOUDPServer.serve(host: host, port: port)
         }
     }
@@ -106,7 +106,7 @@ struct UDPCommand: ParsableCommand {
     @Option(help: "Datagrams in flight per sender.") var window = 32
     @Option(help: "Payload bytes per datagram.") var size = 64
     @Flag(help: "1 round, 0.2 s warm-up, 0.5 s measured.") var quick = false
-    @Flag(help: "Our server sends runs of replies to one sender with UDP_SEGMENT (GSO); NIO's is unchanged.") var gso = false
+    @Flag(help: "Our server without segmentation offload (UDP_SEGMENT, on by default where the kernel has it), as NIO's default; NIO's is unchanged.") var noGso = false
     @Option(help: "Also write the results as JSON to this file.") var json: String?
 
     func run() throws {
@@ -136,7 +136,7 @@ struct UDPCommand: ParsableCommand {
         let lost = (ours: ours.reduce(0) { $0 + $1.lost }, nio: nio.reduce(0) { $0 + $1.lost })
         let sent = (ours: ours.reduce(0) { $0 + $1.sent }, nio: nio.reduce(0) { $0 + $1.sent })
         let bad = (ours: ours.reduce(0) { $0 + $1.bad }, nio: nio.reduce(0) { $0 + $1.bad })
-        print("udp echo\(gso ? " (ours with GSO)" : ""), \(senders) senders x \(window) in flight, \(size)-byte datagrams, 1 server loop; "
+        print("udp echo\(noGso ? " (ours without GSO)" : ""), \(senders) senders x \(window) in flight, \(size)-byte datagrams, 1 server loop; "
               + "\(rounds) round(s) of \(duration) s after \(warmup) s, alternated; load average "
               + "\(loadBefore.map { String(format: "%.2f", $0) } ?? "?") before, \(loadAfter.map { String(format: "%.2f", $0) } ?? "?") after")
         print("| | pheromones | nio | ours/nio |")
@@ -155,7 +155,7 @@ struct UDPCommand: ParsableCommand {
 
     private func measure(_ implementation: Implementation, duration: Double, warmup: Double) throws -> UDPLoadResult {
         let server = try ChildProcess(
-            arguments: ["serve-udp", "--impl", implementation.rawValue, "--port", "0"] + (gso && implementation == .pheromones ? ["--gso"] : []))
+            arguments: ["serve-udp", "--impl", implementation.rawValue, "--port", "0"] + (noGso && implementation == .pheromones ? ["--no-gso"] : []))
         defer { server.stop() }
         guard let line = server.readLine(), let port = ReadyLine.port(in: line) else {
             throw HarnessError("the \(implementation.rawValue) server did not start")
