@@ -32,7 +32,7 @@ import Synchronization
 ///   reported by the socket as pending `ECONNREFUSED`) reach `errorCaught` as
 ///   ``DatagramError/receiveFailed(_:)``; the channel goes on.
 ///
-/// Closing happens exactly once, through ``ChannelLifecycle``. All state is confined to the loop;
+/// Closing happens exactly once, through `ChannelLifecycle`. All state is confined to the loop;
 /// the `Channel` members that other threads may call hop there.
 // Unchecked: everything mutable is touched only on `loop`'s thread (asserted in each entry point),
 // except `activeFlag`, `writableFlag`, `truncatedCount` (atomics) and `addressStorage` (under
@@ -41,7 +41,7 @@ public final class DatagramChannel: Channel, ChannelCore, Selectable, @unchecked
     /// The loop that owns the channel.
     public let loop: EpollEventLoop
     private var pipelineStorage: ChannelPipeline!
-    /// The descriptor, the registration and the stage of life (see ``ChannelLifecycle``).
+    /// The descriptor, the registration and the stage of life (see `ChannelLifecycle`).
     private var lifecycle: ChannelLifecycle
     private let options: DatagramOptions
     private let closePromise: Promise<Void>
@@ -431,7 +431,7 @@ public final class DatagramChannel: Channel, ChannelCore, Selectable, @unchecked
     }
 
     /// Closes the channel; a datagram socket has no halves to close (`.input`, `.output` fail with
-    /// ``ChannelError/operationUnsupported``).
+    /// `ChannelError.operationUnsupported`).
     public func close0(mode: CloseMode, promise: Promise<Void>?) {
         loop.assertInEventLoop()
         guard mode == .all else {
