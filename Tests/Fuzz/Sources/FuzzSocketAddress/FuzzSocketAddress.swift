@@ -83,6 +83,8 @@ extension SocketAddress {
         case .v6(var address):
             address.port = UInt16(truncatingIfNeeded: port)
             return .v6(address)
+        case .unix:
+            return self
         }
     }
 }
