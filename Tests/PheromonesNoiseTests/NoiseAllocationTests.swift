@@ -17,22 +17,7 @@ final class NoiseAllocationTests: XCTestCase {
     private static let probeTest = "PheromonesNoiseTests.NoiseAllocationTests/testTheNoiseAllocationProbeOnlyMeasuresInsideTheCountingChildProcess"
 
     func testEncryptedEchoRoundTripsAllocateAConstantAmountNotAnAmountPerRoundTrip() throws {
-        try XCTSkipIf(AllocationCounter.sanitizerIsActive, "allocations are not counted under a sanitizer")
-        let counts: [String: Int64]
-        do {
-            counts = try AllocationCounter.measure(probe: Self.probeTest)
-        } catch AllocationCounter.Failure.noCompiler(let output) {
-            throw XCTSkip("no C compiler could build the allocation counter: \(output)")
-        }
-        guard let sanity = counts["sanity"], let small = counts["small"], let large = counts["large"] else {
-            XCTFail("unreadable probe result: \(counts)")
-            return
-        }
-        XCTAssertGreaterThanOrEqual(sanity, 1_000, "the interposed malloc does not count: \(counts)")
-        let perRoundTrip = Double(large - small) / 18_000
-        XCTAssertLessThan(
-            large, small + 500,
-            "2,000 encrypted round trips allocated \(small) times, 20,000 allocated \(large): about \(perRoundTrip) allocations per round trip")
+        try AllocationCounter.assertConstantAllocations(probe: Self.probeTest, unit: "encrypted round trip")
     }
 
     /// Runs in the child process only (with the counting allocator preloaded); passes trivially otherwise.

@@ -16,31 +16,12 @@ final class AllocationTests: XCTestCase {
     private static let meteredProbeTest = "PheromonesPosixTests.AllocationTests/testTheMeteredAllocationProbeOnlyMeasuresInsideTheCountingChildProcess"
 
     func testEchoRoundTripsOverLoopbackAllocateAConstantAmountNotAnAmountPerRoundTrip() throws {
-        try checkConstantAllocations(probe: Self.probeTest)
+        try AllocationCounter.assertConstantAllocations(probe: Self.probeTest, unit: "round trip")
     }
 
     /// The same with the loops' metrics on (a backend that itself allocates nothing to record).
     func testWithMetricsOnEchoRoundTripsStillAllocateAConstantAmount() throws {
-        try checkConstantAllocations(probe: Self.meteredProbeTest)
-    }
-
-    private func checkConstantAllocations(probe: String) throws {
-        try XCTSkipIf(AllocationCounter.sanitizerIsActive, "allocations are not counted under a sanitizer")
-        let counts: [String: Int64]
-        do {
-            counts = try AllocationCounter.measure(probe: probe)
-        } catch AllocationCounter.Failure.noCompiler(let output) {
-            throw XCTSkip("no C compiler could build the allocation counter: \(output)")
-        }
-        guard let sanity = counts["sanity"], let small = counts["small"], let large = counts["large"] else {
-            XCTFail("unreadable probe result: \(counts)")
-            return
-        }
-        XCTAssertGreaterThanOrEqual(sanity, 1_000, "the interposed malloc does not count: \(counts)")
-        let perRoundTrip = Double(large - small) / 18_000
-        XCTAssertLessThan(
-            large, small + 500,
-            "2,000 round trips allocated \(small) times, 20,000 allocated \(large): about \(perRoundTrip) allocations per round trip")
+        try AllocationCounter.assertConstantAllocations(probe: Self.meteredProbeTest, unit: "round trip")
     }
 
     /// Runs in the child process only (with the counting allocator preloaded); passes trivially otherwise.

@@ -17,23 +17,7 @@ final class DatagramAllocationTests: XCTestCase {
         "PheromonesPosixTests.DatagramAllocationTests/testTheDatagramAllocationProbeOnlyMeasuresInsideTheCountingChildProcess"
 
     func testDatagramEchoOverLoopbackAllocatesAConstantAmountNotAnAmountPerDatagram() throws {
-        try XCTSkipIf(AllocationCounter.sanitizerIsActive, "allocations are not counted under a sanitizer")
-        let counts: [String: Int64]
-        do {
-            counts = try AllocationCounter.measure(probe: Self.probeTest)
-        } catch AllocationCounter.Failure.noCompiler(let output) {
-            throw XCTSkip("no C compiler could build the allocation counter: \(output)")
-        }
-        guard let sanity = counts["sanity"], let small = counts["small"], let large = counts["large"] else {
-            XCTFail("unreadable probe result: \(counts)")
-            return
-        }
-        XCTAssertGreaterThanOrEqual(sanity, 1_000, "the interposed malloc does not count: \(counts)")
-        let perDatagram = Double(large - small) / 18_000
-        print("datagram echo: 2,000 datagrams allocated \(small) times, 20,000 allocated \(large): \(perDatagram) per datagram")
-        XCTAssertLessThan(
-            large, small + 500,
-            "2,000 datagrams allocated \(small) times, 20,000 allocated \(large): about \(perDatagram) allocations per datagram")
+        try AllocationCounter.assertConstantAllocations(probe: Self.probeTest, unit: "datagram")
     }
 
     /// Runs in the child process only (with the counting allocator preloaded); passes trivially otherwise.
