@@ -169,9 +169,9 @@ public final class NoiseHandler: ChannelDuplexHandler {
         // The timer holds the stage weakly, and not its context (which holds the pipeline, which
         // holds the stage): a connection dropped mid-handshake is freed at once, not when its
         // timer would have fired.
-        let bound = LoopBound(WeakHandler(self), eventLoop: context.eventLoop)
+        let bound = LoopBound(WeakReference(self), eventLoop: context.eventLoop)
         handshakeTimer = context.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
-            guard let handler = bound.value.handler else { return }
+            guard let handler = bound.value.object else { return }
             handler.handshakeTimer = nil
             guard handler.state == .handshaking, let context = handler.context else { return }
             handler.fail(.handshakeTimedOut, context: context)
@@ -399,10 +399,4 @@ public final class NoiseHandler: ChannelDuplexHandler {
         context.fireErrorCaught(error)
         context.close(promise: nil)
     }
-}
-
-/// A stage held weakly (by its handshake timer).
-private final class WeakHandler {
-    weak var handler: NoiseHandler?
-    init(_ handler: NoiseHandler) { self.handler = handler }
 }
