@@ -96,6 +96,13 @@ public final class Node: Sendable {
         public var forwardsBroadcasts: Bool
         /// How many recent broadcast ids the node remembers to drop repeats.
         public var broadcastMemory: Int
+        /// How broadcasts travel: flooding (the default) or gossip (an eager mesh with lazy
+        /// IHAVE/IWANT gossip); see ``BroadcastMode``. Either way needs the native wire.
+        public var broadcast: BroadcastMode = .flood
+        /// Seeds everything the node draws at random (message ids, reconnect jitter, gossip's
+        /// choice of peers), for a reproducible run such as a simulation; nil (the default) seeds
+        /// from the system's generator. Message ids are never secret either way.
+        public var randomSeed: UInt64?
         /// The most messages one connection may have delivered to the protocol and not yet had
         /// answered (an async protocol works through them one at a time) before the connection
         /// stops reading; it reads again once the protocol has caught up below the bound. A peer
