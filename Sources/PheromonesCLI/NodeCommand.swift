@@ -11,8 +11,12 @@ struct NodeCommand: AsyncParsableCommand {
         commandName: "node",
         abstract: "Run one node until SIGINT or SIGTERM, greeting its --peer nodes and reading commands from standard input.",
         discussion: """
-            Commands: send NAME OPERATION [DATA] | broadcast OPERATION [DATA] | peers | stats | \
-            add NAME HOST:PORT | delete NAME | quit
+            Commands: send NAME OPERATION [DATA] | broadcast [--hop-limit N] OPERATION [DATA] | peers | stats | \
+            add NAME HOST:PORT | delete NAME | quit. `broadcast` without --hop-limit sends to every connected \
+            peer and prints the answers; with it, the message travels through the mesh (--broadcast's mode), \
+            and each node it reaches prints a `delivered broadcast id=... from=... hop-limit=... op=... data=...` line. \
+            `stats` ends with one `stats: counters key=value ...` line and `peers` with `peers: connected N of M`, \
+            for scripts (Tests/MultiHost/run.sh).
             """)
 
     @Option(help: "The node's name.")
@@ -35,6 +39,24 @@ struct NodeCommand: AsyncParsableCommand {
 
     @Flag(help: "Run the native wire in the clear, as before Noise (the JSON wire always is).")
     var insecure = false
+
+    @Option(help: "How broadcasts travel through the mesh: flood or gossip (native wire only).")
+    var broadcast: BroadcastChoice = .flood
+
+    @Option(help: "Seconds before a pinned peer (added with --peer or add) is dialled again after its connection drops (default 1); doubles with each failure.")
+    var reconnectDelay: Double?
+
+    @Option(help: "The longest delay, in seconds, between two dials of a pinned peer (default 60).")
+    var maximumReconnectDelay: Double?
+
+    @Option(help: "Seconds of silence from a peer after which the node pings it (default 15; 0: no pings).")
+    var keepaliveInterval: Double?
+
+    @Option(help: "Seconds of silence from a peer after which its connection is closed (default 45; 0: never).")
+    var keepaliveTimeout: Double?
+
+    @Option(help: "Seeds what the node draws at random (message ids, reconnect jitter, gossip's peers), for a reproducible run.")
+    var seed: UInt64?
 
     /// The identity the node proves: the key file's, or a new one for this run.
     func loadIdentity() throws -> NodeIdentity {
@@ -63,6 +85,44 @@ struct NodeCommand: AsyncParsableCommand {
                 throw ValidationError("--peer \(peer): \(error)")
             }
         }
+        for (option, seconds) in durationOptions {
+            guard let seconds else { continue }
+            guard Self.timeAmount(seconds: seconds) != nil else {
+                throw ValidationError("\(option) wants a number of seconds from 0 to \(Int(Self.longestDuration)), not \(seconds).")
+            }
+        }
+    }
+
+    /// The options that are a number of seconds, by name, for validation.
+    private var durationOptions: [(String, Double?)] {
+        [("--reconnect-delay", reconnectDelay), ("--maximum-reconnect-delay", maximumReconnectDelay),
+         ("--keepalive-interval", keepaliveInterval), ("--keepalive-timeout", keepaliveTimeout)]
+    }
+
+    /// The longest duration an option takes, in seconds (a day: longer is a typo, and the
+    /// conversion to nanoseconds cannot overflow).
+    static let longestDuration = 86_400.0
+
+    /// `seconds` as a `TimeAmount`, or nil when it is negative, not a number or longer than
+    /// ``longestDuration``.
+    static func timeAmount(seconds: Double) -> TimeAmount? {
+        guard seconds.isFinite, seconds >= 0, seconds <= longestDuration else { return nil }
+        return .nanoseconds(Int64((seconds * 1e9).rounded()))
+    }
+
+    /// The node's configuration: the defaults, with what the options set.
+    func makeConfiguration(logger: Logger, observer: @escaping @Sendable (NodeEvent) -> Void) throws -> Node.Configuration {
+        var configuration = Node.Configuration(
+            name: name, connectionType: router, wire: wire, security: insecure ? .insecure : .noise, identity: try loadIdentity(),
+            logger: logger, observer: observer)
+        configuration.broadcast = broadcast.mode
+        configuration.randomSeed = seed
+        // Validated in `validate()`; an invalid value cannot reach here, and would keep the default.
+        if let delay = reconnectDelay.flatMap(Self.timeAmount) { configuration.reconnectDelay = delay }
+        if let delay = maximumReconnectDelay.flatMap(Self.timeAmount) { configuration.maximumReconnectDelay = delay }
+        if let interval = keepaliveInterval.flatMap(Self.timeAmount) { configuration.keepaliveInterval = interval }
+        if let timeout = keepaliveTimeout.flatMap(Self.timeAmount) { configuration.keepaliveTimeout = timeout }
+        return configuration
     }
 
     mutating func run() async throws {
@@ -75,14 +135,11 @@ struct NodeCommand: AsyncParsableCommand {
         let transcript = Transcript()
         var logger = Logger(label: "pheromones.node.\(name)")
         logger.logLevel = .notice
-        let security: WireSecurity = insecure ? .insecure : .noise
-        let configuration = Node.Configuration(
-            name: name, connectionType: router, wire: wire, security: security, identity: try loadIdentity(),
-            logger: logger, observer: transcript.nodeObserver)
-        let node = try Node(configuration: configuration, protocol: ExampleProtocol(observer: transcript.protocolObserver))
+        let configuration = try makeConfiguration(logger: logger, observer: transcript.nodeObserver)
+        let node = try Node(configuration: configuration, protocol: ExampleProtocol(observer: Self.reportingBroadcasts(to: transcript)))
         let address = try await node.listen(on: SocketAddress.resolve(listen))
         let secured = wire == .json ? "plaintext" : (insecure ? "insecure" : "Noise")
-        transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire, \(secured), peer id \(node.peerID))")
+        transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire, \(secured), \(broadcast) broadcasts, peer id \(node.peerID))")
 
         // Whichever comes first ends the node: a signal, or `quit` on standard input (read once
         // the greetings are done, which may take a dial timeout or two: a signal does not wait
@@ -102,6 +159,48 @@ struct NodeCommand: AsyncParsableCommand {
         // The stdin reader may still be blocked in read(2); nothing is left to wait for.
         Glibc.exit(0)
     }
+
+    /// The transcript's protocol observer, which also prints a `delivered broadcast` line for each
+    /// broadcast the protocol receives (a message with a hop limit), for scripts to count.
+    static func reportingBroadcasts(to transcript: Transcript) -> @Sendable (ExampleProtocol.Event) -> Void {
+        let observer = transcript.protocolObserver
+        return { event in
+            observer(event)
+            if case .handled(_, let message, _) = event, message.hopLimit > 0 {
+                transcript.say(deliveredLine(message))
+            }
+        }
+    }
+
+    /// `delivered broadcast id=HEX from=NAME hop-limit=N op=OPERATION data=DATA`: one line, the
+    /// data last (it may contain spaces). The name, operation and data come from a peer, so they
+    /// are escaped for the terminal.
+    static func deliveredLine(_ message: Envelope) -> String {
+        let hex = String(message.messageID, radix: 16)
+        let data = message.data.map { String(decoding: $0.readableBytesView, as: UTF8.self).escapedForTerminal } ?? ""
+        return "delivered broadcast id=\(String(repeating: "0", count: max(0, 16 - hex.count)))\(hex) "
+            + "from=\(message.name.escapedForTerminal) hop-limit=\(message.hopLimit) "
+            + "op=\(message.operation.escapedForTerminal) data=\(data)"
+    }
+}
+
+/// The broadcast modes `--broadcast` names; gossip takes gossipsub's defaults.
+enum BroadcastChoice: String, ExpressibleByArgument, CaseIterable, CustomStringConvertible {
+    /// Every node forwards a new broadcast to all its other peers.
+    case flood
+    /// An eager mesh with lazy IHAVE/IWANT gossip.
+    case gossip
+
+    /// The node's setting.
+    var mode: BroadcastMode {
+        switch self {
+        case .flood: .flood
+        case .gossip: .gossip
+        }
+    }
+
+    /// The name, as typed.
+    var description: String { rawValue }
 }
 
 /// A running node and the commands typed at it.
@@ -141,14 +240,18 @@ struct NodeSession: Sendable {
         switch (command, arguments.count) {
         case ("send", 2...3):
             await send(to: arguments[0], operation: arguments[1], data: arguments.count == 3 ? arguments[2] : nil)
+        case ("broadcast", _) where arguments.first?.hasPrefix("--hop-limit") == true:
+            await broadcastThroughMesh(arguments)
         case ("broadcast", 1...2):
             await broadcast(operation: arguments[0], data: arguments.count == 2 ? arguments[1] : nil)
         case ("peers", 0):
             let peers = await node.peers
             transcript.say(peers.isEmpty ? "no peers" : "peers: " + peers.map(\.description).joined(separator: ", "))
+            transcript.say("peers: connected \(peers.filter(\.isConnected).count) of \(peers.count)")
         case ("stats", 0):
             let statistics = await node.statistics
             for line in statistics.description.split(separator: "\n") { transcript.say("stats: \(line)") }
+            transcript.say("stats: \(Self.counters(statistics))")
         case ("add", 2):
             await add(name: arguments[0], hostPort: arguments[1])
         case ("delete", 1):
@@ -160,7 +263,8 @@ struct NodeSession: Sendable {
             }
         default:
             transcript.say("error: unknown command '\(([command] + arguments).joined(separator: " "))'; "
-                + "try send NAME OPERATION [DATA], broadcast OPERATION [DATA], peers, stats, add NAME HOST:PORT, delete NAME, quit")
+                + "try send NAME OPERATION [DATA], broadcast [--hop-limit N] OPERATION [DATA], peers, stats, add NAME HOST:PORT, "
+                + "delete NAME, quit")
         }
     }
 
@@ -194,6 +298,55 @@ struct NodeSession: Sendable {
             case .failure(let error): transcript.say("error: \(peer) failed: \(error)")
             }
         }
+    }
+
+    /// `broadcast --hop-limit N OPERATION [DATA]` (or `--hop-limit=N`): sends the message through
+    /// the mesh in the node's broadcast mode, and says to how many peers it went first.
+    private func broadcastThroughMesh(_ arguments: [String]) async {
+        guard let (hopLimit, rest) = Self.parseHopLimit(arguments), (1...2).contains(rest.count) else {
+            transcript.say("error: broadcast --hop-limit N OPERATION [DATA] wants a hop limit from 1 to 255, an operation and at most one word of data")
+            return
+        }
+        let message = Envelope(name: node.name, operation: rest[0], data: rest.count == 2 ? ByteBuffer(string: rest[1]) : nil)
+        do {
+            let count = try await node.broadcast(message, hopLimit: hopLimit)
+            transcript.say("broadcast \(rest.joined(separator: " ")) sent to \(count) peers (hop limit \(hopLimit))")
+        } catch {
+            transcript.say("error: broadcast failed: \(error)")
+        }
+    }
+
+    /// Splits `--hop-limit N REST...` or `--hop-limit=N REST...` into the limit (1 to 255) and the
+    /// rest; nil when the limit is missing or out of range.
+    static func parseHopLimit(_ arguments: [String]) -> (UInt8, [String])? {
+        guard let first = arguments.first else { return nil }
+        let value: String, rest: ArraySlice<String>
+        if first == "--hop-limit" {
+            guard arguments.count >= 2 else { return nil }
+            value = arguments[1]
+            rest = arguments.dropFirst(2)
+        } else if first.hasPrefix("--hop-limit=") {
+            value = String(first.dropFirst("--hop-limit=".count))
+            rest = arguments.dropFirst()
+        } else {
+            return nil
+        }
+        guard let hopLimit = UInt8(value), hopLimit >= 1 else { return nil }
+        return (hopLimit, Array(rest))
+    }
+
+    /// The counters on one line, `counters key=value ...`, for scripts to parse.
+    static func counters(_ statistics: NodeStatistics) -> String {
+        let figures: [(String, Int)] = [
+            ("messages-in", statistics.messagesIn), ("messages-out", statistics.messagesOut),
+            ("delivered", statistics.delivered), ("duplicates-dropped", statistics.duplicatesDropped),
+            ("forwarded", statistics.forwarded), ("rejected", statistics.rejected), ("slow-peer-drops", statistics.slowPeerDrops),
+            ("refused", statistics.refused), ("peers-refused", statistics.peersRefused), ("peers-up", statistics.peersUp),
+            ("peers-down", statistics.peersDown), ("reconnects", statistics.reconnects),
+            ("handshake-timeouts", statistics.handshakeTimeouts), ("partial-message-timeouts", statistics.partialMessageTimeouts),
+            ("keepalive-timeouts", statistics.keepaliveTimeouts), ("queued-bytes", statistics.queuedBytes),
+        ]
+        return "counters " + figures.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
     }
 
     /// The operation and the data as text (bytes that are not UTF-8 become U+FFFD), escaped for
