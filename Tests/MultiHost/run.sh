@@ -430,6 +430,8 @@ run_phase() {
 
 run_mode() {
     current_mode="$1"
+    # The same draws (cut hosts, senders) in every mode, so that the modes are compared on one run.
+    RANDOM=$((seed + 1))
     local i all=() down_expected=() links=${#edge[@]}
     # degrees is read through a name reference, by peers_as_expected.
     local degrees=()
@@ -482,7 +484,7 @@ run_mode() {
     done
     local majority
     read -r -a majority <<<"$(largest_part is_cut)"
-    echo "   phase 2: cutting $(for h in "${cut_hosts[@]}"; do host_name "$h"; done | tr '\n' ' ')($cut_links links); the largest part left has ${#majority[@]} hosts"
+    echo "   phase 2: cutting $(for h in "${cut_hosts[@]}"; do printf '%s ' "$(host_name "$h")"; done)($cut_links links); the largest part left has ${#majority[@]} hosts"
     start="$(now)"
     for host in "${cut_hosts[@]}"; do set_link "$host" down; done
     local detect_seconds="null"
