@@ -147,9 +147,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Namespaces of earlier runs of this script whose process is gone (killed with SIGKILL, say).
+# Namespaces and work directories of earlier runs of this script whose process is gone (killed
+# with SIGKILL, say).
 clean_stale() {
-    local ns pid
+    local ns pid directory
     for ns in $(ip netns list | awk '{ print $1 }'); do
         [[ "$ns" =~ ^$PREFIX-([0-9]+)- ]] || continue
         pid="${BASH_REMATCH[1]}"
@@ -157,6 +158,11 @@ clean_stale() {
             echo "removing stale namespace $ns"
             delete_namespace "$ns"
         fi
+    done
+    for directory in /tmp/"$PREFIX"-*.*; do
+        [[ -d "$directory" && "$directory" =~ ^/tmp/$PREFIX-([0-9]+)\. ]] || continue
+        pid="${BASH_REMATCH[1]}"
+        if [[ "$pid" != "$$" ]] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$directory"; fi
     done
 }
 
