@@ -49,7 +49,29 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     public var queuedBytes = 0
 
     /// Zero everywhere.
+    /// Copies of broadcasts that arrived from peers: the first of each and its duplicates.
+    public var broadcastCopiesReceived = 0
+    /// What gossip exchanged (all zero under flooding).
+    public var gossip = GossipCounters()
+
     public init() {}
+
+    private static var fields: [WritableKeyPath<NodeStatistics, Int>] {
+        [
+            \.messagesIn, \.bytesIn, \.messagesOut, \.bytesOut, \.delivered, \.duplicatesDropped, \.forwarded, \.rejected,
+            \.slowPeerDrops, \.refused, \.peersRefused, \.peersUp, \.peersDown, \.reconnects, \.handshakeTimeouts,
+            \.partialMessageTimeouts, \.keepaliveTimeouts, \.broadcastCopiesReceived,
+        ]
+    }
+
+    /// What was counted since `earlier` (a snapshot of the same node); ``queuedBytes`` is this
+    /// snapshot's, a level rather than a count.
+    public func subtracting(_ earlier: NodeStatistics) -> NodeStatistics {
+        var difference = self
+        for field in Self.fields { difference[keyPath: field] -= earlier[keyPath: field] }
+        difference.gossip = gossip.subtracting(earlier.gossip)
+        return difference
+    }
 
     /// One line per figure, for `pheromones node`'s `stats` command.
     public var description: String {
@@ -74,6 +96,7 @@ final class NodeMetrics {
     private let bytesOut: Counter
     private let delivered: Counter
     private let duplicatesDropped: Counter
+    private let broadcastCopies: Counter
     private let forwarded: Counter
     private let slowPeerDrops: Counter
     private let rejected: Counter
@@ -98,6 +121,7 @@ final class NodeMetrics {
         bytesOut = counter("payload_bytes_out_total")
         delivered = counter("delivered_total")
         duplicatesDropped = counter("duplicates_dropped_total")
+        broadcastCopies = counter("broadcast_copies_received_total")
         forwarded = counter("forwarded_total")
         slowPeerDrops = counter("slow_peer_drops_total")
         rejected = counter("rejected_total")
@@ -134,6 +158,7 @@ final class NodeMetrics {
 
     func deliveredToProtocol() { totals.delivered += 1; delivered.increment() }
     func droppedDuplicate() { totals.duplicatesDropped += 1; duplicatesDropped.increment() }
+    func broadcastCopyReceived() { totals.broadcastCopiesReceived += 1; broadcastCopies.increment() }
     func forwardedCopies(_ count: Int) { totals.forwarded += count; forwarded.increment(by: Int64(count)) }
     func rejectedMessage() { totals.rejected += 1; rejected.increment() }
     func droppedForSlowPeer() { totals.slowPeerDrops += 1; slowPeerDrops.increment() }
