@@ -204,6 +204,11 @@ let package = Package(
             exclude: ["Interop"],
             swiftSettings: strictSettings
         ),
+        .testTarget(
+            name: "PheromonesSimulationTests",
+            dependencies: ["PheromonesSimulation", "PheromonesP2P", "Pheromones"],
+            swiftSettings: strictSettings
+        ),
         // The example and the command line tool, tested through their own code (`@testable import`
         // of an executable target) and as built executables.
         .testTarget(

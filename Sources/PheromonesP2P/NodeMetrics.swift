@@ -51,6 +51,9 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     /// Zero everywhere.
     /// Copies of broadcasts that arrived from peers: the first of each and its duplicates.
     public var broadcastCopiesReceived = 0
+    /// Copies of broadcasts this node wrote to peers on persistent connections: its own, those
+    /// it passed on, and (gossip) those it sent when asked.
+    public var broadcastCopiesSent = 0
     /// What gossip exchanged (all zero under flooding).
     public var gossip = GossipCounters()
 
@@ -60,7 +63,7 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
         [
             \.messagesIn, \.bytesIn, \.messagesOut, \.bytesOut, \.delivered, \.duplicatesDropped, \.forwarded, \.rejected,
             \.slowPeerDrops, \.refused, \.peersRefused, \.peersUp, \.peersDown, \.reconnects, \.handshakeTimeouts,
-            \.partialMessageTimeouts, \.keepaliveTimeouts, \.broadcastCopiesReceived,
+            \.partialMessageTimeouts, \.keepaliveTimeouts, \.broadcastCopiesReceived, \.broadcastCopiesSent,
         ]
     }
 
@@ -82,7 +85,8 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
         peers up \(peersUp), down \(peersDown), reconnects scheduled \(reconnects)
         timed out: handshake \(handshakeTimeouts), partial message \(partialMessageTimeouts), keepalive \(keepaliveTimeouts)
         queued for peers \(queuedBytes) bytes
-        """
+        broadcast copies received \(broadcastCopiesReceived), sent \(broadcastCopiesSent)
+        """ + (gossip == GossipCounters() ? "" : "\ngossip: \(gossip)")
     }
 }
 
@@ -97,6 +101,7 @@ final class NodeMetrics {
     private let delivered: Counter
     private let duplicatesDropped: Counter
     private let broadcastCopies: Counter
+    private let broadcastCopiesOut: Counter
     private let forwarded: Counter
     private let slowPeerDrops: Counter
     private let rejected: Counter
@@ -122,6 +127,7 @@ final class NodeMetrics {
         delivered = counter("delivered_total")
         duplicatesDropped = counter("duplicates_dropped_total")
         broadcastCopies = counter("broadcast_copies_received_total")
+        broadcastCopiesOut = counter("broadcast_copies_sent_total")
         forwarded = counter("forwarded_total")
         slowPeerDrops = counter("slow_peer_drops_total")
         rejected = counter("rejected_total")
@@ -159,6 +165,7 @@ final class NodeMetrics {
     func deliveredToProtocol() { totals.delivered += 1; delivered.increment() }
     func droppedDuplicate() { totals.duplicatesDropped += 1; duplicatesDropped.increment() }
     func broadcastCopyReceived() { totals.broadcastCopiesReceived += 1; broadcastCopies.increment() }
+    func broadcastCopySent() { totals.broadcastCopiesSent += 1; broadcastCopiesOut.increment() }
     func forwardedCopies(_ count: Int) { totals.forwarded += count; forwarded.increment(by: Int64(count)) }
     func rejectedMessage() { totals.rejected += 1; rejected.increment() }
     func droppedForSlowPeer() { totals.slowPeerDrops += 1; slowPeerDrops.increment() }

@@ -68,6 +68,7 @@ final class PersistentStage: RouterStage {
     func sendOneWay(_ message: Envelope, idChosenBy allocator: IDAllocator) {
         core.loop.assertInEventLoop()
         guard let context = openContext(failing: { _ in }), let envelope = session.oneWay(message, idChosenBy: allocator, on: self) else { return }
+        if envelope.hopLimit > 0 { core.metrics.broadcastCopySent() }
         context.writeAndFlush(envelope)
     }
 
