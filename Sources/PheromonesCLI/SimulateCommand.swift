@@ -51,6 +51,36 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "Run the nodes' wire inside Noise (a handshake per link) instead of in the clear.")
     var noise = false
 
+    @Option(name: .customLong("mesh-degree"), help: "Gossip: D, the mesh size aimed for (default 6; D_lo and D_hi follow as D-2 and 2D).")
+    var meshDegree: Int?
+
+    @Option(name: .customLong("heartbeat-ms"), help: "Gossip: milliseconds between heartbeats (default 1000).")
+    var heartbeat: Int?
+
+    @Option(name: .customLong("unchoked"), help: "Gossip: the fewest mesh peers kept sending full messages (default 1).")
+    var unchoked: Int?
+
+    @Option(name: .customLong("lazy-pull-ms"), help: "Gossip: milliseconds to wait after a choked peer's IHAVE before asking (IWANT).")
+    var lazyPull: Int?
+
+    @Flag(name: .customLong("no-choking"), help: "Gossip: never choke mesh peers (gossipsub v1.2 with IDONTWANT, no choke extension).")
+    var noChoking = false
+
+    /// The gossip parameters: gossipsub's defaults, with the options given.
+    var gossipParameters: GossipParameters {
+        var parameters = GossipParameters()
+        if let meshDegree {
+            parameters.meshDegree = meshDegree
+            parameters.meshDegreeLow = max(1, meshDegree - 2)
+            parameters.meshDegreeHigh = 2 * meshDegree
+        }
+        if let heartbeat { parameters.heartbeatInterval = .milliseconds(Int64(heartbeat)) }
+        if let unchoked { parameters.minimumUnchokedPeers = unchoked }
+        if let lazyPull { parameters.lazyPullDelay = .milliseconds(Int64(lazyPull)) }
+        if noChoking { parameters.choking = false }
+        return parameters
+    }
+
     func validate() throws {
         guard nodes >= 2, nodes <= 1 << 20 else { throw ValidationError("--nodes must be between 2 and 1048576") }
         guard degree >= 2, degree < nodes else { throw ValidationError("--degree must be at least 2 and below --nodes") }
@@ -59,6 +89,10 @@ struct SimulateCommand: ParsableCommand {
         guard messageSize >= 4, messageSize <= 1 << 20 else { throw ValidationError("--message-size must be between 4 and 1048576") }
         guard interval >= 1 else { throw ValidationError("--interval-ms must be at least 1") }
         _ = try latencyRange()
+        if let meshDegree, meshDegree < 1 || meshDegree > 64 { throw ValidationError("--mesh-degree must be between 1 and 64") }
+        if let heartbeat, heartbeat < 10 { throw ValidationError("--heartbeat-ms must be at least 10") }
+        if let unchoked, unchoked < 0 { throw ValidationError("--unchoked must be at least 0") }
+        if let lazyPull, lazyPull < 0 { throw ValidationError("--lazy-pull-ms must be at least 0") }
     }
 
     /// `--latency-ms` as a range.
@@ -75,8 +109,8 @@ struct SimulateCommand: ParsableCommand {
     func run() throws {
         let modes: [(String, BroadcastMode)] = switch mode {
         case .flood: [("flood", .flood)]
-        case .gossip: [("gossip", .gossip)]
-        case .both: [("flood", .flood), ("gossip", .gossip)]
+        case .gossip: [("gossip", .gossip(gossipParameters))]
+        case .both: [("flood", .flood), ("gossip", .gossip(gossipParameters))]
         }
         let latencies = try latencyRange()
         Console.printLine(

@@ -569,7 +569,7 @@ package final class NodeCore {
     }
 
     /// The persistent connection `connection` (the route table's connections are all persistent).
-    private func persistentStage(_ connection: ConnectionID) -> PersistentStage? {
+    func persistentStage(_ connection: ConnectionID) -> PersistentStage? {
         connections[connection] as? PersistentStage
     }
 

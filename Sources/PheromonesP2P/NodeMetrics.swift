@@ -102,6 +102,8 @@ final class NodeMetrics {
     private let duplicatesDropped: Counter
     private let broadcastCopies: Counter
     private let broadcastCopiesOut: Counter
+    /// One per ``GossipCounters`` field, in ``GossipCounters/fields`` order.
+    private let gossipCounters: [Counter]
     private let forwarded: Counter
     private let slowPeerDrops: Counter
     private let rejected: Counter
@@ -128,6 +130,7 @@ final class NodeMetrics {
         duplicatesDropped = counter("duplicates_dropped_total")
         broadcastCopies = counter("broadcast_copies_received_total")
         broadcastCopiesOut = counter("broadcast_copies_sent_total")
+        gossipCounters = GossipCounters.fields.map { name, _ in counter("gossip_\(name)_total") }
         forwarded = counter("forwarded_total")
         slowPeerDrops = counter("slow_peer_drops_total")
         rejected = counter("rejected_total")
@@ -165,6 +168,14 @@ final class NodeMetrics {
     func deliveredToProtocol() { totals.delivered += 1; delivered.increment() }
     func droppedDuplicate() { totals.duplicatesDropped += 1; duplicatesDropped.increment() }
     func broadcastCopyReceived() { totals.broadcastCopiesReceived += 1; broadcastCopies.increment() }
+    /// Adds what gossip counted since the last call.
+    func gossip(_ delta: GossipCounters) {
+        for (index, (_, field)) in GossipCounters.fields.enumerated() where delta[keyPath: field] != 0 {
+            totals.gossip[keyPath: field] += delta[keyPath: field]
+            gossipCounters[index].increment(by: Int64(delta[keyPath: field]))
+        }
+    }
+
     func broadcastCopySent() { totals.broadcastCopiesSent += 1; broadcastCopiesOut.increment() }
     func forwardedCopies(_ count: Int) { totals.forwarded += count; forwarded.increment(by: Int64(count)) }
     func rejectedMessage() { totals.rejected += 1; rejected.increment() }

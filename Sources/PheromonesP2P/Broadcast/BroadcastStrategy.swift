@@ -32,11 +32,13 @@ protocol BroadcastStrategy: AnyObject {
 extension BroadcastMode {
     /// The strategy that carries out this mode for a node configured with `configuration` (the
     /// one place the mode is mapped to a type). Gossip needs kept connections on the native wire;
-    /// elsewhere (short mode, the JSON wire) a node floods.
+    /// elsewhere (short mode, the JSON wire) a node floods, and so does a node that forwards
+    /// nothing (it takes no part in a mesh).
     func strategy(for configuration: Node.Configuration, seed: UInt64) -> any BroadcastStrategy {
         let memory = max(1, configuration.broadcastMemory)
         switch self {
-        case .gossip(let parameters) where configuration.connectionType == .persistent && configuration.wire == .native:
+        case .gossip(let parameters)
+        where configuration.connectionType == .persistent && configuration.wire == .native && configuration.forwardsBroadcasts:
             return GossipBroadcast(parameters: parameters, seed: seed, memory: memory)
         case .flood, .gossip:
             return FloodBroadcast(memory: memory)

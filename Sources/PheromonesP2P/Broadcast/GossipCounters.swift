@@ -60,3 +60,32 @@ public struct GossipCounters: Sendable, Hashable, CustomStringConvertible {
         """
     }
 }
+
+extension GossipCounters {
+    /// The public counters of what a gossip router counted.
+    init(_ statistics: GossipStatistics) {
+        let mesh = [statistics.graftSent, statistics.pruneSent, statistics.chokeSent, statistics.unchokeSent]
+        let received = [
+            statistics.iHaveReceived, statistics.iWantReceived, statistics.iDontWantReceived, statistics.graftReceived,
+            statistics.pruneReceived, statistics.chokeReceived, statistics.unchokeReceived,
+        ]
+        self.init()
+        iHaveSent = statistics.iHaveSent.messages
+        iHaveIDsSent = statistics.iHaveSent.ids
+        iHaveBytesSent = statistics.iHaveSent.bytes
+        iWantSent = statistics.iWantSent.messages
+        iWantIDsSent = statistics.iWantSent.ids
+        iWantBytesSent = statistics.iWantSent.bytes
+        iDontWantSent = statistics.iDontWantSent.messages
+        iDontWantIDsSent = statistics.iDontWantSent.ids
+        iDontWantBytesSent = statistics.iDontWantSent.bytes
+        meshControlSent = mesh.reduce(0) { $0 &+ $1.messages }
+        meshControlBytesSent = mesh.reduce(0) { $0 &+ $1.bytes }
+        controlReceived = received.reduce(0) { $0 &+ $1.messages }
+        iWantServed = statistics.iWantServed
+        pullsFailed = statistics.pullsFailed
+        chokes = statistics.chokeSent.messages
+        unchokes = statistics.unchokeSent.messages
+        idsIgnoredOverBudget = statistics.iHaveIgnored &+ statistics.iWantIgnored &+ statistics.pullsIgnored
+    }
+}
