@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PheromonesPosix", targets: ["PheromonesPosix"]),
         .library(name: "PheromonesEmbedded", targets: ["PheromonesEmbedded"]),
         .library(name: "PheromonesP2P", targets: ["PheromonesP2P"]),
+        .library(name: "PheromonesSimulation", targets: ["PheromonesSimulation"]),
         .library(name: "PheromonesTLS", targets: ["PheromonesTLS"]),
         .library(name: "PheromonesNoise", targets: ["PheromonesNoise"]),
         .library(name: "PheromonesServiceLifecycle", targets: ["PheromonesServiceLifecycle"]),
@@ -127,10 +128,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Layer 4: real node stacks on an in-memory network in virtual time (thousands of nodes
+        // in one process), and the broadcast experiments `pheromones simulate` runs.
+        .target(
+            name: "PheromonesSimulation",
+            dependencies: [
+                "Pheromones",
+                "PheromonesP2P",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "PheromonesCLI",
             dependencies: [
                 "PheromonesP2P",
+                "PheromonesSimulation",
                 "PheromonesTLS",
                 "PheromonesNoise",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -189,6 +202,11 @@ let package = Package(
             name: "PheromonesP2PTests",
             dependencies: ["PheromonesP2P", "PheromonesNoise", .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["Interop"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PheromonesSimulationTests",
+            dependencies: ["PheromonesSimulation", "PheromonesP2P", "Pheromones"],
             swiftSettings: strictSettings
         ),
         // The example and the command line tool, tested through their own code (`@testable import`

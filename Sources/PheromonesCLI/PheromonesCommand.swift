@@ -7,7 +7,7 @@ struct PheromonesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pheromones",
         abstract: "Peer-to-peer nodes on the Pheromones reactor (the Go library pheromones, re-created).",
-        subcommands: [DemoCommand.self, NodeCommand.self, FetchCommand.self, IdCommand.self])
+        subcommands: [DemoCommand.self, NodeCommand.self, FetchCommand.self, IdCommand.self, SimulateCommand.self])
 }
 
 extension ConnectionType: ExpressibleByArgument {}

@@ -7,13 +7,18 @@ import Pheromones
 /// the message, and ids need to be unpredictable only in the sense of not colliding. They are not
 /// secret: a peer that sees one id can compute the next. Nothing relies on that; the router never
 /// lets a peer's choice of id overwrite what it awaits (see `NativeSession.PendingID`).
-struct MessageIDGenerator {
+///
+/// It is also the seeded `RandomNumberGenerator` of the node's random choices (reconnection
+/// jitter, the gossip router's peer draws): seeded, so that a test replays the same choices. Its
+/// `next()` never returns 0, a bias of one value in 2^64 that no draw notices.
+struct MessageIDGenerator: RandomNumberGenerator {
     private var state: UInt64
 
     init(seed: UInt64 = UInt64.random(in: .min ... .max)) {
         state = seed
     }
 
+    /// The next id (never 0), or the next random draw.
     mutating func next() -> UInt64 {
         while true {
             state &+= 0x9E37_79B9_7F4A_7C15

@@ -280,7 +280,9 @@ public final class Node: Sendable {
         self.group = group
         self.eventLoop = group.nextLoop()
         self.core = LoopConfined(
-            NodeCore(configuration: configuration, transport: transport, loop: eventLoop, group: group, handler: handler), loop: eventLoop)
+            NodeCore(
+                configuration: configuration, transport: transport, network: SocketNetwork(group: group, loop: eventLoop), handler: handler),
+            loop: eventLoop)
         let core = core
         eventLoop.execute { [weak self] in core.value.node = self }
     }

@@ -6,10 +6,11 @@ import PheromonesNoise
 /// Everything a node owns, confined to its event loop: the listener, the route table, the
 /// connections and the protocol. ``Node`` reaches it by hopping to the loop; the stages call it
 /// directly (they run on the same loop).
-final class NodeCore {
+package final class NodeCore {
     let configuration: Node.Configuration
-    let loop: EpollEventLoop
-    let group: MultiThreadedEventLoopGroup
+    let loop: any EventLoop
+    /// Where the node's connections come from (sockets, or a simulated network).
+    let network: any NodeNetwork
     let handler: ProtocolHandler
     let logger: Logger
     /// How the node reaches its routes (the configured connection type).
@@ -21,9 +22,10 @@ final class NodeCore {
     /// The node, for the protocol's context; weak because the node owns this core.
     weak var node: Node?
 
-    private var ids = MessageIDGenerator()
-    private var recentBroadcasts: RecentIDs
-    private var listener: ServerSocketChannel?
+    private var ids: MessageIDGenerator
+    /// How broadcasts travel (the configured mode's strategy).
+    private var broadcasting: any BroadcastStrategy
+    private var listener: (any Channel)?
     private(set) var listeningAddress: SocketAddress?
     private(set) var table = RouteTable()
     private(set) var connections: [ConnectionID: RouterStage] = [:]
@@ -51,22 +53,32 @@ final class NodeCore {
     private let conversationDeadlines: ConversationDeadlines
 
     init(
-        configuration: Node.Configuration, transport: any TransportSecurity, loop: EpollEventLoop, group: MultiThreadedEventLoopGroup,
-        handler: sending ProtocolHandler
+        configuration: Node.Configuration, transport: any TransportSecurity, network: any NodeNetwork, handler: sending ProtocolHandler
     ) {
         self.transport = transport
         self.configuration = configuration
-        self.loop = loop
-        self.group = group
+        self.loop = network.eventLoop
+        self.network = network
+        var seeds = MessageIDGenerator(seed: configuration.randomSeed ?? UInt64.random(in: .min ... .max))
+        self.ids = MessageIDGenerator(seed: seeds.next())
         self.handler = handler
         self.logger = configuration.logger
         self.routing = configuration.connectionType.routing
         self.dialect = configuration.wire.dialect
-        self.recentBroadcasts = RecentIDs(capacity: max(1, configuration.broadcastMemory))
-        self.backoff = ReconnectBackoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
+        self.broadcasting = configuration.broadcast.strategy(for: configuration, seed: seeds.next())
+        self.backoff = ReconnectBackoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay, seed: seeds.next())
         self.partialMessageBudget = PartialMessageBudget(limit: configuration.maximumPartialMessageBytes)
         self.conversationDeadlines = ConversationDeadlines(loop: loop)
         self.metrics = NodeMetrics(nodeName: configuration.name, factory: configuration.metricsFactory ?? MetricsSystem.factory)
+    }
+
+    /// A node core on `network` with an on-loop protocol (what a simulation builds its nodes
+    /// from; ``Node`` makes its own on the machine's sockets).
+    ///
+    /// - Throws: ``P2PError/unknownProtocol(_:)`` if the identity cannot sign its Noise static key.
+    package convenience init(configuration: Node.Configuration, network: any NodeNetwork, protocol peerProtocol: sending some PeerProtocol) throws {
+        let transport = try configuration.transportSecurity()
+        self.init(configuration: configuration, transport: transport, network: network, handler: .onLoop(peerProtocol))
     }
 
     var eventLoop: any EventLoop { loop }
@@ -83,15 +95,12 @@ final class NodeCore {
     // MARK: Listening
 
     /// Starts the server.
-    func listen(on address: SocketAddress) -> Future<SocketAddress> {
+    package func listen(on address: SocketAddress) -> Future<SocketAddress> {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
         guard listener == nil else { return loop.makeFailedFuture(ChannelError.alreadyConnected) }
         let bound = LoopBound(self, eventLoop: loop)
-        return ServerBootstrap(group: group)
-            .childOptions(socketOptions)
-            .childChannelInitializer { channel in try bound.value.accept(channel) }
-            .bind(to: address, on: loop)
+        return network.listen(on: address, options: socketOptions) { channel in try bound.value.accept(channel) }
             .map { server in
                 let core = bound.value
                 guard !core.isShutDown else {
@@ -104,7 +113,7 @@ final class NodeCore {
             }
     }
 
-    private func accept(_ channel: SocketChannel) throws {
+    private func accept(_ channel: any Channel) throws {
         guard !isShutDown else { throw P2PError.nodeShutDown }
         // Refused by throwing: the server closes the connection before any event reaches it.
         try admit(.inboundConnections, count: openConnections(.inbound), maximum: configuration.maximumInboundConnections)
@@ -133,7 +142,7 @@ final class NodeCore {
     private func scheduleReconnect(_ address: SocketAddress, afterFailedDial: Bool) {
         guard !isShutDown, let route = table.routes[address], route.isPinned else { return }
         let delay = backoff.failed(address)
-        if afterFailedDial { noDialBefore[address] = .now() + delay }
+        if afterFailedDial { noDialBefore[address] = loop.now + delay }
         reconnects[address]?.cancel()
         let bound = LoopBound(self, eventLoop: loop)
         reconnects[address] = loop.scheduleTask(in: delay) { bound.value.reconnect(address) }
@@ -225,16 +234,13 @@ final class NodeCore {
 
     /// Dials `address` with `handlers` (created here, on the loop, and installed by the
     /// initializer, which runs on the loop too).
-    private func connect(to address: SocketAddress, handlers: [any ChannelHandler]) -> Future<SocketChannel> {
+    private func connect(to address: SocketAddress, handlers: [any ChannelHandler]) -> Future<any Channel> {
         let bound = LoopBound((self, handlers), eventLoop: loop)
-        return ClientBootstrap(group: group)
-            .options(socketOptions)
-            .channelInitializer { channel in
-                let (core, handlers) = bound.value
-                guard !core.isShutDown else { throw P2PError.nodeShutDown }
-                try channel.pipeline.addHandlers(handlers)
-            }
-            .connect(to: address, on: loop)
+        return network.connect(to: address, options: socketOptions) { channel in
+            let (core, handlers) = bound.value
+            guard !core.isShutDown else { throw P2PError.nodeShutDown }
+            try channel.pipeline.addHandlers(handlers)
+        }
     }
 
     // MARK: Routes
@@ -243,7 +249,7 @@ final class NodeCore {
     /// mode dials and completes once the peer has identified itself (a connected route is
     /// replaced by the new connection, after a hand-over).
     /// `pin`: the peer id that must be found there (a peer id names one route at most).
-    func add(name: String, address: SocketAddress, pin: PeerID?) -> Future<Void> {
+    package func add(name: String, address: SocketAddress, pin: PeerID?) -> Future<Void> {
         loop.assertInEventLoop()
         guard !isShutDown else { return loop.makeFailedFuture(P2PError.nodeShutDown) }
         guard !isOwnAddress(address) else {
@@ -286,7 +292,7 @@ final class NodeCore {
     /// - Throws: ``P2PError/limitReached(_:)`` when as many connections as allowed are open.
     func dial(name: String, address: SocketAddress, pinning: Bool, pin: PeerID? = nil) throws(P2PError) -> ConnectionID {
         if case .dialing(let pending) = table.routes[address]?.state { return pending }
-        if !pinning, let deadline = noDialBefore[address], Deadline.now() < deadline {
+        if !pinning, let deadline = noDialBefore[address], loop.now < deadline {
             throw .connectFailed(address: address, reason: "its last dial failed; the next one is scheduled")
         }
         try admit(.outboundConnections, count: openConnections(.outbound), maximum: configuration.maximumOutboundConnections)
@@ -364,14 +370,14 @@ final class NodeCore {
     }
 
     /// What the node has counted, with the bytes queued for peers now.
-    func statistics() -> NodeStatistics {
+    package func statistics() -> NodeStatistics {
         loop.assertInEventLoop()
         let queued = connections.values.reduce(0) { total, stage in total + (stage.context?.channel.bufferedOutboundBytes ?? 0) }
         return metrics.snapshot(queuedBytes: queued)
     }
 
     /// The open persistent connections, draining ones included.
-    var openConnectionCount: Int {
+    package var openConnectionCount: Int {
         connections.values.filter { $0.isPersistent && $0.context?.channel.isActive == true }.count
     }
 
@@ -387,7 +393,7 @@ final class NodeCore {
     }
 
     /// A snapshot of the routes, by name and then address.
-    func peers() -> [PeerInfo] {
+    package func peers() -> [PeerInfo] {
         loop.assertInEventLoop()
         return table.routes.values
             .map { PeerInfo(name: $0.name, address: $0.address, isConnected: table.isConnected($0.address), peerID: $0.peerID) }
@@ -505,6 +511,7 @@ final class NodeCore {
     func connectionClosed(_ stage: RouterStage) {
         loop.assertInEventLoop()
         guard connections.removeValue(forKey: stage.id) != nil else { return }
+        broadcasting.peerDown(stage.id, in: self)
         if stage.routeAddress != nil { metrics.peerDown() }
         if stage.isPersistent {
             logger.debug("connection closed", metadata: ["peer": "\(stage.peerAddress)", "direction": "\(stage.facts.direction)"])
@@ -527,11 +534,13 @@ final class NodeCore {
         for action in actions {
             switch action {
             case .drain(let connection):
+                broadcasting.peerDown(connection, in: self)
                 persistentStage(connection)?.drain()
             case .close(let connection, let error):
                 connections[connection]?.closeNow(error)
             case .routeUp(let address, let connection):
                 connected(address)
+                if let stage = persistentStage(connection) { broadcasting.peerUp(stage, in: self) }
                 sendParked(for: address, on: connection)
             case .routeDown(let address):
                 if parked[address]?.isEmpty == false, let name = table.routes[address]?.name {
@@ -560,7 +569,7 @@ final class NodeCore {
     }
 
     /// The persistent connection `connection` (the route table's connections are all persistent).
-    private func persistentStage(_ connection: ConnectionID) -> PersistentStage? {
+    func persistentStage(_ connection: ConnectionID) -> PersistentStage? {
         connections[connection] as? PersistentStage
     }
 
@@ -604,36 +613,33 @@ final class NodeCore {
 
     /// Floods `message` through the mesh, starting with the routes `recipients` picks; returns how
     /// many peers it was sent to.
-    func broadcast(_ message: Envelope, hopLimit: UInt8, to recipients: Recipients) throws(P2PError) -> Int {
+    package func broadcast(_ message: Envelope, hopLimit: UInt8, to recipients: Recipients) throws(P2PError) -> Int {
         loop.assertInEventLoop()
         guard !isShutDown else { throw .nodeShutDown }
         var flood = message
         flood.messageID = nextMessageID()
         flood.correlationID = 0
         flood.hopLimit = max(1, hopLimit)
-        _ = recentBroadcasts.insert(flood.messageID)
-        return forward(flood, idChosenBy: .thisNode, to: recipients, except: nil)
+        return broadcasting.publish(flood, to: recipients, in: self)
     }
 
     /// Records a broadcast that arrived on `stage`; returns false for a repeat. A new one is
-    /// forwarded to every other route with its hop limit decreased, while the limit allows.
+    /// passed on as the broadcast mode does, while its hop limit allows.
     ///
     /// A broadcast without an id (0, "none") is delivered but neither recorded nor forwarded: its
     /// repeats could not be told apart, and no answer could name it.
     func noteBroadcast(_ message: Envelope, from stage: RouterStage) -> Bool {
         loop.assertInEventLoop()
+        metrics.broadcastCopyReceived()
         guard message.messageID != 0 else { return true }
-        guard recentBroadcasts.insert(message.messageID) else {
-            metrics.droppedDuplicate()
-            return false
-        }
-        if configuration.forwardsBroadcasts, message.hopLimit > 1, !isShutDown {
-            var copy = message
-            copy.hopLimit -= 1
-            copy.correlationID = 0
-            metrics.forwardedCopies(forward(copy, idChosenBy: .broadcaster, to: .connected, except: stage.routeAddress))
-        }
-        return true
+        return broadcasting.received(message, from: stage, in: self)
+    }
+
+    /// A control message of the broadcast mode's own arrived on `stage`; false when it is not one.
+    func broadcastControlReceived(_ message: Envelope, on stage: PersistentStage) throws(P2PError) -> Bool {
+        loop.assertInEventLoop()
+        guard !isShutDown else { return false }
+        return try broadcasting.controlReceived(message, on: stage, in: self)
     }
 
     /// The routes a fan-out reaches (see ``Recipients``).
@@ -641,7 +647,8 @@ final class NodeCore {
         table.routes.values.filter { route in recipients == .allRoutes || routing.reachesByDefault(route, in: table) }
     }
 
-    private func forward(
+    /// Sends `message` one way to the routes `recipients` picks but `origin`; returns how many.
+    func forward(
         _ message: Envelope, idChosenBy allocator: IDAllocator, to recipients: Recipients, except origin: SocketAddress?
     ) -> Int {
         let targets = fanOutTargets(recipients).map(\.address).filter { $0 != origin }
@@ -738,10 +745,11 @@ final class NodeCore {
     // MARK: Shutting down
 
     /// Closes the listener and every connection, failing what waits with ``P2PError/nodeShutDown``.
-    func shutdown() {
+    package func shutdown() {
         loop.assertInEventLoop()
         guard !isShutDown else { return }
         isShutDown = true
+        broadcasting.shutdown()
         listener?.close()
         listener = nil
         let waiting = parked

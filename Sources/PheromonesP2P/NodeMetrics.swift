@@ -49,7 +49,32 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     public var queuedBytes = 0
 
     /// Zero everywhere.
+    /// Copies of broadcasts that arrived from peers: the first of each and its duplicates.
+    public var broadcastCopiesReceived = 0
+    /// Copies of broadcasts this node wrote to peers on persistent connections: its own, those
+    /// it passed on, and (gossip) those it sent when asked.
+    public var broadcastCopiesSent = 0
+    /// What gossip exchanged (all zero under flooding).
+    public var gossip = GossipCounters()
+
     public init() {}
+
+    private static var fields: [WritableKeyPath<NodeStatistics, Int>] {
+        [
+            \.messagesIn, \.bytesIn, \.messagesOut, \.bytesOut, \.delivered, \.duplicatesDropped, \.forwarded, \.rejected,
+            \.slowPeerDrops, \.refused, \.peersRefused, \.peersUp, \.peersDown, \.reconnects, \.handshakeTimeouts,
+            \.partialMessageTimeouts, \.keepaliveTimeouts, \.broadcastCopiesReceived, \.broadcastCopiesSent,
+        ]
+    }
+
+    /// What was counted since `earlier` (a snapshot of the same node); ``queuedBytes`` is this
+    /// snapshot's, a level rather than a count.
+    public func subtracting(_ earlier: NodeStatistics) -> NodeStatistics {
+        var difference = self
+        for field in Self.fields { difference[keyPath: field] -= earlier[keyPath: field] }
+        difference.gossip = gossip.subtracting(earlier.gossip)
+        return difference
+    }
 
     /// One line per figure, for `pheromones node`'s `stats` command.
     public var description: String {
@@ -60,7 +85,8 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
         peers up \(peersUp), down \(peersDown), reconnects scheduled \(reconnects)
         timed out: handshake \(handshakeTimeouts), partial message \(partialMessageTimeouts), keepalive \(keepaliveTimeouts)
         queued for peers \(queuedBytes) bytes
-        """
+        broadcast copies received \(broadcastCopiesReceived), sent \(broadcastCopiesSent)
+        """ + (gossip == GossipCounters() ? "" : "\ngossip: \(gossip)")
     }
 }
 
@@ -74,6 +100,10 @@ final class NodeMetrics {
     private let bytesOut: Counter
     private let delivered: Counter
     private let duplicatesDropped: Counter
+    private let broadcastCopies: Counter
+    private let broadcastCopiesOut: Counter
+    /// One per ``GossipCounters`` field, in ``GossipCounters/fields`` order.
+    private let gossipCounters: [Counter]
     private let forwarded: Counter
     private let slowPeerDrops: Counter
     private let rejected: Counter
@@ -98,6 +128,9 @@ final class NodeMetrics {
         bytesOut = counter("payload_bytes_out_total")
         delivered = counter("delivered_total")
         duplicatesDropped = counter("duplicates_dropped_total")
+        broadcastCopies = counter("broadcast_copies_received_total")
+        broadcastCopiesOut = counter("broadcast_copies_sent_total")
+        gossipCounters = GossipCounters.fields.map { name, _ in counter("gossip_\(name)_total") }
         forwarded = counter("forwarded_total")
         slowPeerDrops = counter("slow_peer_drops_total")
         rejected = counter("rejected_total")
@@ -134,6 +167,16 @@ final class NodeMetrics {
 
     func deliveredToProtocol() { totals.delivered += 1; delivered.increment() }
     func droppedDuplicate() { totals.duplicatesDropped += 1; duplicatesDropped.increment() }
+    func broadcastCopyReceived() { totals.broadcastCopiesReceived += 1; broadcastCopies.increment() }
+    /// Adds what gossip counted since the last call.
+    func gossip(_ delta: GossipCounters) {
+        for (index, (_, field)) in GossipCounters.fields.enumerated() where delta[keyPath: field] != 0 {
+            totals.gossip[keyPath: field] += delta[keyPath: field]
+            gossipCounters[index].increment(by: Int64(delta[keyPath: field]))
+        }
+    }
+
+    func broadcastCopySent() { totals.broadcastCopiesSent += 1; broadcastCopiesOut.increment() }
     func forwardedCopies(_ count: Int) { totals.forwarded += count; forwarded.increment(by: Int64(count)) }
     func rejectedMessage() { totals.rejected += 1; rejected.increment() }
     func droppedForSlowPeer() { totals.slowPeerDrops += 1; slowPeerDrops.increment() }

@@ -120,6 +120,13 @@ final class NativeSession: PersistentSession {
         case ControlMessage.helloOperation:
             stage.logger.debug("ignoring a second hello", metadata: ["peer": "\(stage.peerAddress)"])
         default:
+            do {
+                // The broadcast mode's own (gossip's IHAVE, IWANT, ...).
+                if try stage.core.broadcastControlReceived(message, on: stage) { return true }
+            } catch {
+                stage.closeNow(error)
+                return true
+            }
             stage.logger.debug("ignoring an unknown control message",
                                metadata: ["peer": "\(stage.peerAddress)", "operation": "\(String(message.operation.dropFirst()).escapedForTerminal)"])
         }

@@ -68,11 +68,24 @@ final class PersistentStage: RouterStage {
     func sendOneWay(_ message: Envelope, idChosenBy allocator: IDAllocator) {
         core.loop.assertInEventLoop()
         guard let context = openContext(failing: { _ in }), let envelope = session.oneWay(message, idChosenBy: allocator, on: self) else { return }
+        if envelope.hopLimit > 0 { core.metrics.broadcastCopySent() }
         context.writeAndFlush(envelope)
     }
 
     /// The context to send a message the node starts on, or nil after failing it with `fail`: the
     /// connection is closed, or the peer's queue is full.
+    /// Sends a router message of the broadcast mode's own (gossip's control), which awaits no
+    /// answer. Dropped (and counted) when the peer's queue is full: gossip repairs what it loses.
+    func sendControl(_ envelope: Envelope) {
+        core.loop.assertInEventLoop()
+        guard let context, !isClosed else { return }
+        guard context.channel.bufferedOutboundBytes < configuration.maximumQueuedBytesPerPeer else {
+            core.metrics.droppedForSlowPeer()
+            return
+        }
+        context.writeAndFlush(envelope)
+    }
+
     private func openContext(failing fail: (any Error) -> Void) -> ChannelHandlerContext? {
         guard let context, !isClosed else {
             fail(P2PError.connectionLost(peerAddress))

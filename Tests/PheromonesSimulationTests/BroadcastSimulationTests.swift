@@ -1,0 +1,70 @@
+import Pheromones
+import PheromonesP2P
+@testable import PheromonesSimulation
+import XCTest
+
+/// Simulations of 200 real nodes in both modes, with and without failing links: coverage,
+/// exactly-once delivery and the duplicate bounds (the goals, on a network small enough
+/// for `swift test`).
+final class BroadcastSimulationTests: XCTestCase {
+    private func run(_ mode: BroadcastMode, nodes: Int = 200, dropLinks: Double = 0, seed: UInt64 = 1) throws -> SimulationReport {
+        try BroadcastSimulation(settings: SimulationSettings(nodes: nodes, degree: 8, mode: mode, messages: 10, seed: seed, dropLinks: dropLinks)).run()
+    }
+
+    func testFloodingReachesEveryNodeExactlyOnceWithAtMostDegreeMinusOneDuplicates() throws {
+        let report = try run(.flood)
+        XCTAssertEqual(report.coverage, 1)
+        XCTAssertTrue(report.exactlyOnce)
+        XCTAssertTrue(report.duplicatesWithinDegreeBound, "\(report.maximumDuplicatesPerNode) duplicates at one node")
+        XCTAssertGreaterThan(report.duplicateShare, 0.7, "flooding on degree 8 sends most nodes one copy per link")
+    }
+
+    func testFloodingKeepsFullCoverageWhenATenthOfTheLinksFailMidway() throws {
+        let report = try run(.flood, dropLinks: 0.1)
+        XCTAssertEqual(report.droppedLinks, Int((Double(report.links) * 0.1).rounded()))
+        XCTAssertEqual(report.coverage, 1)
+        XCTAssertTrue(report.exactlyOnce)
+    }
+
+    func testGossipReachesEveryNodeExactlyOnceWithFewDuplicates() throws {
+        let report = try run(.gossip)
+        XCTAssertEqual(report.coverage, 1)
+        XCTAssertTrue(report.exactlyOnce)
+        XCTAssertLessThanOrEqual(report.duplicateShare, 0.30)
+        XCTAssertGreaterThan(report.iHaveBytesPerNode, 0, "gossip announces what it has")
+    }
+
+    func testGossipKeepsFullCoverageWhenATenthOfTheLinksFailMidway() throws {
+        let report = try run(.gossip, dropLinks: 0.1)
+        XCTAssertEqual(report.coverage, 1)
+        XCTAssertTrue(report.exactlyOnce)
+        XCTAssertLessThanOrEqual(report.duplicateShare, 0.30)
+    }
+
+    func testGossipCostsFewerCopiesThanFloodingAndIsNotMuchSlower() throws {
+        let flood = try run(.flood, seed: 3)
+        let gossip = try run(.gossip, seed: 3)
+        XCTAssertLessThan(gossip.copiesReceivedPerNode, flood.copiesReceivedPerNode / 2)
+        XCTAssertLessThanOrEqual(gossip.deliveryP99Milliseconds, 2 * flood.deliveryP99Milliseconds)
+    }
+
+    func testTheSameSeedGivesTheSameRun() throws {
+        for mode in [BroadcastMode.flood, .gossip] {
+            var first = try run(mode, nodes: 60, dropLinks: 0.1, seed: 9)
+            var second = try run(mode, nodes: 60, dropLinks: 0.1, seed: 9)
+            first.wallSeconds = 0
+            second.wallSeconds = 0
+            XCTAssertEqual(first, second)
+        }
+    }
+
+    func testTheGraphIsConnectedOfAboutTheDegreeAndStaysConnectedWithoutItsRemovableEdges() {
+        var random = SplitMix64(seed: 5)
+        let graph = RandomGraph(nodeCount: 500, degree: 8, random: &random)
+        XCTAssertGreaterThan(graph.averageDegree, 7.5)
+        XCTAssertLessThanOrEqual(graph.neighbours.map(\.count).max() ?? 0, 8)
+        XCTAssertTrue(graph.isConnected())
+        XCTAssertTrue(graph.isConnected(without: Set(graph.removableEdges)))
+        XCTAssertFalse(graph.isConnected(without: Set(graph.edges.indices)))
+    }
+}
