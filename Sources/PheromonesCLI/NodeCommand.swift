@@ -345,8 +345,24 @@ struct NodeSession: Sendable {
             ("peers-down", statistics.peersDown), ("reconnects", statistics.reconnects),
             ("handshake-timeouts", statistics.handshakeTimeouts), ("partial-message-timeouts", statistics.partialMessageTimeouts),
             ("keepalive-timeouts", statistics.keepaliveTimeouts), ("queued-bytes", statistics.queuedBytes),
+            ("broadcast-copies-received", statistics.broadcastCopiesReceived), ("broadcast-copies-sent", statistics.broadcastCopiesSent),
         ]
-        return "counters " + figures.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+        return "counters " + (figures + gossipFigures(statistics.gossip)).map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+    }
+
+    /// Gossip's counters (all zero under flooding), named for the `counters` line.
+    private static func gossipFigures(_ gossip: GossipCounters) -> [(String, Int)] {
+        [
+            ("gossip-ihave-sent", gossip.iHaveSent), ("gossip-ihave-ids-sent", gossip.iHaveIDsSent),
+            ("gossip-ihave-bytes-sent", gossip.iHaveBytesSent), ("gossip-iwant-sent", gossip.iWantSent),
+            ("gossip-iwant-ids-sent", gossip.iWantIDsSent), ("gossip-iwant-bytes-sent", gossip.iWantBytesSent),
+            ("gossip-idontwant-sent", gossip.iDontWantSent), ("gossip-idontwant-ids-sent", gossip.iDontWantIDsSent),
+            ("gossip-idontwant-bytes-sent", gossip.iDontWantBytesSent), ("gossip-mesh-control-sent", gossip.meshControlSent),
+            ("gossip-mesh-control-bytes-sent", gossip.meshControlBytesSent), ("gossip-control-received", gossip.controlReceived),
+            ("gossip-iwant-served", gossip.iWantServed), ("gossip-pulls-failed", gossip.pullsFailed),
+            ("gossip-chokes", gossip.chokes), ("gossip-unchokes", gossip.unchokes),
+            ("gossip-ids-ignored-over-budget", gossip.idsIgnoredOverBudget),
+        ]
     }
 
     /// The operation and the data as text (bytes that are not UTF-8 become U+FFFD), escaped for

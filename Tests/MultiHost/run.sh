@@ -351,10 +351,16 @@ read_counters() {
     done
 }
 counter_sum() {
-    local key="$1" i total=0
-    for ((i = 0; i < hosts; i++)); do total=$((total + ${counter[$i,$key]:-0})); done
+    local key i total=0
+    for key in "$@"; do
+        for ((i = 0; i < hosts; i++)); do total=$((total + ${counter[$i,$key]:-0})); done
+    done
     echo "$total"
 }
+
+# Gossip's own traffic: its control messages, and their bytes.
+readonly gossip_messages=(gossip-ihave-sent gossip-iwant-sent gossip-idontwant-sent gossip-mesh-control-sent)
+readonly gossip_bytes=(gossip-ihave-bytes-sent gossip-iwant-bytes-sent gossip-idontwant-bytes-sent gossip-mesh-control-bytes-sent)
 
 # ---------------------------------------------------------------------------------------------
 # Broadcasting and checking delivery
@@ -436,6 +442,7 @@ run_phase() {
 
 run_mode() {
     current_mode="$1"
+    failures_before="$failures"
     # The same draws (cut hosts, senders) in every mode, so that the modes are compared on one run.
     RANDOM=$((seed + 1))
     local i all=() down_expected=() links=${#edge[@]}
@@ -449,17 +456,22 @@ run_mode() {
     echo "== $current_mode: $hosts hosts, $links links, logs in $work/$current_mode"
 
     start_nodes
-    wait_until "$timeout" all_listening || { fail "$current_mode: not every node listens"; return; }
+    wait_until "$timeout" all_listening || { fail "$current_mode: not every node listens"; stop_nodes; return; }
     local start
     start="$(now)"
     connect_nodes
-    wait_until "$timeout" peers_as_expected degrees || { fail "$current_mode: the peers did not all connect"; return; }
+    wait_until "$timeout" peers_as_expected degrees || { fail "$current_mode: the peers did not all connect"; stop_nodes; return; }
     local connect_seconds
     connect_seconds="$(elapsed_since "$start")"
     echo "   all $links links up in ${connect_seconds} s"
     read_counters || fail "$current_mode: no counters"
-    local base_duplicates
+    local base_duplicates base_copies base_control base_control_bytes base_served base_pulls_failed
     base_duplicates="$(counter_sum duplicates-dropped)"
+    base_copies="$(counter_sum broadcast-copies-received)"
+    base_control="$(counter_sum "${gossip_messages[@]}")"
+    base_control_bytes="$(counter_sum "${gossip_bytes[@]}")"
+    base_served="$(counter_sum gossip-iwant-served)"
+    base_pulls_failed="$(counter_sum gossip-pulls-failed)"
 
     # Phase 1: the whole network.
     run_phase p1 "$broadcasts" "${all[@]}"
@@ -523,6 +535,12 @@ run_mode() {
     peers_up=$(($(counter_sum peers-up) - peers_up0))
     reconnects=$(($(counter_sum reconnects) - reconnects0))
     keepalive_timeouts="$(counter_sum keepalive-timeouts)"
+    local copies control control_bytes served pulls_failed
+    copies=$(($(counter_sum broadcast-copies-received) - base_copies))
+    control=$(($(counter_sum "${gossip_messages[@]}") - base_control))
+    control_bytes=$(($(counter_sum "${gossip_bytes[@]}") - base_control_bytes))
+    served=$(($(counter_sum gossip-iwant-served) - base_served))
+    pulls_failed=$(($(counter_sum gossip-pulls-failed) - base_pulls_failed))
     ((peers_down >= 2 * cut_links)) || fail "$current_mode: $peers_down peers went down; the cut should take down at least $((2 * cut_links))"
     ((peers_up >= 2 * cut_links)) || fail "$current_mode: $peers_up peers came up again; the heal should bring back at least $((2 * cut_links))"
     ((reconnects >= cut_links)) || fail "$current_mode: $reconnects redials; each of the $cut_links cut links should have had one at least"
@@ -550,6 +568,8 @@ run_mode() {
     printf '%-34s %s\n' "phase 3 coverage" "$coverage3%"
     printf '%-34s %s\n' "broadcasts delivered (all phases)" "$delivered"
     printf '%-34s %s\n' "duplicates dropped (all phases)" "$duplicates ($per_node per node per broadcast, $share% of copies received)"
+    printf '%-34s %s\n' "broadcast copies received" "$copies"
+    printf '%-34s %s\n' "gossip control sent" "$control messages, $control_bytes bytes; IWANT served $served, pulls failed $pulls_failed"
     printf '%-34s %s\n' "peers down / up / redials" "$peers_down / $peers_up / $reconnects (keepalive timeouts $keepalive_timeouts)"
     printf '\n'
     printf '{"mode":"%s","hosts":%d,"links":%d,"broadcasts_per_phase":%d,"hop_limit":%d,"seed":%d,' \
@@ -560,8 +580,10 @@ run_mode() {
         "$outside2" "$detect_seconds" "$heal_seconds" "$coverage3" "$delivered"
     printf '"duplicates":%d,"duplicates_per_node_per_broadcast":%s,"duplicates_p1_per_node_per_broadcast":%s,"duplicate_share_pct":%s,' \
         "$duplicates" "$per_node" "$per_node1" "$share"
-    printf '"peers_down":%d,"peers_up":%d,"reconnects":%d,"keepalive_timeouts":%d}\n' \
-        "$peers_down" "$peers_up" "$reconnects" "$keepalive_timeouts"
+    printf '"copies_received":%d,"gossip_control_sent":%d,"gossip_control_bytes":%d,"iwant_served":%d,"pulls_failed":%d,' \
+        "$copies" "$control" "$control_bytes" "$served" "$pulls_failed"
+    printf '"peers_down":%d,"peers_up":%d,"reconnects":%d,"keepalive_timeouts":%d,"failures":%d}\n' \
+        "$peers_down" "$peers_up" "$reconnects" "$keepalive_timeouts" "$((failures - failures_before))"
 }
 
 # ---------------------------------------------------------------------------------------------

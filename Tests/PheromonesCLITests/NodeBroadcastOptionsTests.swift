@@ -88,11 +88,16 @@ final class NodeBroadcastOptionsTests: XCTestCase {
         statistics.peersDown = 2
         statistics.reconnects = 3
         statistics.keepaliveTimeouts = 1
+        statistics.broadcastCopiesReceived = 9
+        statistics.gossip.iWantSent = 4
+        statistics.gossip.pullsFailed = 6
         let line = NodeSession.counters(statistics)
         XCTAssertTrue(line.hasPrefix("counters "), line)
         let pairs = line.dropFirst("counters ".count).split(separator: " ")
-        XCTAssertEqual(pairs.count, 16, line)
-        for expected in ["duplicates-dropped=5", "peers-down=2", "reconnects=3", "keepalive-timeouts=1", "delivered=0", "peers-up=0"] {
+        XCTAssertEqual(pairs.count, 35, line)
+        XCTAssertEqual(Set(pairs.map { $0.prefix { $0 != "=" } }).count, pairs.count, "a name appears twice: \(line)")
+        for expected in ["duplicates-dropped=5", "peers-down=2", "reconnects=3", "keepalive-timeouts=1", "delivered=0", "peers-up=0",
+                         "broadcast-copies-received=9", "gossip-iwant-sent=4", "gossip-pulls-failed=6", "gossip-chokes=0"] {
             XCTAssertTrue(pairs.contains(Substring(expected)), "\(expected) in \(line)")
         }
     }
