@@ -139,7 +139,7 @@ struct NodeCommand: AsyncParsableCommand {
         let node = try Node(configuration: configuration, protocol: ExampleProtocol(observer: Self.reportingBroadcasts(to: transcript)))
         let address = try await node.listen(on: SocketAddress.resolve(listen))
         let secured = wire == .json ? "plaintext" : (insecure ? "insecure" : "Noise")
-        transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire, \(secured), \(broadcast) broadcasts, peer id \(node.peerID))")
+        transcript.say("\(name) listens on \(address) (\(router) router, \(wire) wire, \(secured), peer id \(node.peerID), \(broadcast) broadcasts)")
 
         // Whichever comes first ends the node: a signal, or `quit` on standard input (read once
         // the greetings are done, which may take a dial timeout or two: a signal does not wait
