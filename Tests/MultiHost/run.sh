@@ -512,7 +512,7 @@ run_mode() {
         fail "$current_mode: the cut was not noticed by every node"
     fi
     run_phase p2 "$broadcasts" "${majority[@]}"
-    local coverage2="$coverage" outside2="$outside"
+    local coverage2="$coverage" outside2="$outside" seconds2="$phase_seconds"
     echo "   phase 2: cut noticed in $(shown "$detect_seconds"); coverage of the largest part $coverage2%, deliveries on cut-off hosts $outside2"
 
     # Phase 3: heal, wait for every link to be back, broadcast to everyone.
@@ -525,7 +525,7 @@ run_mode() {
         fail "$current_mode: the peers did not all reconnect after the heal"
     fi
     run_phase p3 "$broadcasts" "${all[@]}"
-    local coverage3="$coverage"
+    local coverage3="$coverage" seconds3="$phase_seconds"
     echo "   phase 3: reconnected in $(shown "$heal_seconds"); coverage $coverage3%"
 
     read_counters || fail "$current_mode: no counters"
@@ -564,8 +564,9 @@ run_mode() {
     printf '%-34s %s\n' "phase 1 duplicates per node" "$per_node1 per broadcast"
     printf '%-34s %s\n' "phase 2 cut" "${#cut_hosts[@]} hosts, $cut_links links, noticed in $(shown "$detect_seconds")"
     printf '%-34s %s\n' "phase 2 coverage (largest part)" "$coverage2% of ${#majority[@]} hosts; cut-off hosts reached $outside2 times"
+    printf '%-34s %s\n' "phase 2 all delivered in" "$seconds2 s"
     printf '%-34s %s\n' "phase 3 reconnect" "$(shown "$heal_seconds")"
-    printf '%-34s %s\n' "phase 3 coverage" "$coverage3%"
+    printf '%-34s %s\n' "phase 3 coverage" "$coverage3% (all delivered in $seconds3 s)"
     printf '%-34s %s\n' "broadcasts delivered (all phases)" "$delivered"
     printf '%-34s %s\n' "duplicates dropped (all phases)" "$duplicates ($per_node per node per broadcast, $share% of copies received)"
     printf '%-34s %s\n' "broadcast copies received" "$copies"
@@ -576,6 +577,7 @@ run_mode() {
         "$current_mode" "$hosts" "$links" "$broadcasts" "$hop_limit" "$seed"
     printf '"connect_s":%s,"coverage_p1":%s,"coverage_p2_majority":%s,"majority_hosts":%d,"cut_hosts":%d,"cut_links":%d,' \
         "$connect_seconds" "$coverage1" "$coverage2" "${#majority[@]}" "${#cut_hosts[@]}" "$cut_links"
+    printf '"delivery_s_p1":%s,"delivery_s_p2":%s,"delivery_s_p3":%s,' "$seconds1" "$seconds2" "$seconds3"
     printf '"cut_off_deliveries":%d,"detect_s":%s,"reconnect_s":%s,"coverage_p3":%s,"delivered":%d,' \
         "$outside2" "$detect_seconds" "$heal_seconds" "$coverage3" "$delivered"
     printf '"duplicates":%d,"duplicates_per_node_per_broadcast":%s,"duplicates_p1_per_node_per_broadcast":%s,"duplicate_share_pct":%s,' \
