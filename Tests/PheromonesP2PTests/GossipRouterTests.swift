@@ -158,6 +158,14 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertEqual(router.statistics.messagesReceived, 1)
     }
 
+    func testTheSenderIsExcludedEvenWhenNoIDsAreRemembered() {
+        var router = makeRouter(peers: 8) { $0.maximumIDontWantIDs = 0 }
+        var actions: [Action] = []
+        router.receivedControl(.iDontWant([5]), from: 3, now: start, actions: &actions)
+        XCTAssertTrue(router.received(message(5), from: 1, now: start, actions: &actions))
+        XCTAssertEqual(sentPeers(actions), [2, 3, 4, 5, 6], "nothing remembered: only the sender is left out")
+    }
+
     func testAMessageFromAPeerOutsideTheMeshIsAcceptedAndForwardedToTheMesh() {
         var router = makeRouter(peers: 8)
         var actions: [Action] = []

@@ -49,6 +49,15 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             known = RememberedIDs(capacity: rememberedIDs)
         }
 
+        /// Starts a heartbeat: renews the IHAVE budget, forgets the ids remembered before
+        /// `oldestRemembered` and the IWANT counts of messages no longer in `cache`.
+        mutating func startHeartbeat(oldestRemembered: UInt64, cache: MessageCache) {
+            iHaveMessages = 0
+            iHaveIDs = 0
+            known.expire(before: oldestRemembered)
+            if !served.isEmpty { served = served.filter { cache.contains($0.key) } }
+        }
+
         /// Leaves the mesh: choking is a mesh relation, so it ends too.
         mutating func leaveMesh() {
             inMesh = false
@@ -167,7 +176,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// - Returns: whether `peer` joined the mesh.
     @discardableResult
     mutating func graftExplicitly(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) -> Bool {
-        guard let state = peers[peer], !state.inMesh, !isBackingOff(peer, now: now) else { return false }
+        guard let flags = flags(of: peer), !flags.inMesh, !isBackingOff(peer, now: now) else { return false }
         graft(peer, actions: &actions)
         return true
     }
@@ -178,11 +187,13 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         guard let state = peers.removeValue(forKey: peer) else { return }
         if state.inMesh { meshCount -= 1 }
         if let index = orderedPeers.firstIndex(of: peer) { orderedPeers.remove(at: index) }
-        for (id, var pull) in pulls {
-            guard let index = pull.announcers.firstIndex(of: peer) else { continue }
+        // Two passes, so that the dictionary is not copied by mutating it while iterating.
+        idScratch.removeAll(keepingCapacity: true)
+        for (id, pull) in pulls where pull.announcers.contains(peer) { idScratch.append(id) }
+        for id in idScratch {
+            guard var pull = pulls.removeValue(forKey: id), let index = pull.announcers.firstIndex(of: peer) else { continue }
             pull.announcers.remove(at: index)
             if pull.announcers.isEmpty {
-                pulls[id] = nil
                 statistics.pullsFailed &+= 1
                 continue
             }
@@ -292,7 +303,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// Chokes `peer`, whose copy was a duplicate, if it is an unchoked mesh peer and enough other
     /// mesh peers stay unchoked.
     private mutating func chokeIfRedundant(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
-        guard parameters.choking, let state = peers[peer], state.inMesh, !state.chokedByUs else { return }
+        guard parameters.choking, let flags = flags(of: peer), flags.inMesh, !flags.chokedByUs else { return }
         var othersUnchoked = 0
         for (other, otherState) in peers where other != peer && otherState.inMesh && !otherState.chokedByUs {
             othersUnchoked += 1
@@ -343,19 +354,23 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     private mutating func receivedIHave(
         _ ids: [UInt64], from peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]
     ) {
-        guard var state = peers[peer] else { return }
-        guard state.iHaveMessages < parameters.maximumIHaveMessages else {
+        // The peer's state is mutated in place (`peers[peer]?`), never copied out and back,
+        // which would copy its remembered ids on every IHAVE.
+        guard let budget = peers[peer].map({ (messages: $0.iHaveMessages, ids: $0.iHaveIDs) }),
+              let flags = flags(of: peer)
+        else { return }
+        guard budget.messages < parameters.maximumIHaveMessages else {
             statistics.iHaveIgnored &+= ids.count
             return
         }
-        state.iHaveMessages += 1
-        let taken = min(ids.count, max(0, parameters.maximumIHaveLength - state.iHaveIDs))
-        state.iHaveIDs += taken
+        let taken = min(ids.count, max(0, parameters.maximumIHaveLength - budget.ids))
+        peers[peer]?.iHaveMessages += 1
+        peers[peer]?.iHaveIDs += taken
         statistics.iHaveIgnored &+= ids.count - taken
-        let lazy = parameters.choking && state.inMesh && state.chokedByUs
+        let lazy = parameters.choking && flags.inMesh && flags.chokedByUs
         idScratch.removeAll(keepingCapacity: true)
         for id in ids.prefix(taken) where id != 0 {
-            state.known.insert(id, heartbeat: heartbeats)
+            peers[peer]?.known.insert(id, heartbeat: heartbeats)
             guard !seen.contains(id) else { continue }
             if var pull = pulls[id] {
                 if pull.announcers.count < Self.maximumAnnouncers, !pull.announcers.contains(peer) {
@@ -373,30 +388,28 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             pullSequence &+= 1
             if !lazy { idScratch.append(id) }
         }
-        peers[peer] = state
         if !idScratch.isEmpty {
             emit(.iWant(idScratch), to: peer, actions: &actions)
         }
     }
 
     private mutating func receivedIWant(_ ids: [UInt64], from peer: Peer, actions: inout [GossipAction<Peer>]) {
-        guard var state = peers[peer] else { return }
+        guard peers[peer] != nil else { return }
         for id in ids {
-            let times = state.served[id, default: 0]
+            let times = peers[peer]?.served[id] ?? 0
             guard times < parameters.gossipRetransmission, let message = cache.message(for: id) else {
                 statistics.iWantIgnored &+= 1
                 continue
             }
-            state.served[id] = times + 1
-            state.known.insert(id, heartbeat: heartbeats)
+            peers[peer]?.served[id] = times + 1
+            peers[peer]?.known.insert(id, heartbeat: heartbeats)
             actions.append(.send(message, to: peer))
             statistics.iWantServed &+= 1
         }
-        peers[peer] = state
     }
 
     private mutating func receivedGraft(from peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
-        guard let state = peers[peer], !state.inMesh else { return }
+        guard let flags = flags(of: peer), !flags.inMesh else { return }
         if isBackingOff(peer, now: now) || meshCount >= parameters.meshDegreeHigh {
             prune(peer, now: now, actions: &actions)
             return
@@ -406,8 +419,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     }
 
     private mutating func receivedPrune(backoff: TimeAmount, from peer: Peer, now: Deadline) {
-        guard let state = peers[peer] else { return }
-        if state.inMesh {
+        guard let flags = flags(of: peer) else { return }
+        if flags.inMesh {
             peers[peer]?.leaveMesh()
             meshCount -= 1
         }
@@ -433,15 +446,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         cache.shift()
         heartbeats &+= 1
         let oldestRemembered = heartbeats >= UInt64(cache.historyLength) ? heartbeats - UInt64(cache.historyLength) + 1 : 0
+        let cache = self.cache
         for peer in orderedPeers {
-            guard var state = peers[peer] else { continue }
-            state.iHaveMessages = 0
-            state.iHaveIDs = 0
-            state.known.expire(before: oldestRemembered)
-            if !state.served.isEmpty {
-                state.served = state.served.filter { cache.contains($0.key) }
-            }
-            peers[peer] = state
+            peers[peer]?.startHeartbeat(oldestRemembered: oldestRemembered, cache: cache)
         }
     }
 
@@ -504,7 +511,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             pull.asked = true
             pull.deadline = now + parameters.iWantTimeout
             pulls[entry.id] = pull
-            if let state = peers[announcer], state.inMesh, state.chokedByUs {
+            if let flags = flags(of: announcer), flags.inMesh, flags.chokedByUs {
                 peers[announcer]?.chokedByUs = false
                 emit(.unchoke, to: announcer, actions: &actions)
             }
@@ -513,6 +520,12 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     }
 
     // MARK: Helpers
+
+    /// `peer`'s mesh and choke flags, or nil when it is not connected: read without copying its
+    /// state, so that the caller can mutate that state in place afterwards.
+    private func flags(of peer: Peer) -> (inMesh: Bool, chokedByUs: Bool)? {
+        peers[peer].map { ($0.inMesh, $0.chokedByUs) }
+    }
 
     /// Appends `control` to `peer` and counts it.
     private mutating func emit(_ control: GossipControl, to peer: Peer, actions: inout [GossipAction<Peer>]) {
@@ -530,8 +543,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
 
     /// Removes `peer` from the mesh (if there), tells it with PRUNE, and backs off from it.
     private mutating func prune(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
-        guard let state = peers[peer] else { return }
-        if state.inMesh {
+        guard let flags = flags(of: peer) else { return }
+        if flags.inMesh {
             peers[peer]?.leaveMesh()
             meshCount -= 1
         }
@@ -546,7 +559,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         }
     }
 
-    /// Fills ``candidates`` with up to `count` peers drawn at random among the connected peers
+    /// Fills `candidates` with up to `count` peers drawn at random among the connected peers
     /// that satisfy `isEligible`, listed in order first (so that one seed gives one choice).
     private mutating func chooseRandomly(_ count: Int, where isEligible: (Peer, PeerState) -> Bool) {
         candidates.removeAll(keepingCapacity: true)
@@ -562,7 +575,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         candidates.removeLast(candidates.count - chosen)
     }
 
-    /// Where `peer` goes in ``orderedPeers`` (binary search).
+    /// Where `peer` goes in `orderedPeers` (binary search).
     private func insertionIndex(of peer: Peer) -> Int {
         var low = 0
         var high = orderedPeers.count
