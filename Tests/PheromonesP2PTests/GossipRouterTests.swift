@@ -356,6 +356,41 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertEqual(router.statistics.pullsFailed, 1)
     }
 
+    func testPullsEndedByEagerCopiesDoNotPileUpInTheTimers() {
+        var router = makeRouter(peers: 8)
+        var actions: [Action] = []
+        // A pull that stays, with the earliest deadline: the stale timers pile up under it.
+        router.receivedControl(.iHave([5000]), from: 8, now: start, actions: &actions)
+        router.receivedControl(.iHave(Array(1...1000)), from: 7, now: at(1), actions: &actions)
+        XCTAssertEqual(router.scheduledTimerCount, 1001)
+        for id in UInt64(1)...1000 { _ = router.received(message(id), from: 1, now: at(2), actions: &actions) }
+        XCTAssertEqual(router.pendingPullCount, 1)
+        XCTAssertEqual(router.nextDeadline, at(500))
+        XCTAssertLessThanOrEqual(router.scheduledTimerCount, 2 + 64)
+        _ = router.received(message(5000), from: 1, now: at(3), actions: &actions)
+        XCTAssertNil(router.nextDeadline)
+        XCTAssertEqual(router.scheduledTimerCount, 0)
+    }
+
+    func testTheTimersComeOutInDeadlineThenTokenOrder() {
+        var timers = PullTimers()
+        var random = MessageIDGenerator(seed: 9)
+        var entries: [PullTimers.Entry] = []
+        for token in UInt64(0)..<500 {
+            let deadline = start + .milliseconds(Int64.random(in: 0..<50, using: &random))
+            entries.append(PullTimers.Entry(deadline: deadline, token: token, id: token + 1))
+        }
+        for entry in entries { timers.push(entry) }
+        var popped: [UInt64] = []
+        while let entry = timers.popFirst() { popped.append(entry.token) }
+        let expected = entries.sorted { $0.precedes($1) }.map(\.token)
+        XCTAssertEqual(popped, expected)
+        timers.rebuild(from: entries.shuffled(using: &random))
+        popped.removeAll()
+        while let entry = timers.popFirst() { popped.append(entry.token) }
+        XCTAssertEqual(popped, expected)
+    }
+
     func testIWantIsServedFromTheCacheAtMostGossipRetransmissionTimes() {
         var router = makeRouter(peers: 8)
         var actions: [Action] = []

@@ -74,9 +74,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         var deadline: Deadline
         /// Whether the first announcer was sent IWANT.
         var asked: Bool
-        /// The order in which pulls were created, so that pulls due together are handled in a
-        /// fixed order.
-        var sequence: UInt64
+        /// The token of the pull's current entry in `timers` (its older entries are stale).
+        var token: UInt64 = 0
     }
 
     /// The most peers a pull remembers to ask.
@@ -98,7 +97,10 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     private var orderedPeers: [Peer] = []
     private var meshCount = 0
     private var pulls: [UInt64: Pull] = [:]
-    private var pullSequence: UInt64 = 0
+    /// The pulls' deadlines, earliest first.
+    private var timers = PullTimers()
+    /// The next timer token: unique per scheduling, and the order of pulls due together.
+    private var nextToken: UInt64 = 0
     /// The heartbeats so far, the clock of the remembered ids.
     private var heartbeats: UInt64 = 0
     /// Scratch storage for random choices and id lists, reused call after call.
@@ -145,6 +147,10 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// How many pulls are pending.
     var pendingPullCount: Int { pulls.count }
 
+    /// How many pull deadlines are scheduled, stale ones included (bounded by a constant factor
+    /// of ``pendingPullCount``).
+    var scheduledTimerCount: Int { timers.count }
+
     /// Whether the message `id` is in the message cache (IWANT is answered).
     func isCached(_ id: UInt64) -> Bool { cache.contains(id) }
 
@@ -153,7 +159,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
 
     /// The earliest time ``expireTimers(now:actions:)`` has something to do, or nil when no pull
     /// is pending.
-    var nextDeadline: Deadline? { pulls.values.lazy.map(\.deadline).min() }
+    var nextDeadline: Deadline? { timers.first?.deadline }
 
     // MARK: Peers
 
@@ -200,10 +206,11 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             // The peer asked (or about to be) is gone: ask the next one at the next expiry.
             if index == 0 {
                 pull.asked = false
-                pull.deadline = .distantPast
+                schedule(&pull, for: id, at: .distantPast)
             }
             pulls[id] = pull
         }
+        dropStaleTimers()
     }
 
     // MARK: Messages
@@ -260,7 +267,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             return false
         }
         statistics.messagesReceived &+= 1
-        pulls[id] = nil
+        if pulls.removeValue(forKey: id) != nil { dropStaleTimers() }
         // Before any copy goes out: the other mesh peers learn first that they need not send it.
         if (message.data?.readableBytes ?? 0) >= parameters.iDontWantThreshold {
             sendToMesh(.iDontWant([id]), except: peer, skippingPeersThatHave: id, actions: &actions)
@@ -383,9 +390,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
                 statistics.pullsIgnored &+= 1
                 continue
             }
-            let deadline = now + (lazy ? parameters.lazyPullDelay : parameters.iWantTimeout)
-            pulls[id] = Pull(announcers: [peer], deadline: deadline, asked: !lazy, sequence: pullSequence)
-            pullSequence &+= 1
+            var pull = Pull(announcers: [peer], deadline: now, asked: !lazy)
+            schedule(&pull, for: id, at: now + (lazy ? parameters.lazyPullDelay : parameters.iWantTimeout))
+            pulls[id] = pull
             if !lazy { idScratch.append(id) }
         }
         if !idScratch.isEmpty {
@@ -491,14 +498,11 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// the next announcer, or is dropped (counted) when there is none. Either way an asked pull
     /// waits ``GossipParameters/iWantTimeout``.
     mutating func expireTimers(now: Deadline, actions: inout [GossipAction<Peer>]) {
-        var due: [(id: UInt64, deadline: Deadline, sequence: UInt64)] = []
-        for (id, pull) in pulls where pull.deadline <= now {
-            due.append((id, pull.deadline, pull.sequence))
-        }
-        guard !due.isEmpty else { return }
-        due.sort { ($0.deadline, $0.sequence) < ($1.deadline, $1.sequence) }
-        for entry in due {
-            guard var pull = pulls[entry.id] else { continue }
+        // Each turn pops an entry; a live pull's new entry loses an announcer or waits longer,
+        // so the loop ends even with a timeout of zero.
+        while let entry = timers.first, entry.deadline <= now {
+            timers.popFirst()
+            guard var pull = pulls[entry.id], pull.token == entry.token else { continue }
             if pull.asked {
                 pull.announcers.removeFirst()
                 guard !pull.announcers.isEmpty else {
@@ -509,13 +513,33 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             }
             let announcer = pull.announcers[0]
             pull.asked = true
-            pull.deadline = now + parameters.iWantTimeout
+            schedule(&pull, for: entry.id, at: now + parameters.iWantTimeout)
             pulls[entry.id] = pull
             if let flags = flags(of: announcer), flags.inMesh, flags.chokedByUs {
                 peers[announcer]?.chokedByUs = false
                 emit(.unchoke, to: announcer, actions: &actions)
             }
             emit(.iWant([entry.id]), to: announcer, actions: &actions)
+        }
+        dropStaleTimers()
+    }
+
+    /// Gives `pull` (for message `id`) the deadline `deadline`, with a new timer entry.
+    private mutating func schedule(_ pull: inout Pull, for id: UInt64, at deadline: Deadline) {
+        pull.deadline = deadline
+        pull.token = nextToken
+        nextToken &+= 1
+        timers.push(PullTimers.Entry(deadline: deadline, token: pull.token, id: id))
+    }
+
+    /// Drops the stale entries at the top of `timers` (so that ``nextDeadline`` is a live
+    /// pull's), and rebuilds it when stale entries outnumber the live ones.
+    private mutating func dropStaleTimers() {
+        while let entry = timers.first, pulls[entry.id]?.token != entry.token {
+            timers.popFirst()
+        }
+        if timers.needsCompaction(liveCount: pulls.count) {
+            timers.rebuild(from: pulls.lazy.map { PullTimers.Entry(deadline: $0.value.deadline, token: $0.value.token, id: $0.key) })
         }
     }
 
