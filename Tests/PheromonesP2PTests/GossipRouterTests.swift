@@ -612,6 +612,7 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertEqual(report.missing, 0, "every router receives every message")
         XCTAssertEqual(report.deliveredTwice, 0, "no router delivers a message twice")
         XCTAssertEqual(report.parseFailures, 0)
+        XCTAssertEqual(report.inconsistentMeshes, 0)
         XCTAssertGreaterThan(report.duplicates, 0, "a mesh of degree 6 does send duplicates")
     }
 
@@ -636,10 +637,14 @@ final class GossipRouterTests: XCTestCase {
         print(
             "gossip, 30 routers: duplicates per message over the last 20 messages: "
                 + "\(plainReport.lateDuplicatesPerMessage) without choking, \(chokingReport.lateDuplicatesPerMessage) with; "
+                + "delay mean/max \(plainReport.lateMeanDelay)/\(plainReport.lateMaximumDelay) ms without, "
+                + "\(chokingReport.lateMeanDelay)/\(chokingReport.lateMaximumDelay) ms with; "
                 + "chokes sent \(choking.total(\.chokeSent.messages)), unchokes \(choking.total(\.unchokeSent.messages)), "
                 + "pulls failed \(choking.total(\.pullsFailed))")
         XCTAssertGreaterThan(choking.total(\.chokeSent.messages), 0)
         XCTAssertLessThan(chokingReport.lateDuplicatesPerMessage, 0.75 * plainReport.lateDuplicatesPerMessage)
+        // Lazy pulls cost time, but every message still reaches every router within a second.
+        XCTAssertLessThan(chokingReport.lateMaximumDelay, 1_000)
     }
 
     // MARK: Helpers
@@ -702,6 +707,12 @@ private struct GossipNetwork {
         var lateDuplicatesPerMessage = 0.0
         /// Control envelopes that did not parse.
         var parseFailures = 0
+        /// Routers whose mesh list disagrees with their peers' mesh flags.
+        var inconsistentMeshes = 0
+        /// The mean and the longest time from a publication to a router's first copy, in
+        /// milliseconds of virtual time, over the second half of the messages.
+        var lateMeanDelay = 0.0
+        var lateMaximumDelay = 0.0
     }
 
     private enum Event {
@@ -729,6 +740,8 @@ private struct GossipNetwork {
     /// Per message id: how many times each router took it as new, and the duplicates.
     private var newCounts: [UInt64: [Int]] = [:]
     private var duplicates: [UInt64: Int] = [:]
+    private var published: [UInt64: Deadline] = [:]
+    private var delays: [UInt64: [TimeAmount]] = [:]
     private var parseFailures = 0
 
     /// `nodes` routers on a ring with three random chords per node (so about 8 links each),
@@ -769,6 +782,7 @@ private struct GossipNetwork {
             ids.append((id, origin))
             newCounts[id] = Array(repeating: 0, count: routers.count)
             newCounts[id]?[origin] = 1
+            published[id] = now
             let envelope = Envelope(
                 name: "n\(origin)", operation: "news", data: ByteBuffer(repeating: 1, count: dataBytes),
                 messageID: id, hopLimit: 16)
@@ -778,6 +792,9 @@ private struct GossipNetwork {
         }
         run(until: now + .seconds(10))
         var report = Report(parseFailures: parseFailures)
+        report.inconsistentMeshes = routers.filter { router in
+            router.mesh != router.connectedPeers.filter { router.isInMesh($0) }
+        }.count
         for (id, _) in ids {
             let counts = newCounts[id] ?? []
             report.missing += counts.filter { $0 == 0 }.count
@@ -787,6 +804,9 @@ private struct GossipNetwork {
         let late = ids.suffix(messages / 2)
         let lateDuplicates = late.reduce(0) { $0 + duplicates[$1.id, default: 0] }
         report.lateDuplicatesPerMessage = Double(lateDuplicates) / Double(max(1, late.count))
+        let lateDelays = late.flatMap { delays[$0.id] ?? [] }.map { Double($0.nanoseconds) / 1e6 }
+        report.lateMeanDelay = (lateDelays.reduce(0, +) / Double(max(1, lateDelays.count))).rounded()
+        report.lateMaximumDelay = lateDelays.max() ?? 0
         return report
     }
 
@@ -828,6 +848,7 @@ private struct GossipNetwork {
         case .message(let envelope, let from, let to):
             if routers[to].received(envelope, from: from, now: now, actions: &actions) {
                 newCounts[envelope.messageID]?[to] += 1
+                if let time = published[envelope.messageID] { delays[envelope.messageID, default: []].append(now - time) }
             } else {
                 duplicates[envelope.messageID, default: 0] += 1
             }

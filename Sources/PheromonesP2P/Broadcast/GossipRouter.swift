@@ -6,8 +6,8 @@ import Pheromones
 /// Each node keeps an eager *mesh* of about ``GossipParameters/meshDegree`` of its connected
 /// peers and pushes every new message to it; on each heartbeat it repairs the mesh (GRAFT,
 /// PRUNE) and announces the ids of its recent messages (IHAVE) to a few peers outside the mesh,
-/// which ask for what they miss (IWANT). A mesh peer whose copies keep arriving as duplicates is
-/// *choked*: it then sends IHAVE at once instead of the message (lazy push), and the node pulls
+/// which ask for what they miss (IWANT). A mesh peer whose copy of a message arrives as a
+/// duplicate is *choked* (while enough mesh peers stay unchoked): it then sends IHAVE at once instead of the message (lazy push), and the node pulls
 /// from it after ``GossipParameters/lazyPullDelay`` only if no eager copy came first, unchoking
 /// it (its path was the faster one).
 ///
@@ -25,7 +25,7 @@ import Pheromones
 /// remembered (``GossipParameters/maximumIDontWantIDs``) and the IWANT answers counted (the cached
 /// ids). A peer that disconnects leaves nothing behind, its backoff included.
 ///
-/// Not `Sendable`: a node's router lives on the node's loop.
+/// A value its node owns and touches on the node's loop only.
 struct GossipRouter<Peer: Hashable & Comparable> {
     /// What the router knows about one connected peer.
     private struct PeerState {
@@ -95,7 +95,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     private var peers: [Peer: PeerState] = [:]
     /// The connected peers in order: every iteration that emits actions goes through it.
     private var orderedPeers: [Peer] = []
-    private var meshCount = 0
+    /// The mesh's peers in order (each also marked `inMesh` in its state): what every push
+    /// iterates, a handful of peers however many are connected.
+    private var meshPeers: [Peer] = []
     private var pulls: [UInt64: Pull] = [:]
     /// The pulls' deadlines, earliest first.
     private var timers = PullTimers()
@@ -121,7 +123,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     // MARK: Queries
 
     /// The mesh's peers, in order.
-    var mesh: [Peer] { orderedPeers.filter { peers[$0]?.inMesh == true } }
+    var mesh: [Peer] { meshPeers }
+
+    private var meshCount: Int { meshPeers.count }
 
     /// The connected peers, in order.
     var connectedPeers: [Peer] { orderedPeers }
@@ -168,7 +172,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     mutating func peerConnected(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
         guard peers[peer] == nil else { return }
         peers[peer] = PeerState(rememberedIDs: parameters.maximumIDontWantIDs)
-        orderedPeers.insert(peer, at: insertionIndex(of: peer))
+        orderedPeers.insert(peer, at: Self.insertionIndex(of: peer, in: orderedPeers))
         if meshCount < parameters.meshDegree {
             graft(peer, actions: &actions)
         }
@@ -191,8 +195,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// backoff), and pulls stop counting on it.
     mutating func peerDisconnected(_ peer: Peer) {
         guard let state = peers.removeValue(forKey: peer) else { return }
-        if state.inMesh { meshCount -= 1 }
-        if let index = orderedPeers.firstIndex(of: peer) { orderedPeers.remove(at: index) }
+        if state.inMesh { Self.remove(peer, from: &meshPeers) }
+        Self.remove(peer, from: &orderedPeers)
         // Two passes, so that the dictionary is not copied by mutating it while iterating.
         idScratch.removeAll(keepingCapacity: true)
         for (id, pull) in pulls where pull.announcers.contains(peer) { idScratch.append(id) }
@@ -285,8 +289,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// those that did not choke this node, IHAVE to those that did.
     private mutating func push(_ message: Envelope, except excluded: Peer?, actions: inout [GossipAction<Peer>]) {
         let id = message.messageID
-        for peer in orderedPeers where peer != excluded {
-            guard let state = peers[peer], state.inMesh, !state.known.contains(id) else { continue }
+        for peer in meshPeers where peer != excluded {
+            guard let state = peers[peer], !state.known.contains(id) else { continue }
             if state.chokedUs {
                 emit(.iHave([id]), to: peer, actions: &actions)
             } else {
@@ -301,8 +305,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         _ control: GossipControl, except excluded: Peer, skippingPeersThatHave id: UInt64,
         actions: inout [GossipAction<Peer>]
     ) {
-        for peer in orderedPeers where peer != excluded {
-            guard let state = peers[peer], state.inMesh, !state.known.contains(id) else { continue }
+        for peer in meshPeers where peer != excluded {
+            guard let known = peers[peer]?.known, !known.contains(id) else { continue }
             emit(control, to: peer, actions: &actions)
         }
     }
@@ -312,7 +316,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     private mutating func chokeIfRedundant(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
         guard parameters.choking, let flags = flags(of: peer), flags.inMesh, !flags.chokedByUs else { return }
         var othersUnchoked = 0
-        for (other, otherState) in peers where other != peer && otherState.inMesh && !otherState.chokedByUs {
+        for other in meshPeers where other != peer && peers[other]?.chokedByUs == false {
             othersUnchoked += 1
         }
         guard othersUnchoked >= parameters.minimumUnchokedPeers else { return }
@@ -421,15 +425,13 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             prune(peer, now: now, actions: &actions)
             return
         }
-        peers[peer]?.inMesh = true
-        meshCount += 1
+        joinMesh(peer)
     }
 
     private mutating func receivedPrune(backoff: TimeAmount, from peer: Peer, now: Deadline) {
         guard let flags = flags(of: peer) else { return }
         if flags.inMesh {
-            peers[peer]?.leaveMesh()
-            meshCount -= 1
+            leaveMesh(peer)
         }
         let ours = parameters.pruneBackoff
         let backoff = min(max(ours, backoff), max(ours, Self.maximumPeerBackoff))
@@ -560,8 +562,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// Adds `peer` to the mesh and tells it so.
     private mutating func graft(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
         guard peers[peer]?.inMesh == false else { return }
-        peers[peer]?.inMesh = true
-        meshCount += 1
+        joinMesh(peer)
         emit(.graft, to: peer, actions: &actions)
     }
 
@@ -569,8 +570,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     private mutating func prune(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
         guard let flags = flags(of: peer) else { return }
         if flags.inMesh {
-            peers[peer]?.leaveMesh()
-            meshCount -= 1
+            leaveMesh(peer)
         }
         extendBackoff(of: peer, until: now + parameters.pruneBackoff)
         emit(.prune(backoff: parameters.pruneBackoff), to: peer, actions: &actions)
@@ -599,14 +599,32 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         candidates.removeLast(candidates.count - chosen)
     }
 
-    /// Where `peer` goes in `orderedPeers` (binary search).
-    private func insertionIndex(of peer: Peer) -> Int {
+    /// Marks `peer` as in the mesh.
+    private mutating func joinMesh(_ peer: Peer) {
+        peers[peer]?.inMesh = true
+        meshPeers.insert(peer, at: Self.insertionIndex(of: peer, in: meshPeers))
+    }
+
+    /// Takes `peer` out of the mesh, which ends choking either way.
+    private mutating func leaveMesh(_ peer: Peer) {
+        peers[peer]?.leaveMesh()
+        Self.remove(peer, from: &meshPeers)
+    }
+
+    /// Where `peer` goes in the sorted `list` (binary search).
+    private static func insertionIndex(of peer: Peer, in list: [Peer]) -> Int {
         var low = 0
-        var high = orderedPeers.count
+        var high = list.count
         while low < high {
             let middle = (low + high) / 2
-            if orderedPeers[middle] < peer { low = middle + 1 } else { high = middle }
+            if list[middle] < peer { low = middle + 1 } else { high = middle }
         }
         return low
+    }
+
+    /// Removes `peer` from the sorted `list`, if it is there.
+    private static func remove(_ peer: Peer, from list: inout [Peer]) {
+        let index = insertionIndex(of: peer, in: list)
+        if index < list.count, list[index] == peer { list.remove(at: index) }
     }
 }
