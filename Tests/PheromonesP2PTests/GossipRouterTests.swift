@@ -577,6 +577,82 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertEqual(router.mesh, [1, 2, 3, 4, 5, 6], "2 no longer backs off")
     }
 
+    func testRandomHostileTrafficKeepsEveryBound() {
+        let limits = parameters {
+            $0.maximumIHaveLength = 50
+            $0.maximumIDontWantIDs = 20
+            $0.maximumCachedBytes = 4_000
+            $0.gossipRetransmission = 2
+        }
+        var router = Router(parameters: limits, seed: 11, seenCapacity: 100)
+        var random = MessageIDGenerator(seed: 12)
+        var actions: [Action] = []
+        var now = start
+        for step in 0..<20_000 {
+            now = now + .milliseconds(Int64.random(in: 0...20, using: &random))
+            let peer = Int.random(in: 1...12, using: &random)
+            randomEvent(on: &router, from: peer, now: now, random: &random, actions: &actions)
+            if actions.count > 10_000 { actions.removeAll(keepingCapacity: true) }
+            if step % 100 == 0 {
+                XCTAssertLessThanOrEqual(router.pendingPullCount, 50)
+                XCTAssertLessThanOrEqual(router.scheduledTimerCount, 2 * router.pendingPullCount + 64)
+                XCTAssertLessThanOrEqual(router.cachedBytes, 4_000)
+                XCTAssertEqual(router.mesh, router.connectedPeers.filter { router.isInMesh($0) })
+                for peer in router.connectedPeers { XCTAssertLessThanOrEqual(router.rememberedIDCount(for: peer), 20) }
+                if let deadline = router.nextDeadline { XCTAssertTrue(router.pendingPullCount > 0, "\(deadline)") }
+            }
+        }
+        XCTAssertGreaterThan(router.statistics.messagesReceived, 100)
+        XCTAssertGreaterThan(router.statistics.iHaveIgnored + router.statistics.pullsIgnored, 0)
+    }
+
+    func testRandomControlEnvelopesParseOrThrowAndRoundTrip() throws {
+        var random = MessageIDGenerator(seed: 13)
+        let operations = ["\u{0}ihave", "\u{0}iwant", "\u{0}idontwant", "\u{0}graft", "\u{0}prune", "\u{0}choke", "\u{0}unchoke"]
+        var limits = GossipParameters()
+        limits.maximumIHaveLength = 4
+        var parsed = 0
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0...40, using: &random)
+            // Mostly zero bytes, so that id 0 and short lists come up often.
+            let bytes = (0..<length).map { _ in random.next() % 4 == 0 ? UInt8(truncatingIfNeeded: random.next()) : 0 }
+            let operation = operations[Int.random(in: 0..<operations.count, using: &random)]
+            let data: ByteBuffer? = random.next() % 8 == 0 ? nil : ByteBuffer(bytes: bytes)
+            guard let control = try? GossipControl.parse(Envelope(name: "n", operation: operation, data: data), limits: limits) else {
+                continue
+            }
+            parsed += 1
+            XCTAssertEqual(try GossipControl.parse(control.envelope(from: "n"), limits: limits), control)
+        }
+        XCTAssertGreaterThan(parsed, 1_000)
+    }
+
+    /// One random thing happening to `router` from `peer`: a connection change, a message, a
+    /// control message with ids from a small range (so that they collide), a heartbeat or timers.
+    private func randomEvent(
+        on router: inout Router, from peer: Int, now: Deadline, random: inout MessageIDGenerator, actions: inout [Action]
+    ) {
+        func ids() -> [UInt64] {
+            (0..<Int.random(in: 0...60, using: &random)).map { _ in UInt64.random(in: 1...300, using: &random) }
+        }
+        switch Int.random(in: 0..<14, using: &random) {
+        case 0: router.peerConnected(peer, now: now, actions: &actions)
+        case 1: if random.next() % 4 == 0 { router.peerDisconnected(peer) }
+        case 2, 3:
+            let id = UInt64.random(in: 0...300, using: &random)
+            _ = router.received(message(id, bytes: Int.random(in: 0...1500, using: &random)), from: peer, now: now, actions: &actions)
+        case 4: router.publish(message(UInt64.random(in: 1...300, using: &random)), now: now, actions: &actions)
+        case 5: router.receivedControl(.iHave(ids()), from: peer, now: now, actions: &actions)
+        case 6: router.receivedControl(.iWant(ids()), from: peer, now: now, actions: &actions)
+        case 7: router.receivedControl(.iDontWant(ids()), from: peer, now: now, actions: &actions)
+        case 8: router.receivedControl(.graft, from: peer, now: now, actions: &actions)
+        case 9: router.receivedControl(.prune(backoff: .seconds(Int64.random(in: 0...5, using: &random))), from: peer, now: now, actions: &actions)
+        case 10: router.receivedControl(random.next() % 2 == 0 ? .choke : .unchoke, from: peer, now: now, actions: &actions)
+        case 11: router.heartbeat(now: now, actions: &actions)
+        default: router.expireTimers(now: now, actions: &actions)
+        }
+    }
+
     // MARK: Determinism
 
     func testTheSameSeedGivesTheSameActions() {

@@ -158,6 +158,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// Whether the message `id` is in the message cache (IWANT is answered).
     func isCached(_ id: UInt64) -> Bool { cache.contains(id) }
 
+    /// The bytes the message cache holds (see `MessageCache.cost(of:)`).
+    var cachedBytes: Int { cache.cachedBytes }
+
     /// How many ids are remembered as known to `peer`.
     func rememberedIDCount(for peer: Peer) -> Int { peers[peer]?.known.count ?? 0 }
 
