@@ -6,8 +6,8 @@ import Pheromones
 /// Each node keeps an eager *mesh* of about ``GossipParameters/meshDegree`` of its connected
 /// peers and pushes every new message to it; on each heartbeat it repairs the mesh (GRAFT,
 /// PRUNE) and announces the ids of its recent messages (IHAVE) to a few peers outside the mesh,
-/// which ask for what they miss (IWANT). A mesh peer whose copies keep arriving as duplicates is
-/// *choked*: it then sends IHAVE at once instead of the message (lazy push), and the node pulls
+/// which ask for what they miss (IWANT). A mesh peer whose copy of a message arrives as a
+/// duplicate is *choked* (while enough mesh peers stay unchoked): it then sends IHAVE at once instead of the message (lazy push), and the node pulls
 /// from it after ``GossipParameters/lazyPullDelay`` only if no eager copy came first, unchoking
 /// it (its path was the faster one).
 ///
@@ -25,7 +25,7 @@ import Pheromones
 /// remembered (``GossipParameters/maximumIDontWantIDs``) and the IWANT answers counted (the cached
 /// ids). A peer that disconnects leaves nothing behind, its backoff included.
 ///
-/// Not `Sendable`: a node's router lives on the node's loop.
+/// A value its node owns and touches on the node's loop only.
 struct GossipRouter<Peer: Hashable & Comparable> {
     /// What the router knows about one connected peer.
     private struct PeerState {
@@ -49,6 +49,15 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             known = RememberedIDs(capacity: rememberedIDs)
         }
 
+        /// Starts a heartbeat: renews the IHAVE budget, forgets the ids remembered before
+        /// `oldestRemembered` and the IWANT counts of messages no longer in `cache`.
+        mutating func startHeartbeat(oldestRemembered: UInt64, cache: MessageCache) {
+            iHaveMessages = 0
+            iHaveIDs = 0
+            known.expire(before: oldestRemembered)
+            if !served.isEmpty { served = served.filter { cache.contains($0.key) } }
+        }
+
         /// Leaves the mesh: choking is a mesh relation, so it ends too.
         mutating func leaveMesh() {
             inMesh = false
@@ -65,9 +74,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         var deadline: Deadline
         /// Whether the first announcer was sent IWANT.
         var asked: Bool
-        /// The order in which pulls were created, so that pulls due together are handled in a
-        /// fixed order.
-        var sequence: UInt64
+        /// The token of the pull's current entry in `timers` (its older entries are stale).
+        var token: UInt64 = 0
     }
 
     /// The most peers a pull remembers to ask.
@@ -87,9 +95,14 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     private var peers: [Peer: PeerState] = [:]
     /// The connected peers in order: every iteration that emits actions goes through it.
     private var orderedPeers: [Peer] = []
-    private var meshCount = 0
+    /// The mesh's peers in order (each also marked `inMesh` in its state): what every push
+    /// iterates, a handful of peers however many are connected.
+    private var meshPeers: [Peer] = []
     private var pulls: [UInt64: Pull] = [:]
-    private var pullSequence: UInt64 = 0
+    /// The pulls' deadlines, earliest first.
+    private var timers = PullTimers()
+    /// The next timer token: unique per scheduling, and the order of pulls due together.
+    private var nextToken: UInt64 = 0
     /// The heartbeats so far, the clock of the remembered ids.
     private var heartbeats: UInt64 = 0
     /// Scratch storage for random choices and id lists, reused call after call.
@@ -110,7 +123,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     // MARK: Queries
 
     /// The mesh's peers, in order.
-    var mesh: [Peer] { orderedPeers.filter { peers[$0]?.inMesh == true } }
+    var mesh: [Peer] { meshPeers }
+
+    private var meshCount: Int { meshPeers.count }
 
     /// The connected peers, in order.
     var connectedPeers: [Peer] { orderedPeers }
@@ -136,15 +151,22 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// How many pulls are pending.
     var pendingPullCount: Int { pulls.count }
 
+    /// How many pull deadlines are scheduled, stale ones included (bounded by a constant factor
+    /// of ``pendingPullCount``).
+    var scheduledTimerCount: Int { timers.count }
+
     /// Whether the message `id` is in the message cache (IWANT is answered).
     func isCached(_ id: UInt64) -> Bool { cache.contains(id) }
+
+    /// The bytes the message cache holds (see `MessageCache.cost(of:)`).
+    var cachedBytes: Int { cache.cachedBytes }
 
     /// How many ids are remembered as known to `peer`.
     func rememberedIDCount(for peer: Peer) -> Int { peers[peer]?.known.count ?? 0 }
 
     /// The earliest time ``expireTimers(now:actions:)`` has something to do, or nil when no pull
     /// is pending.
-    var nextDeadline: Deadline? { pulls.values.lazy.map(\.deadline).min() }
+    var nextDeadline: Deadline? { timers.first?.deadline }
 
     // MARK: Peers
 
@@ -153,7 +175,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     mutating func peerConnected(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
         guard peers[peer] == nil else { return }
         peers[peer] = PeerState(rememberedIDs: parameters.maximumIDontWantIDs)
-        orderedPeers.insert(peer, at: insertionIndex(of: peer))
+        orderedPeers.insert(peer, at: Self.insertionIndex(of: peer, in: orderedPeers))
         if meshCount < parameters.meshDegree {
             graft(peer, actions: &actions)
         }
@@ -167,7 +189,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// - Returns: whether `peer` joined the mesh.
     @discardableResult
     mutating func graftExplicitly(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) -> Bool {
-        guard let state = peers[peer], !state.inMesh, !isBackingOff(peer, now: now) else { return false }
+        guard let flags = flags(of: peer), !flags.inMesh, !isBackingOff(peer, now: now) else { return false }
         graft(peer, actions: &actions)
         return true
     }
@@ -176,23 +198,26 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// backoff), and pulls stop counting on it.
     mutating func peerDisconnected(_ peer: Peer) {
         guard let state = peers.removeValue(forKey: peer) else { return }
-        if state.inMesh { meshCount -= 1 }
-        if let index = orderedPeers.firstIndex(of: peer) { orderedPeers.remove(at: index) }
-        for (id, var pull) in pulls {
-            guard let index = pull.announcers.firstIndex(of: peer) else { continue }
+        if state.inMesh { Self.remove(peer, from: &meshPeers) }
+        Self.remove(peer, from: &orderedPeers)
+        // Two passes, so that the dictionary is not copied by mutating it while iterating.
+        idScratch.removeAll(keepingCapacity: true)
+        for (id, pull) in pulls where pull.announcers.contains(peer) { idScratch.append(id) }
+        for id in idScratch {
+            guard var pull = pulls.removeValue(forKey: id), let index = pull.announcers.firstIndex(of: peer) else { continue }
             pull.announcers.remove(at: index)
             if pull.announcers.isEmpty {
-                pulls[id] = nil
                 statistics.pullsFailed &+= 1
                 continue
             }
             // The peer asked (or about to be) is gone: ask the next one at the next expiry.
             if index == 0 {
                 pull.asked = false
-                pull.deadline = .distantPast
+                schedule(&pull, for: id, at: .distantPast)
             }
             pulls[id] = pull
         }
+        dropStaleTimers()
     }
 
     // MARK: Messages
@@ -249,7 +274,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             return false
         }
         statistics.messagesReceived &+= 1
-        pulls[id] = nil
+        if pulls.removeValue(forKey: id) != nil { dropStaleTimers() }
         // Before any copy goes out: the other mesh peers learn first that they need not send it.
         if (message.data?.readableBytes ?? 0) >= parameters.iDontWantThreshold {
             sendToMesh(.iDontWant([id]), except: peer, skippingPeersThatHave: id, actions: &actions)
@@ -267,8 +292,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// those that did not choke this node, IHAVE to those that did.
     private mutating func push(_ message: Envelope, except excluded: Peer?, actions: inout [GossipAction<Peer>]) {
         let id = message.messageID
-        for peer in orderedPeers where peer != excluded {
-            guard let state = peers[peer], state.inMesh, !state.known.contains(id) else { continue }
+        for peer in meshPeers where peer != excluded {
+            guard let state = peers[peer], !state.known.contains(id) else { continue }
             if state.chokedUs {
                 emit(.iHave([id]), to: peer, actions: &actions)
             } else {
@@ -283,8 +308,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         _ control: GossipControl, except excluded: Peer, skippingPeersThatHave id: UInt64,
         actions: inout [GossipAction<Peer>]
     ) {
-        for peer in orderedPeers where peer != excluded {
-            guard let state = peers[peer], state.inMesh, !state.known.contains(id) else { continue }
+        for peer in meshPeers where peer != excluded {
+            guard let known = peers[peer]?.known, !known.contains(id) else { continue }
             emit(control, to: peer, actions: &actions)
         }
     }
@@ -292,9 +317,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// Chokes `peer`, whose copy was a duplicate, if it is an unchoked mesh peer and enough other
     /// mesh peers stay unchoked.
     private mutating func chokeIfRedundant(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
-        guard parameters.choking, let state = peers[peer], state.inMesh, !state.chokedByUs else { return }
+        guard parameters.choking, let flags = flags(of: peer), flags.inMesh, !flags.chokedByUs else { return }
         var othersUnchoked = 0
-        for (other, otherState) in peers where other != peer && otherState.inMesh && !otherState.chokedByUs {
+        for other in meshPeers where other != peer && peers[other]?.chokedByUs == false {
             othersUnchoked += 1
         }
         guard othersUnchoked >= parameters.minimumUnchokedPeers else { return }
@@ -343,19 +368,23 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     private mutating func receivedIHave(
         _ ids: [UInt64], from peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]
     ) {
-        guard var state = peers[peer] else { return }
-        guard state.iHaveMessages < parameters.maximumIHaveMessages else {
+        // The peer's state is mutated in place (`peers[peer]?`), never copied out and back,
+        // which would copy its remembered ids on every IHAVE.
+        guard let budget = peers[peer].map({ (messages: $0.iHaveMessages, ids: $0.iHaveIDs) }),
+              let flags = flags(of: peer)
+        else { return }
+        guard budget.messages < parameters.maximumIHaveMessages else {
             statistics.iHaveIgnored &+= ids.count
             return
         }
-        state.iHaveMessages += 1
-        let taken = min(ids.count, max(0, parameters.maximumIHaveLength - state.iHaveIDs))
-        state.iHaveIDs += taken
+        let taken = min(ids.count, max(0, parameters.maximumIHaveLength - budget.ids))
+        peers[peer]?.iHaveMessages += 1
+        peers[peer]?.iHaveIDs += taken
         statistics.iHaveIgnored &+= ids.count - taken
-        let lazy = parameters.choking && state.inMesh && state.chokedByUs
+        let lazy = parameters.choking && flags.inMesh && flags.chokedByUs
         idScratch.removeAll(keepingCapacity: true)
         for id in ids.prefix(taken) where id != 0 {
-            state.known.insert(id, heartbeat: heartbeats)
+            peers[peer]?.known.insert(id, heartbeat: heartbeats)
             guard !seen.contains(id) else { continue }
             if var pull = pulls[id] {
                 if pull.announcers.count < Self.maximumAnnouncers, !pull.announcers.contains(peer) {
@@ -368,48 +397,44 @@ struct GossipRouter<Peer: Hashable & Comparable> {
                 statistics.pullsIgnored &+= 1
                 continue
             }
-            let deadline = now + (lazy ? parameters.lazyPullDelay : parameters.iWantTimeout)
-            pulls[id] = Pull(announcers: [peer], deadline: deadline, asked: !lazy, sequence: pullSequence)
-            pullSequence &+= 1
+            var pull = Pull(announcers: [peer], deadline: now, asked: !lazy)
+            schedule(&pull, for: id, at: now + (lazy ? parameters.lazyPullDelay : parameters.iWantTimeout))
+            pulls[id] = pull
             if !lazy { idScratch.append(id) }
         }
-        peers[peer] = state
         if !idScratch.isEmpty {
             emit(.iWant(idScratch), to: peer, actions: &actions)
         }
     }
 
     private mutating func receivedIWant(_ ids: [UInt64], from peer: Peer, actions: inout [GossipAction<Peer>]) {
-        guard var state = peers[peer] else { return }
+        guard peers[peer] != nil else { return }
         for id in ids {
-            let times = state.served[id, default: 0]
+            let times = peers[peer]?.served[id] ?? 0
             guard times < parameters.gossipRetransmission, let message = cache.message(for: id) else {
                 statistics.iWantIgnored &+= 1
                 continue
             }
-            state.served[id] = times + 1
-            state.known.insert(id, heartbeat: heartbeats)
+            peers[peer]?.served[id] = times + 1
+            peers[peer]?.known.insert(id, heartbeat: heartbeats)
             actions.append(.send(message, to: peer))
             statistics.iWantServed &+= 1
         }
-        peers[peer] = state
     }
 
     private mutating func receivedGraft(from peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
-        guard let state = peers[peer], !state.inMesh else { return }
+        guard let flags = flags(of: peer), !flags.inMesh else { return }
         if isBackingOff(peer, now: now) || meshCount >= parameters.meshDegreeHigh {
             prune(peer, now: now, actions: &actions)
             return
         }
-        peers[peer]?.inMesh = true
-        meshCount += 1
+        joinMesh(peer)
     }
 
     private mutating func receivedPrune(backoff: TimeAmount, from peer: Peer, now: Deadline) {
-        guard let state = peers[peer] else { return }
-        if state.inMesh {
-            peers[peer]?.leaveMesh()
-            meshCount -= 1
+        guard let flags = flags(of: peer) else { return }
+        if flags.inMesh {
+            leaveMesh(peer)
         }
         let ours = parameters.pruneBackoff
         let backoff = min(max(ours, backoff), max(ours, Self.maximumPeerBackoff))
@@ -433,15 +458,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         cache.shift()
         heartbeats &+= 1
         let oldestRemembered = heartbeats >= UInt64(cache.historyLength) ? heartbeats - UInt64(cache.historyLength) + 1 : 0
+        let cache = self.cache
         for peer in orderedPeers {
-            guard var state = peers[peer] else { continue }
-            state.iHaveMessages = 0
-            state.iHaveIDs = 0
-            state.known.expire(before: oldestRemembered)
-            if !state.served.isEmpty {
-                state.served = state.served.filter { cache.contains($0.key) }
-            }
-            peers[peer] = state
+            peers[peer]?.startHeartbeat(oldestRemembered: oldestRemembered, cache: cache)
         }
     }
 
@@ -484,14 +503,11 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// the next announcer, or is dropped (counted) when there is none. Either way an asked pull
     /// waits ``GossipParameters/iWantTimeout``.
     mutating func expireTimers(now: Deadline, actions: inout [GossipAction<Peer>]) {
-        var due: [(id: UInt64, deadline: Deadline, sequence: UInt64)] = []
-        for (id, pull) in pulls where pull.deadline <= now {
-            due.append((id, pull.deadline, pull.sequence))
-        }
-        guard !due.isEmpty else { return }
-        due.sort { ($0.deadline, $0.sequence) < ($1.deadline, $1.sequence) }
-        for entry in due {
-            guard var pull = pulls[entry.id] else { continue }
+        // Each turn pops an entry; a live pull's new entry loses an announcer or waits longer,
+        // so the loop ends even with a timeout of zero.
+        while let entry = timers.first, entry.deadline <= now {
+            timers.popFirst()
+            guard var pull = pulls[entry.id], pull.token == entry.token else { continue }
             if pull.asked {
                 pull.announcers.removeFirst()
                 guard !pull.announcers.isEmpty else {
@@ -502,17 +518,43 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             }
             let announcer = pull.announcers[0]
             pull.asked = true
-            pull.deadline = now + parameters.iWantTimeout
+            schedule(&pull, for: entry.id, at: now + parameters.iWantTimeout)
             pulls[entry.id] = pull
-            if let state = peers[announcer], state.inMesh, state.chokedByUs {
+            if let flags = flags(of: announcer), flags.inMesh, flags.chokedByUs {
                 peers[announcer]?.chokedByUs = false
                 emit(.unchoke, to: announcer, actions: &actions)
             }
             emit(.iWant([entry.id]), to: announcer, actions: &actions)
         }
+        dropStaleTimers()
+    }
+
+    /// Gives `pull` (for message `id`) the deadline `deadline`, with a new timer entry.
+    private mutating func schedule(_ pull: inout Pull, for id: UInt64, at deadline: Deadline) {
+        pull.deadline = deadline
+        pull.token = nextToken
+        nextToken &+= 1
+        timers.push(PullTimers.Entry(deadline: deadline, token: pull.token, id: id))
+    }
+
+    /// Drops the stale entries at the top of `timers` (so that ``nextDeadline`` is a live
+    /// pull's), and rebuilds it when stale entries outnumber the live ones.
+    private mutating func dropStaleTimers() {
+        while let entry = timers.first, pulls[entry.id]?.token != entry.token {
+            timers.popFirst()
+        }
+        if timers.needsCompaction(liveCount: pulls.count) {
+            timers.rebuild(from: pulls.lazy.map { PullTimers.Entry(deadline: $0.value.deadline, token: $0.value.token, id: $0.key) })
+        }
     }
 
     // MARK: Helpers
+
+    /// `peer`'s mesh and choke flags, or nil when it is not connected: read without copying its
+    /// state, so that the caller can mutate that state in place afterwards.
+    private func flags(of peer: Peer) -> (inMesh: Bool, chokedByUs: Bool)? {
+        peers[peer].map { ($0.inMesh, $0.chokedByUs) }
+    }
 
     /// Appends `control` to `peer` and counts it.
     private mutating func emit(_ control: GossipControl, to peer: Peer, actions: inout [GossipAction<Peer>]) {
@@ -523,17 +565,15 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// Adds `peer` to the mesh and tells it so.
     private mutating func graft(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
         guard peers[peer]?.inMesh == false else { return }
-        peers[peer]?.inMesh = true
-        meshCount += 1
+        joinMesh(peer)
         emit(.graft, to: peer, actions: &actions)
     }
 
     /// Removes `peer` from the mesh (if there), tells it with PRUNE, and backs off from it.
     private mutating func prune(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
-        guard let state = peers[peer] else { return }
-        if state.inMesh {
-            peers[peer]?.leaveMesh()
-            meshCount -= 1
+        guard let flags = flags(of: peer) else { return }
+        if flags.inMesh {
+            leaveMesh(peer)
         }
         extendBackoff(of: peer, until: now + parameters.pruneBackoff)
         emit(.prune(backoff: parameters.pruneBackoff), to: peer, actions: &actions)
@@ -546,7 +586,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         }
     }
 
-    /// Fills ``candidates`` with up to `count` peers drawn at random among the connected peers
+    /// Fills `candidates` with up to `count` peers drawn at random among the connected peers
     /// that satisfy `isEligible`, listed in order first (so that one seed gives one choice).
     private mutating func chooseRandomly(_ count: Int, where isEligible: (Peer, PeerState) -> Bool) {
         candidates.removeAll(keepingCapacity: true)
@@ -562,14 +602,32 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         candidates.removeLast(candidates.count - chosen)
     }
 
-    /// Where `peer` goes in ``orderedPeers`` (binary search).
-    private func insertionIndex(of peer: Peer) -> Int {
+    /// Marks `peer` as in the mesh.
+    private mutating func joinMesh(_ peer: Peer) {
+        peers[peer]?.inMesh = true
+        meshPeers.insert(peer, at: Self.insertionIndex(of: peer, in: meshPeers))
+    }
+
+    /// Takes `peer` out of the mesh, which ends choking either way.
+    private mutating func leaveMesh(_ peer: Peer) {
+        peers[peer]?.leaveMesh()
+        Self.remove(peer, from: &meshPeers)
+    }
+
+    /// Where `peer` goes in the sorted `list` (binary search).
+    private static func insertionIndex(of peer: Peer, in list: [Peer]) -> Int {
         var low = 0
-        var high = orderedPeers.count
+        var high = list.count
         while low < high {
             let middle = (low + high) / 2
-            if orderedPeers[middle] < peer { low = middle + 1 } else { high = middle }
+            if list[middle] < peer { low = middle + 1 } else { high = middle }
         }
         return low
+    }
+
+    /// Removes `peer` from the sorted `list`, if it is there.
+    private static func remove(_ peer: Peer, from list: inout [Peer]) {
+        let index = insertionIndex(of: peer, in: list)
+        if index < list.count, list[index] == peer { list.remove(at: index) }
     }
 }
