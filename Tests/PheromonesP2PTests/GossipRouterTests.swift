@@ -727,8 +727,13 @@ final class GossipRouterTests: XCTestCase {
 
     private func at(_ milliseconds: Int64) -> Deadline { start + .milliseconds(milliseconds) }
 
+    /// The mechanics tests start from gossipsub's all-eager mesh, with a 60 ms lazy delay and no
+    /// swaps; the proximity-aware start and Plumtree's swap have tests of their own.
     private func parameters(_ configure: (inout GossipParameters) -> Void = { _ in }) -> GossipParameters {
         var parameters = GossipParameters()
+        parameters.initialUnchokedPeers = parameters.meshDegreeHigh
+        parameters.lazyPullDelay = .milliseconds(60)
+        parameters.swapThreshold = .seconds(3600)
         configure(&parameters)
         return parameters
     }

@@ -49,9 +49,17 @@ public struct GossipParameters: Sendable, Hashable {
     public var choking: Bool = true
     /// The fewest mesh peers a node keeps unchoked (sending it full messages).
     public var minimumUnchokedPeers: Int = 2
+    /// How many mesh peers a node keeps eager (unchoked) from the start: before its first
+    /// message, its nearest ones by round trip (Episub's proximity awareness); afterwards, a
+    /// new mesh peer starts choked when this many are eager. The rest of the mesh is lazy
+    /// (IHAVE at once) until a pull shows one of them faster.
+    public var initialUnchokedPeers: Int = 3
+    /// How much earlier a choked mesh peer's IHAVE must arrive than the eager copy for the two
+    /// to trade places (Plumtree's optimization: the faster path becomes the eager one).
+    public var swapThreshold: TimeAmount = .milliseconds(10)
     /// How long a node waits after an IHAVE from a choked mesh peer before it asks for the
     /// message with IWANT (an eager copy is usually on its way).
-    public var lazyPullDelay: TimeAmount = .milliseconds(60)
+    public var lazyPullDelay: TimeAmount = .milliseconds(100)
     /// How long a node waits for an IWANT to be answered before asking the next peer that
     /// announced the message.
     public var iWantTimeout: TimeAmount = .milliseconds(500)

@@ -40,7 +40,7 @@ final class GossipBroadcast: BroadcastStrategy {
 
     func peerUp(_ stage: PersistentStage, in core: NodeCore) {
         startHeartbeat(in: core)
-        router.peerConnected(stage.id, now: core.loop.now, actions: &actions)
+        router.peerConnected(stage.id, roundTrip: stage.roundTrip, now: core.loop.now, actions: &actions)
         _ = carryOut(in: core)
     }
 

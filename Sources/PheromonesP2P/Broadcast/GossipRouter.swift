@@ -34,7 +34,13 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         /// Whether this node choked the peer (told it to send IHAVE instead of messages).
         var chokedByUs = false
         /// Whether the peer choked this node (this node sends it IHAVE instead of messages).
+        /// Choking is symmetric (Plumtree's lazy links): a choke either way makes the link lazy
+        /// both ways, so both flags are set and cleared together, apart from a moment when a
+        /// CHOKE and an UNCHOKE cross.
         var chokedUs = false
+        /// About one round trip to the peer, when the node measured it (its eager links go to
+        /// the nearest mesh peers first).
+        var roundTrip: TimeAmount?
         /// Until when the peer may not be grafted (after a PRUNE either way).
         var backoffUntil: Deadline?
         /// The ids the peer has or does not want.
@@ -74,6 +80,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         var deadline: Deadline
         /// Whether the first announcer was sent IWANT.
         var asked: Bool
+        /// When the first announcement arrived.
+        var announcedAt: Deadline
         /// The token of the pull's current entry in `timers` (its older entries are stale).
         var token: UInt64 = 0
     }
@@ -88,6 +96,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     let parameters: GossipParameters
     /// What the router did so far.
     private(set) var statistics = GossipStatistics()
+    /// Whether a message went through this router yet (published or received): until then its
+    /// eager links are chosen by nearness alone.
+    private var hasCarriedMessages = false
 
     private var random: MessageIDGenerator
     private var seen: RecentIDs
@@ -170,11 +181,15 @@ struct GossipRouter<Peer: Hashable & Comparable> {
 
     // MARK: Peers
 
-    /// `peer` connected: it joins the mesh at once (with GRAFT) when the mesh has fewer than
-    /// ``GossipParameters/meshDegree`` peers. A peer already connected is left as it is.
-    mutating func peerConnected(_ peer: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
+    /// `peer` connected, about `roundTrip` away if the caller measured it: it joins the mesh at
+    /// once (with GRAFT) when the mesh has fewer than ``GossipParameters/meshDegree`` peers. A
+    /// peer already connected is left as it is.
+    mutating func peerConnected(
+        _ peer: Peer, roundTrip: TimeAmount? = nil, now: Deadline, actions: inout [GossipAction<Peer>]
+    ) {
         guard peers[peer] == nil else { return }
         peers[peer] = PeerState(rememberedIDs: parameters.maximumIDontWantIDs)
+        peers[peer]?.roundTrip = roundTrip
         orderedPeers.insert(peer, at: Self.insertionIndex(of: peer, in: orderedPeers))
         if meshCount < parameters.meshDegree {
             graft(peer, actions: &actions)
@@ -230,6 +245,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     mutating func publish(_ message: Envelope, now: Deadline, actions: inout [GossipAction<Peer>]) {
         let id = message.messageID
         guard id != 0, seen.insert(id) else { return }
+        hasCarriedMessages = true
         cache.put(message)
         if meshCount > 0 {
             push(message, except: nil, actions: &actions)
@@ -274,7 +290,11 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             return false
         }
         statistics.messagesReceived &+= 1
-        if pulls.removeValue(forKey: id) != nil { dropStaleTimers() }
+        hasCarriedMessages = true
+        if let pull = pulls.removeValue(forKey: id) {
+            dropStaleTimers()
+            swapIfAnnouncedEarlier(pull, eager: peer, now: now, actions: &actions)
+        }
         // Before any copy goes out: the other mesh peers learn first that they need not send it.
         if (message.data?.readableBytes ?? 0) >= parameters.iDontWantThreshold {
             sendToMesh(.iDontWant([id]), except: peer, skippingPeersThatHave: id, actions: &actions)
@@ -323,8 +343,57 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             othersUnchoked += 1
         }
         guard othersUnchoked >= parameters.minimumUnchokedPeers else { return }
+        makeLazy(peer, actions: &actions)
+    }
+
+    /// Plumtree's optimization: when a lazy mesh peer announced a message (IHAVE) at least
+    /// ``GossipParameters/swapThreshold`` before its eager copy arrived from `eager`, the lazy
+    /// peer's path is the faster one: it becomes eager, and `eager` lazy in its place.
+    private mutating func swapIfAnnouncedEarlier(_ pull: Pull, eager: Peer, now: Deadline, actions: inout [GossipAction<Peer>]) {
+        guard parameters.choking, !pull.asked, let announcer = pull.announcers.first, announcer != eager,
+              now - pull.announcedAt >= parameters.swapThreshold,
+              let lazy = flags(of: announcer), lazy.inMesh, lazy.chokedByUs
+        else { return }
+        makeEager(announcer, actions: &actions)
+        if let flags = flags(of: eager), flags.inMesh, !flags.chokedByUs { makeLazy(eager, actions: &actions) }
+    }
+
+    /// Makes the link to the mesh peer `peer` lazy both ways, and tells it (CHOKE).
+    private mutating func makeLazy(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
         peers[peer]?.chokedByUs = true
+        peers[peer]?.chokedUs = true
         emit(.choke, to: peer, actions: &actions)
+    }
+
+    /// Makes the link to the mesh peer `peer` eager both ways, and tells it (UNCHOKE).
+    private mutating func makeEager(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
+        peers[peer]?.chokedByUs = false
+        peers[peer]?.chokedUs = false
+        emit(.unchoke, to: peer, actions: &actions)
+    }
+
+    /// `peer` just joined the mesh: with choking, the node's eager links are kept few from the
+    /// start, rather than learned from a first broadcast that floods the whole mesh. Before any
+    /// message, the ``GossipParameters/initialUnchokedPeers`` nearest mesh peers (by round trip;
+    /// unmeasured ones last) are eager and the others lazy; afterwards a newcomer starts lazy
+    /// when that many mesh peers are eager already.
+    private mutating func settleChoking(ofNewcomer peer: Peer, actions: inout [GossipAction<Peer>]) {
+        guard parameters.choking else { return }
+        guard hasCarriedMessages else {
+            let nearestFirst = meshPeers.sorted { a, b in
+                let (x, y) = (peers[a]?.roundTrip ?? .seconds(3600), peers[b]?.roundTrip ?? .seconds(3600))
+                return x != y ? x < y : a < b
+            }
+            for (rank, member) in nearestFirst.enumerated() {
+                guard let flags = flags(of: member) else { continue }
+                let eager = rank < parameters.initialUnchokedPeers
+                if eager, flags.chokedByUs { makeEager(member, actions: &actions) }
+                if !eager, !flags.chokedByUs { makeLazy(member, actions: &actions) }
+            }
+            return
+        }
+        let eagerCount = meshPeers.reduce(0) { count, member in count + (peers[member]?.chokedByUs == false ? 1 : 0) }
+        if eagerCount > parameters.initialUnchokedPeers { makeLazy(peer, actions: &actions) }
     }
 
     // MARK: Control messages
@@ -359,9 +428,14 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         case .graft: receivedGraft(from: peer, now: now, actions: &actions)
         case .prune(let backoff): receivedPrune(backoff: backoff, from: peer, now: now)
         case .choke:
-            if peers[peer]?.inMesh == true { peers[peer]?.chokedUs = true }
+            // Symmetric: the link is lazy both ways.
+            if peers[peer]?.inMesh == true {
+                peers[peer]?.chokedUs = true
+                peers[peer]?.chokedByUs = true
+            }
         case .unchoke:
             peers[peer]?.chokedUs = false
+            peers[peer]?.chokedByUs = false
         }
     }
 
@@ -397,7 +471,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
                 statistics.pullsIgnored &+= 1
                 continue
             }
-            var pull = Pull(announcers: [peer], deadline: now, asked: !lazy)
+            var pull = Pull(announcers: [peer], deadline: now, asked: !lazy, announcedAt: now)
             schedule(&pull, for: id, at: now + (lazy ? parameters.lazyPullDelay : parameters.iWantTimeout))
             pulls[id] = pull
             if !lazy { idScratch.append(id) }
@@ -429,6 +503,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             return
         }
         joinMesh(peer)
+        settleChoking(ofNewcomer: peer, actions: &actions)
     }
 
     private mutating func receivedPrune(backoff: TimeAmount, from peer: Peer, now: Deadline) {
@@ -521,8 +596,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             schedule(&pull, for: entry.id, at: now + parameters.iWantTimeout)
             pulls[entry.id] = pull
             if let flags = flags(of: announcer), flags.inMesh, flags.chokedByUs {
-                peers[announcer]?.chokedByUs = false
-                emit(.unchoke, to: announcer, actions: &actions)
+                makeEager(announcer, actions: &actions)
             }
             emit(.iWant([entry.id]), to: announcer, actions: &actions)
         }
@@ -567,6 +641,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         guard peers[peer]?.inMesh == false else { return }
         joinMesh(peer)
         emit(.graft, to: peer, actions: &actions)
+        settleChoking(ofNewcomer: peer, actions: &actions)
     }
 
     /// Removes `peer` from the mesh (if there), tells it with PRUNE, and backs off from it.

@@ -88,6 +88,7 @@ final class NativeSession: PersistentSession {
         } else {
             stage.facts.peerAddress = hello.listeningAddress ?? stage.dialedAddress
         }
+        stage.roundTrip = stage.core.loop.now - stage.openedAt
         stage.core.helloReceived(hello, on: stage)
     }
 

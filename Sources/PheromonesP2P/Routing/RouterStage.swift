@@ -56,7 +56,14 @@ class RouterStage: ChannelDuplexHandler {
         self.dialect = core.dialect
         self.dialedAddress = dialedAddress
         self.facts = facts
+        self.openedAt = core.loop.now
     }
+
+    /// When the connection began: its dial, or its acceptance.
+    let openedAt: Deadline
+    /// From the connection's beginning to the peer's hello: about one round trip (plus a Noise
+    /// handshake's two, inside Noise), which gossip uses to prefer near peers for its eager links.
+    var roundTrip: TimeAmount?
 
     var configuration: Node.Configuration { core.configuration }
     var logger: Logger { core.logger }
