@@ -119,6 +119,9 @@ final class NativeSession: PersistentSession {
             stage.shutOutputIfDrained()
         case ControlMessage.helloOperation:
             stage.logger.debug("ignoring a second hello", metadata: ["peer": "\(stage.peerAddress)"])
+        case PeerExchangeWire.requestOperation, PeerExchangeWire.answerOperation:
+            // Peer exchange (Discovery/); a node without it ignores them.
+            stage.core.peerExchange?.received(message, on: stage)
         default:
             stage.logger.debug("ignoring an unknown control message",
                                metadata: ["peer": "\(stage.peerAddress)", "operation": "\(String(message.operation.dropFirst()).escapedForTerminal)"])
