@@ -56,7 +56,7 @@ final class PeerExchangeStateTests: XCTestCase {
     private func connect(_ count: Int, to state: inout PeerExchangeState, at now: Deadline) -> [PeerExchangeState.Action] {
         var actions: [PeerExchangeState.Action] = []
         for n in 1...count {
-            actions += state.connectionIdentified(n, address: address(n), peerID: peerID(UInt8(n)), localAddress: own, now: now)
+            actions += state.connectionIdentified(n, address: address(n), peerID: peerID(UInt8(n)), localAddress: nil, now: now)
         }
         return actions
     }

@@ -143,6 +143,31 @@ final class PeerExchangeTests: GroupTestCase {
         await node.shutdown()
     }
 
+    func testADialOfALearnedAddressMustProveTheAnnouncedPeerID() async throws {
+        let (other, otherAddress) = try await startNode("other", peerExchange: nil)
+        let (node, address) = try await startNode("target", peerExchange: settings(target: 4))
+        let teller = try await ScriptedPeer.nativeNode("teller", listeningAt: .loopbackV4(port: 41_006), connectingTo: address, group: group)
+        _ = try await teller.first("the node's request") { $0.operation == PeerExchangeWire.requestOperation }
+        let impostorID = NodeIdentity().peerID
+        try await teller.send(PeerExchangeWire.answer([PeerExchangeEntry(address: otherAddress, peerID: impostorID)], from: "teller"))
+        try await eventually("the dial that proves another id to be refused", on: node.eventLoop) {
+            await node.statistics.peersRefused >= 1
+        }
+        let stillRouted = await node.peers.contains { $0.address == otherAddress }
+        XCTAssertFalse(stillRouted, "a dial that fails is forgotten")
+
+        // Asked again in a later round, the teller names the right id: the dial succeeds.
+        try await teller.wait("a second request") { $0.filter { $0.operation == PeerExchangeWire.requestOperation }.count >= 2 }
+        try await teller.send(PeerExchangeWire.answer([PeerExchangeEntry(address: otherAddress, peerID: other.peerID)], from: "teller"))
+        try await eventually("the announced peer to be connected", on: node.eventLoop) {
+            await node.peers.contains { $0.address == otherAddress && $0.isConnected && $0.peerID == other.peerID }
+        }
+        let route = await node.peers.first { $0.address == otherAddress }
+        XCTAssertEqual(route?.name, "other", "a learned route takes the name its peer says")
+        await node.shutdown()
+        await other.shutdown()
+    }
+
     // MARK: Switched off
 
     func testANodeWithoutPeerExchangeNeitherAnswersNorDialsWhatItIsTold() async throws {
