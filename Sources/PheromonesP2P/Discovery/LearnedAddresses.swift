@@ -23,16 +23,16 @@ struct LearnedAddresses {
         self.capacity = max(0, capacity)
     }
 
+    /// How many addresses are kept.
     var count: Int { entries.count }
+    /// Whether no address is kept.
     var isEmpty: Bool { entries.isEmpty }
-
-    func contains(_ address: SocketAddress) -> Bool { entries[address] != nil }
 
     /// Keeps `entry` unless its address is kept already; returns whether it was new. When the set
     /// is full the oldest address is forgotten to make room.
     mutating func insert(_ entry: PeerExchangeEntry) -> Bool {
         guard capacity > 0, entries[entry.address] == nil else { return false }
-        while entries.count >= capacity, let oldest = popOldest() { entries[oldest.address] = nil }
+        while entries.count >= capacity, let oldest = popOldestSlot() { entries[oldest.address] = nil }
         nextSequence &+= 1
         entries[entry.address] = (entry, nextSequence)
         order.append((entry.address, nextSequence))
@@ -45,18 +45,17 @@ struct LearnedAddresses {
         if order.count > 2 * max(entries.count, 1) { compact() }
     }
 
-    /// Takes the oldest address that `isEligible` accepts out of the set; the ones it refuses stay.
-    mutating func takeOldest(where isEligible: (PeerExchangeEntry) -> Bool) -> PeerExchangeEntry? {
-        guard let slot = order.first(where: { isLive($0) && entries[$0.address].map { isEligible($0.entry) } == true }),
-            let found = entries.removeValue(forKey: slot.address)
-        else { return nil }
-        if order.count > 2 * max(entries.count, 1) { compact() }
+    /// Takes the oldest address out of the set.
+    mutating func popOldest() -> PeerExchangeEntry? {
+        guard let slot = popOldestSlot(), let found = entries.removeValue(forKey: slot.address) else { return nil }
         return found.entry
     }
 
     /// Forgets every address `isUnwanted` picks.
     mutating func removeAll(where isUnwanted: (PeerExchangeEntry) -> Bool) {
-        for (address, kept) in entries where isUnwanted(kept.entry) { entries[address] = nil }
+        let unwanted = entries.filter { isUnwanted($0.value.entry) }.keys
+        guard !unwanted.isEmpty else { return }
+        for address in unwanted { entries[address] = nil }
         compact()
     }
 
@@ -65,18 +64,20 @@ struct LearnedAddresses {
         order.filter(isLive).compactMap { entries[$0.address]?.entry }
     }
 
+    /// Whether `slot` still stands for a kept address.
     private func isLive(_ slot: (address: SocketAddress, sequence: UInt64)) -> Bool {
         entries[slot.address]?.sequence == slot.sequence
     }
 
-    /// Removes and returns the oldest live slot.
-    private mutating func popOldest() -> (address: SocketAddress, sequence: UInt64)? {
+    /// Removes and returns the oldest live slot (the stale ones before it go too).
+    private mutating func popOldestSlot() -> (address: SocketAddress, sequence: UInt64)? {
         while let first = order.popFirst() {
             if isLive(first) { return first }
         }
         return nil
     }
 
+    /// Drops the stale slots from the order.
     private mutating func compact() {
         order = Deque(order.filter(isLive))
     }

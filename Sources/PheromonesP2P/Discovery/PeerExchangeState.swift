@@ -27,7 +27,7 @@ struct PeerExchangeState {
         /// Answer the connection's request with these entries.
         case answer(ConnectionID, [PeerExchangeEntry])
         /// Dial the entry's address, not pinned; the connection must prove the entry's peer id if
-        /// it has one. Report the outcome with ``dialFailed(_:)`` or an identification.
+        /// it has one. The driver reports the outcome: ``PeerExchangeState/dialFailed(_:)``, or the connection's identification.
         case dial(PeerExchangeEntry)
         /// An answer brought this many new addresses.
         case learned(Int)
@@ -267,7 +267,7 @@ struct PeerExchangeState {
     private mutating func dialWhileBelowTarget(now: Deadline) -> [Action] {
         var actions: [Action] = []
         while isBelowTarget, !learned.isEmpty, bucket.nextToken(now: now) == now {
-            guard let entry = learned.takeOldest(where: { _ in true }) else { break }
+            guard let entry = learned.popOldest() else { break }
             guard isWorthDialling(entry), bucket.take(now: now) else { continue }
             dialing[entry.address] = entry.peerID
             actions.append(.dial(entry))

@@ -3,9 +3,16 @@ import PheromonesNoise
 
 /// One address a peer-exchange answer announces: a connected route of the answering node, with the
 /// peer id its connection proved (inside Noise; nil on a plaintext wire).
-struct PeerExchangeEntry: Sendable, Hashable {
-    var address: SocketAddress
-    var peerID: PeerID?
+///
+/// `package`, with the wire's parser, so that the native-envelope fuzz target (Tests/Fuzz) reaches it.
+package struct PeerExchangeEntry: Sendable, Hashable {
+    package var address: SocketAddress
+    package var peerID: PeerID?
+
+    package init(address: SocketAddress, peerID: PeerID?) {
+        self.address = address
+        self.peerID = peerID
+    }
 }
 
 /// The two router control messages of peer exchange, on the native wire (see ``ControlMessage``):
@@ -18,9 +25,9 @@ struct PeerExchangeEntry: Sendable, Hashable {
 /// Neither awaits an answer in the router's sense (like `\0goaway`, they are not owed a reply or a
 /// "no reply" marker): the answer is matched to the request by the connection it arrives on. A
 /// node without peer exchange logs and ignores both, as any unknown control message.
-enum PeerExchangeWire {
-    static let requestOperation = "\u{0}peersreq"
-    static let answerOperation = "\u{0}peers"
+package enum PeerExchangeWire {
+    package static let requestOperation = "\u{0}peersreq"
+    package static let answerOperation = "\u{0}peers"
 
     /// Flag bit 0: a peer id follows the flags.
     private static let carriesPeerID: UInt8 = 1
@@ -39,7 +46,7 @@ enum PeerExchangeWire {
 
     /// The answer announcing `entries`, from the node named `name`. An entry whose address is not
     /// an IP address or does not fit its one-byte length is left out (none a node routes to is).
-    static func answer(_ entries: [PeerExchangeEntry], from name: String) -> Envelope {
+    package static func answer(_ entries: [PeerExchangeEntry], from name: String) -> Envelope {
         var data = ByteBuffer()
         for entry in entries {
             switch entry.address {
@@ -66,7 +73,7 @@ enum PeerExchangeWire {
     ///
     /// - Throws: ``P2PError/unknownProtocol(_:)`` for an answer with more entries than the maximum,
     ///   unknown flag bits, a truncated entry, or an address that is not a numeric `ip:port`.
-    static func parseAnswer(_ message: Envelope, maximumEntries: Int) throws(P2PError) -> [PeerExchangeEntry] {
+    package static func parseAnswer(_ message: Envelope, maximumEntries: Int) throws(P2PError) -> [PeerExchangeEntry] {
         guard var data = message.data else { return [] }
         var entries: [PeerExchangeEntry] = []
         while data.readableBytes > 0 {
