@@ -36,6 +36,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(help: "Run the native wire in the clear, as before Noise (the JSON wire always is).")
     var insecure = false
 
+    @Option(help: "Peer exchange: ask peers for their peers and connect to up to this many (persistent router, native wire); default: off.")
+    var peerExchange: Int?
+
     /// The identity the node proves: the key file's, or a new one for this run.
     func loadIdentity() throws -> NodeIdentity {
         guard let identity else { return NodeIdentity() }
@@ -48,6 +51,9 @@ struct NodeCommand: AsyncParsableCommand {
     /// Rejects a malformed address or an out-of-range port as a usage error (exit status 64)
     /// before anything starts. Host names are only resolved later, when the node starts.
     func validate() throws {
+        if let peerExchange, !(1...1024).contains(peerExchange) {
+            throw ValidationError("--peer-exchange wants a peer count in 1...1024, not \(peerExchange).")
+        }
         do {
             _ = try SocketAddress.splitHostPort(listen)
         } catch {
@@ -76,9 +82,10 @@ struct NodeCommand: AsyncParsableCommand {
         var logger = Logger(label: "pheromones.node.\(name)")
         logger.logLevel = .notice
         let security: WireSecurity = insecure ? .insecure : .noise
-        let configuration = Node.Configuration(
+        var configuration = Node.Configuration(
             name: name, connectionType: router, wire: wire, security: security, identity: try loadIdentity(),
             logger: logger, observer: transcript.nodeObserver)
+        configuration.peerExchange = peerExchange.map { PeerExchange(targetPeerCount: $0) }
         let node = try Node(configuration: configuration, protocol: ExampleProtocol(observer: transcript.protocolObserver))
         let address = try await node.listen(on: SocketAddress.resolve(listen))
         let secured = wire == .json ? "plaintext" : (insecure ? "insecure" : "Noise")

@@ -13,8 +13,9 @@ import PheromonesNoise
 ///
 /// Rules (see ``PeerExchange``):
 /// - below the target (connected routes plus dials under way), each round (``nextDeadline(now:)``)
-///   asks up to the fanout of peers with no request outstanding, unless the addresses it already
-///   learned could make up the shortfall; and it asks at once when the first peer connects;
+///   asks up to the fanout of peers with no request outstanding, those asked least recently
+///   first, unless the addresses it already learned could make up the shortfall; and it asks at
+///   once when the first peer connects;
 /// - an answer counts only on a connection asked within the last interval, and only once;
 /// - a connection's request is answered at most once per half interval;
 /// - learned addresses exclude this node's own, its connected routes (by address and by peer id)
@@ -27,7 +28,8 @@ struct PeerExchangeState {
         /// Answer the connection's request with these entries.
         case answer(ConnectionID, [PeerExchangeEntry])
         /// Dial the entry's address, not pinned; the connection must prove the entry's peer id if
-        /// it has one. The driver reports the outcome: ``PeerExchangeState/dialFailed(_:)``, or the connection's identification.
+        /// it has one. The driver reports how it ends: ``PeerExchangeState/dialFailed(_:)`` or
+        /// ``PeerExchangeState/connectionClosed(_:dialedAddress:now:)``, or an identification.
         case dial(PeerExchangeEntry)
         /// An answer brought this many new addresses.
         case learned(Int)

@@ -24,9 +24,12 @@ package struct PeerExchangeEntry: Sendable, Hashable {
 ///
 /// Neither awaits an answer in the router's sense (like `\0goaway`, they are not owed a reply or a
 /// "no reply" marker): the answer is matched to the request by the connection it arrives on. A
-/// node without peer exchange logs and ignores both, as any unknown control message.
+/// node without peer exchange ignores both (one that predates them logs them as unknown control
+/// messages and ignores them).
 package enum PeerExchangeWire {
+    /// The request's operation.
     package static let requestOperation = "\u{0}peersreq"
+    /// The answer's operation.
     package static let answerOperation = "\u{0}peers"
 
     /// Flag bit 0: a peer id follows the flags.
