@@ -1,3 +1,4 @@
+import MetricsTestKit
 import Pheromones
 import PheromonesNoise
 @testable import PheromonesP2P
@@ -131,15 +132,26 @@ final class PeerExchangeTests: GroupTestCase {
     func testRepeatedRequestsAreAnsweredOncePerHalfInterval() async throws {
         var slow = settings(target: 4)
         slow.interval = .seconds(30)
-        let (node, address) = try await startNode("target", peerExchange: slow) { $0.security = .insecure }
+        let metrics = TestMetrics()
+        let (node, address) = try await startNode("target", peerExchange: slow) { configuration in
+            configuration.security = .insecure
+            configuration.metricsFactory = metrics
+        }
         let asker = try await ScriptedPeer.nativeNode(
             "asker", listeningAt: .loopbackV4(port: 41_004), connectingTo: address, security: .insecure, group: group)
         for _ in 0..<20 { try await asker.send(PeerExchangeWire.request(from: "asker")) }
         try await asker.sync(1)
         let answers = asker.received.all.filter { $0.operation == PeerExchangeWire.answerOperation }
         XCTAssertEqual(answers.count, 1)
-        let ignored = await node.statistics.peerExchangeIgnored
-        XCTAssertEqual(ignored, 19)
+        let statistics = await node.statistics
+        XCTAssertEqual(statistics.peerExchangeIgnored, 19)
+        XCTAssertEqual(statistics.peerExchangeAnswersSent, 1)
+        XCTAssertEqual(statistics.peerExchangeRequestsSent, 1, "the node asked its first peer")
+        // The same figures reach the metrics backend.
+        let dimensions = [("node", "target")]
+        XCTAssertEqual(try metrics.expectCounter("pheromones_p2p_peer_exchange_ignored_total", dimensions).totalValue, 19)
+        XCTAssertEqual(try metrics.expectCounter("pheromones_p2p_peer_exchange_answers_sent_total", dimensions).totalValue, 1)
+        XCTAssertEqual(try metrics.expectCounter("pheromones_p2p_peer_exchange_requests_sent_total", dimensions).totalValue, 1)
         await node.shutdown()
     }
 

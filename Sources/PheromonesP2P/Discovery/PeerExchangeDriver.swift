@@ -63,7 +63,9 @@ final class PeerExchangeDriver {
             let maximum = state.settings.maximumAddressesPerAnswer
             do {
                 run(try state.answerReceived(on: stage.id, now: loop.now) { () throws(P2PError) in
-                    try PeerExchangeWire.parseAnswer(message, maximumEntries: maximum)
+                    // Routes the node has (pinned ones that are down too, which the state does not
+                    // see) are not learned.
+                    try PeerExchangeWire.parseAnswer(message, maximumEntries: maximum).filter { !hasRoute(for: $0) }
                 })
             } catch {
                 core?.logger.debug("closing a connection that sent a malformed peer-exchange answer",
@@ -123,10 +125,9 @@ final class PeerExchangeDriver {
     private func dial(_ entry: PeerExchangeEntry) {
         guard let core, !core.isShutDown else { return }
         let address = entry.address
-        let hasRoute = core.table.routes[address] != nil || entry.peerID.map { core.table.route(ofPeer: $0) != nil } == true
         // A learned route is a new route: it counts against the node's route limit like any other.
         let tableFull = core.table.routes.count >= core.configuration.maximumRoutes
-        guard !hasRoute, !tableFull, !isOwn(address) else {
+        guard !hasRoute(for: entry), !tableFull, !isOwn(address) else {
             state.dialFailed(address)
             return
         }
@@ -138,6 +139,12 @@ final class PeerExchangeDriver {
             core.logger.debug("could not dial a learned address", metadata: ["address": "\(address)", "error": "\(error.description)"])
             state.dialFailed(address)
         }
+    }
+
+    /// Whether the node has a route at the entry's address or to its peer id.
+    private func hasRoute(for entry: PeerExchangeEntry) -> Bool {
+        guard let core else { return true }
+        return core.table.routes[entry.address] != nil || entry.peerID.map { core.table.route(ofPeer: $0) != nil } == true
     }
 
     private func isOwn(_ address: SocketAddress) -> Bool {
