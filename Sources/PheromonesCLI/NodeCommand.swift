@@ -58,6 +58,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Seeds what the node draws at random (message ids, reconnect jitter, gossip's peers), for a reproducible run.")
     var seed: UInt64?
 
+    @Option(help: "Peer exchange: ask peers for their peers and connect to up to this many (persistent router, native wire); default: off.")
+    var peerExchange: Int?
+
     /// The identity the node proves: the key file's, or a new one for this run.
     func loadIdentity() throws -> NodeIdentity {
         guard let identity else { return NodeIdentity() }
@@ -70,6 +73,9 @@ struct NodeCommand: AsyncParsableCommand {
     /// Rejects a malformed address or an out-of-range port as a usage error (exit status 64)
     /// before anything starts. Host names are only resolved later, when the node starts.
     func validate() throws {
+        if let peerExchange, !(1...1024).contains(peerExchange) {
+            throw ValidationError("--peer-exchange wants a peer count in 1...1024, not \(peerExchange).")
+        }
         do {
             _ = try SocketAddress.splitHostPort(listen)
         } catch {
@@ -122,6 +128,7 @@ struct NodeCommand: AsyncParsableCommand {
         if let delay = maximumReconnectDelay.flatMap(Self.timeAmount) { configuration.maximumReconnectDelay = delay }
         if let interval = keepaliveInterval.flatMap(Self.timeAmount) { configuration.keepaliveInterval = interval }
         if let timeout = keepaliveTimeout.flatMap(Self.timeAmount) { configuration.keepaliveTimeout = timeout }
+        configuration.peerExchange = peerExchange.map { PeerExchange(targetPeerCount: $0) }
         return configuration
     }
 

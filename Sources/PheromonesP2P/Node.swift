@@ -103,6 +103,11 @@ public final class Node: Sendable {
         /// choice of peers), for a reproducible run such as a simulation; nil (the default) seeds
         /// from the system's generator. Message ids are never secret either way.
         public var randomSeed: UInt64?
+        /// Peer exchange: ask peers for their peers and dial them, up to a target count, so a
+        /// network can be bootstrapped from one seed node; see ``PeerExchange``. nil (the default):
+        /// off, and learned addresses are never dialled. Persistent mode on the native wire only:
+        /// a node in short mode or on the JSON wire ignores it.
+        public var peerExchange: PeerExchange? = nil
         /// The most messages one connection may have delivered to the protocol and not yet had
         /// answered (an async protocol works through them one at a time) before the connection
         /// stops reading; it reads again once the protocol has caught up below the bound. A peer

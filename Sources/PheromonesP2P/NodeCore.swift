@@ -51,6 +51,8 @@ package final class NodeCore {
     private let partialMessageBudget: PartialMessageBudget
     /// The answer deadlines of the conversations this node started.
     private let conversationDeadlines: ConversationDeadlines
+    /// Peer exchange (`Discovery/`), when configured: told where connections are identified and end.
+    private(set) var peerExchange: PeerExchangeDriver?
 
     init(
         configuration: Node.Configuration, transport: any TransportSecurity, network: any NodeNetwork, handler: sending ProtocolHandler
@@ -70,6 +72,7 @@ package final class NodeCore {
         self.partialMessageBudget = PartialMessageBudget(limit: configuration.maximumPartialMessageBytes)
         self.conversationDeadlines = ConversationDeadlines(loop: loop)
         self.metrics = NodeMetrics(nodeName: configuration.name, factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.peerExchange = PeerExchangeDriver.make(for: self)
     }
 
     /// A node core on `network` with an on-loop protocol (what a simulation builds its nodes
@@ -321,6 +324,7 @@ package final class NodeCore {
         guard !isShutDown else { return }
         run(table.closed(connection), failure: reason)
         settleVerifications(at: address, verified: false)
+        peerExchange?.connectionEnded(connection, dialedAddress: address)
     }
 
     /// Whether `address` is where this node itself listens (a route to it would be a loop).
@@ -441,6 +445,8 @@ package final class NodeCore {
                 logger.debug("the peer advertises another address than the one dialed; keeping the dialed one",
                              metadata: ["dialed": "\(dialed)", "advertised": "\(advertised)"])
             }
+            // A route peer exchange dialled has no name until its peer says one.
+            if let route = table.routes[dialed], !route.isPinned, route.name.isEmpty { table.rename(dialed, to: hello.name) }
             identify(stage, address: dialed, name: table.routes[dialed]?.name ?? hello.name)
         case .inbound:
             guard let address = hello.listeningAddress else {
@@ -484,6 +490,7 @@ package final class NodeCore {
         logger.debug("connection identified", metadata: ["name": "\(name.escapedForTerminal)", "address": "\(address)", "direction": "\(stage.facts.direction)"])
         report(.connectionIdentified(PeerKey(name: table.routes[address]?.name ?? name, address: address), stage.facts.direction))
         run(table.identified(stage.id, address: address, name: name, facts: stage.facts), failure: .connectionLost(address))
+        peerExchange?.connectionIdentified(stage, address: address)
         for waiter in dialWaiters.removeValue(forKey: stage.id) ?? [] { waiter.succeed(()) }
         // Connections waiting on the address learn who is there once the binding is firm (pinned,
         // or proven by our dial); a claim settles nothing.
@@ -526,6 +533,7 @@ package final class NodeCore {
         if stage.facts.direction == .outbound, stage.routeAddress == nil, let dialed = stage.dialedAddress {
             settleVerifications(at: dialed, verified: false)
         }
+        peerExchange?.connectionEnded(stage.id, dialedAddress: stage.dialedAddress)
     }
 
     /// Carries out what the route table decided. `failure` is what parked messages fail with if
@@ -750,6 +758,7 @@ package final class NodeCore {
         guard !isShutDown else { return }
         isShutDown = true
         broadcasting.shutdown()
+        peerExchange?.stop()
         listener?.close()
         listener = nil
         let waiting = parked

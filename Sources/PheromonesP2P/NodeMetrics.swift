@@ -47,6 +47,17 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     public var keepaliveTimeouts = 0
     /// Bytes queued for peers right now, over every connection.
     public var queuedBytes = 0
+    /// Peer-exchange requests this node sent (``Node/Configuration/peerExchange``).
+    public var peerExchangeRequestsSent = 0
+    /// Peer-exchange answers this node sent.
+    public var peerExchangeAnswersSent = 0
+    /// New addresses this node learned from peer-exchange answers.
+    public var peerExchangeAddressesLearned = 0
+    /// Dials of learned addresses this node started.
+    public var peerExchangeDialsStarted = 0
+    /// Peer-exchange messages this node ignored: requests within half an interval of the last one
+    /// answered, answers it did not ask for, messages on connections that carry no route.
+    public var peerExchangeIgnored = 0
 
     /// Zero everywhere.
     /// Copies of broadcasts that arrived from peers: the first of each and its duplicates.
@@ -64,6 +75,8 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
             \.messagesIn, \.bytesIn, \.messagesOut, \.bytesOut, \.delivered, \.duplicatesDropped, \.forwarded, \.rejected,
             \.slowPeerDrops, \.refused, \.peersRefused, \.peersUp, \.peersDown, \.reconnects, \.handshakeTimeouts,
             \.partialMessageTimeouts, \.keepaliveTimeouts, \.broadcastCopiesReceived, \.broadcastCopiesSent,
+            \.peerExchangeRequestsSent, \.peerExchangeAnswersSent, \.peerExchangeAddressesLearned, \.peerExchangeDialsStarted,
+            \.peerExchangeIgnored,
         ]
     }
 
@@ -86,6 +99,8 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
         timed out: handshake \(handshakeTimeouts), partial message \(partialMessageTimeouts), keepalive \(keepaliveTimeouts)
         queued for peers \(queuedBytes) bytes
         broadcast copies received \(broadcastCopiesReceived), sent \(broadcastCopiesSent)
+        peer exchange: requests sent \(peerExchangeRequestsSent), answers sent \(peerExchangeAnswersSent), \
+        addresses learned \(peerExchangeAddressesLearned), dials started \(peerExchangeDialsStarted), ignored \(peerExchangeIgnored)
         """ + (gossip == GossipCounters() ? "" : "\ngossip: \(gossip)")
     }
 }
@@ -116,6 +131,11 @@ final class NodeMetrics {
     private let partialMessageTimeouts: Counter
     private let keepaliveTimeouts: Counter
     private let queuedBytes: Gauge
+    private let peerExchangeRequestsSent: Counter
+    private let peerExchangeAnswersSent: Counter
+    private let peerExchangeAddressesLearned: Counter
+    private let peerExchangeDialsStarted: Counter
+    private let peerExchangeIgnored: Counter
 
     init(nodeName: String, factory: any MetricsFactory) {
         let dimensions = [("node", nodeName)]
@@ -147,6 +167,11 @@ final class NodeMetrics {
         partialMessageTimeouts = timeouts("partial_message")
         keepaliveTimeouts = timeouts("keepalive")
         queuedBytes = Gauge(label: "pheromones_p2p_queued_bytes", dimensions: dimensions, factory: factory)
+        peerExchangeRequestsSent = counter("peer_exchange_requests_sent_total")
+        peerExchangeAnswersSent = counter("peer_exchange_answers_sent_total")
+        peerExchangeAddressesLearned = counter("peer_exchange_addresses_learned_total")
+        peerExchangeDialsStarted = counter("peer_exchange_dials_started_total")
+        peerExchangeIgnored = counter("peer_exchange_ignored_total")
     }
 
     func received(_ message: Envelope) {
@@ -185,6 +210,12 @@ final class NodeMetrics {
     func peerUp() { totals.peersUp += 1; peersUp.increment() }
     func peerDown() { totals.peersDown += 1; peersDown.increment() }
     func reconnectScheduled() { totals.reconnects += 1; reconnects.increment() }
+
+    func peerExchangeRequestSent() { totals.peerExchangeRequestsSent += 1; peerExchangeRequestsSent.increment() }
+    func peerExchangeAnswerSent() { totals.peerExchangeAnswersSent += 1; peerExchangeAnswersSent.increment() }
+    func peerExchangeLearned(_ count: Int) { totals.peerExchangeAddressesLearned += count; peerExchangeAddressesLearned.increment(by: Int64(count)) }
+    func peerExchangeDialStarted() { totals.peerExchangeDialsStarted += 1; peerExchangeDialsStarted.increment() }
+    func peerExchangeIgnoredMessage() { totals.peerExchangeIgnored += 1; peerExchangeIgnored.increment() }
 
     func timedOut(_ reason: ConnectionTimeout) {
         switch reason {

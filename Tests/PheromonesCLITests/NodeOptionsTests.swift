@@ -11,6 +11,7 @@ final class NodeOptionsTests: XCTestCase {
             ["node", "--name", "a", "--listen", "127.0.0.1:0"],
             ["node", "--name", "a", "--listen", "[::1]:65535", "--peer", "b=127.0.0.1:9000", "--peer", "c=localhost:1"],
             ["demo", "--mode", "short", "--wire", "json"],
+            ["node", "--name", "a", "--listen", "127.0.0.1:0", "--peer-exchange", "8"],
         ] {
             XCTAssertNoThrow(try PheromonesCommand.parseAsRoot(arguments), "\(arguments)")
         }
@@ -23,6 +24,8 @@ final class NodeOptionsTests: XCTestCase {
             ["--listen", "::1:80"],
             ["--listen", "127.0.0.1:0", "--peer", "b=127.0.0.1:70000"], ["--listen", "127.0.0.1:0", "--peer", "b=127.0.0.1:-5"],
             ["--listen", "127.0.0.1:0", "--peer", "127.0.0.1:9000"], ["--listen", "127.0.0.1:0", "--peer", "=127.0.0.1:9000"],
+            ["--listen", "127.0.0.1:0", "--peer-exchange", "0"], ["--listen", "127.0.0.1:0", "--peer-exchange", "-3"],
+            ["--listen", "127.0.0.1:0", "--peer-exchange", "1025"],
         ]
         for options in invalid {
             let arguments = ["node", "--name", "a"] + options

@@ -120,6 +120,9 @@ final class NativeSession: PersistentSession {
             stage.shutOutputIfDrained()
         case ControlMessage.helloOperation:
             stage.logger.debug("ignoring a second hello", metadata: ["peer": "\(stage.peerAddress)"])
+        case PeerExchangeWire.requestOperation, PeerExchangeWire.answerOperation:
+            // Peer exchange (Discovery/); a node without it ignores them.
+            stage.core.peerExchange?.received(message, on: stage)
         default:
             do {
                 // The broadcast mode's own (gossip's IHAVE, IWANT, ...).

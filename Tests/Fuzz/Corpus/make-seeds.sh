@@ -50,7 +50,9 @@ envelope 1 0 alice '\x00hello' '\x00\x00\x00\x00\x00\x00\x00\x02127.0.0.1:9000' 
 envelope 1 3 luda getreq ping > "$tmp/getreq"
 envelope 0 0 luda getresp > "$tmp/getresp"
 envelope 1 0 alice '\x00hello' '\x00\x00\x00\x00\x00\x00\x00\x00[::1]:9000' > "$tmp/hello6"
+envelope 1 0 alice '\x00peers' '\x00\x0e127.0.0.1:9000\x01\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x0a[::1]:9001' > "$tmp/peers"
 mkdir -p $t
+{ printf '\x00\x00\x00'; cat "$tmp/peers"; } > $t/peer-exchange-answer-payload
 { printf '\x00\x00\x00'; cat "$tmp/hello"; } > $t/hello-payload
 { printf '\x00\x00\x00'; cat "$tmp/getreq"; } > $t/getreq-payload
 { printf '\x00\x00\x00'; cat "$tmp/hello6"; } > $t/hello-ipv6-payload

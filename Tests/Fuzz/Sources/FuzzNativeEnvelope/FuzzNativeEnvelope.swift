@@ -2,8 +2,8 @@ import FuzzSupport
 import Pheromones
 import PheromonesP2P
 
-// Fuzzes the native wire: the envelope decoder on one frame's payload (and the hello parser on a
-// hello), and both inbound arrangements on a stream cut into fuzzer-chosen reads:
+// Fuzzes the native wire: the envelope decoder on one frame's payload (and the hello and
+// peer-exchange answer parsers on those control messages), and both inbound arrangements on a stream cut into fuzzer-chosen reads:
 // `NativeWire.handlers()` and `LengthFieldFramer.handlers() + [NativeEnvelopeCodec()]`.
 //
 // Input: byte 0 = settings (bits 0-1: mode; bits 2-3: maximum frame length scale), byte 1 =
@@ -17,7 +17,8 @@ import PheromonesP2P
 // Properties:
 // - the native encoding is canonical: a payload that decodes re-encodes to the same bytes
 //   (`encode(decode(x)) == x`), and `decode(encode(e)) == e` for any envelope;
-// - a hello that parses is made again into a hello that parses to the same values;
+// - a hello that parses is made again into a hello that parses to the same values, and so does a
+//   peer-exchange answer (`\0peers`, parsed strictly and bounded);
 // - a stream gives the envelopes and the one error of a reference (frames split by hand, each
 //   decoded on its own), however it is cut, and the framing stage buffers at most one frame.
 
@@ -51,6 +52,12 @@ func checkPayload(_ payload: UnsafeRawBufferPointer) {
     if envelope.operation == ControlMessage.helloOperation, let hello = try? ControlMessage.parseHello(envelope) {
         let again = try? ControlMessage.parseHello(ControlMessage.hello(hello))
         fuzzCheck(again == hello, "a parsed hello, made again, parses to \(String(describing: again)), not \(hello)")
+    }
+    if envelope.operation == PeerExchangeWire.answerOperation,
+        let entries = try? PeerExchangeWire.parseAnswer(envelope, maximumEntries: 4096)
+    {
+        let again = try? PeerExchangeWire.parseAnswer(PeerExchangeWire.answer(entries, from: envelope.name), maximumEntries: entries.count)
+        fuzzCheck(again == entries, "a parsed peer-exchange answer, made again, parses to other entries")
     }
 }
 
