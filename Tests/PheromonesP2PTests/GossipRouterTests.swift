@@ -221,6 +221,71 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertEqual(router.statistics.chokeSent.messages, 1)
     }
 
+    func testAChokeEitherWayMakesTheLinkLazyBothWays() {
+        var router = makeRouter(peers: 8)
+        var actions: [Action] = []
+        router.receivedControl(.choke, from: 2, now: start, actions: &actions)
+        XCTAssertTrue(router.hasChokedUs(2) && router.isChokedByUs(2), "a lazy link is lazy both ways")
+        // We choke 3: it gets IHAVE from us too.
+        _ = router.received(message(5), from: 1, now: start, actions: &actions)
+        _ = router.received(message(5), from: 3, now: start, actions: &actions)
+        XCTAssertTrue(router.isChokedByUs(3) && router.hasChokedUs(3))
+        actions.removeAll()
+        XCTAssertTrue(router.received(message(6), from: 1, now: at(1), actions: &actions))
+        XCTAssertEqual(sentPeers(actions), [4, 5, 6])
+        XCTAssertEqual(Set(actions.compactMap { if case .control(.iHave([6]), let peer) = $0 { return peer } else { return nil } }), [2, 3])
+        // UNCHOKE either way makes it eager both ways.
+        router.receivedControl(.unchoke, from: 3, now: at(2), actions: &actions)
+        XCTAssertFalse(router.isChokedByUs(3) || router.hasChokedUs(3))
+    }
+
+    func testBeforeAnyMessageOnlyTheNearestMeshPeersAreEager() {
+        var router = Router(parameters: GossipParameters(), seed: 1, seenCapacity: 100)
+        var actions: [Action] = []
+        // Round trips 60, 10, 50, 20, 40, 30 ms: the three nearest are 2, 4 and 6.
+        for (peer, milliseconds) in [(1, 60), (2, 10), (3, 50), (4, 20), (5, 40), (6, 30)] {
+            router.peerConnected(peer, roundTrip: .milliseconds(Int64(milliseconds)), now: start, actions: &actions)
+        }
+        XCTAssertEqual(router.mesh, [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual((1...6).filter { !router.isChokedByUs($0) }, [2, 4, 6])
+        actions.removeAll()
+        router.publish(message(1), now: at(1), actions: &actions)
+        XCTAssertEqual(sentPeers(actions), [2, 4, 6])
+        XCTAssertEqual(actions.filter { if case .control(.iHave, _) = $0 { return true } else { return false } }.count, 3)
+    }
+
+    func testAfterTheFirstMessageANewcomerStartsLazyWhenEnoughPeersAreEager() {
+        var router = Router(parameters: GossipParameters(), seed: 1, seenCapacity: 100)
+        var actions: [Action] = []
+        for peer in 1...4 { router.peerConnected(peer, roundTrip: .milliseconds(Int64(peer)), now: start, actions: &actions) }
+        router.publish(message(1), now: at(1), actions: &actions)
+        actions.removeAll()
+        router.peerConnected(5, roundTrip: .milliseconds(1), now: at(2), actions: &actions)
+        XCTAssertEqual(actions, [.control(.graft, to: 5), .control(.choke, to: 5)], "three are eager already: no rebalancing once warm")
+        XCTAssertEqual((1...5).filter { !router.isChokedByUs($0) }, [1, 2, 3])
+    }
+
+    func testALazyPeerWhoseAnnouncementBeatsTheEagerCopyTradesPlacesWithItsSender() {
+        var router = makeChokingRouter { $0.swapThreshold = .milliseconds(10) }
+        var actions: [Action] = []
+        router.receivedControl(.iHave([9]), from: 2, now: at(10), actions: &actions)
+        actions.removeAll()
+        // The eager copy from 1 comes 15 ms after 2 announced it: 2 was faster.
+        XCTAssertTrue(router.received(message(9), from: 1, now: at(25), actions: &actions))
+        XCTAssertFalse(router.isChokedByUs(2))
+        XCTAssertTrue(router.isChokedByUs(1))
+        XCTAssertEqual(actions.prefix(2), [.control(.unchoke, to: 2), .control(.choke, to: 1)])
+    }
+
+    func testALazyAnnouncementJustAheadOfTheEagerCopyChangesNothing() {
+        var router = makeChokingRouter { $0.swapThreshold = .milliseconds(10) }
+        var actions: [Action] = []
+        router.receivedControl(.iHave([9]), from: 2, now: at(10), actions: &actions)
+        XCTAssertTrue(router.received(message(9), from: 1, now: at(19), actions: &actions))
+        XCTAssertTrue(router.isChokedByUs(2))
+        XCTAssertFalse(router.isChokedByUs(1))
+    }
+
     func testChokingKeepsTheMinimumOfUnchokedMeshPeers() {
         var router = makeRouter(peers: 3) { $0.meshDegree = 3 }
         var actions: [Action] = []
@@ -747,8 +812,8 @@ final class GossipRouterTests: XCTestCase {
     }
 
     /// A router with 8 peers that choked mesh peer 2 (its copy of message 1 came second).
-    private func makeChokingRouter() -> Router {
-        var router = makeRouter(peers: 8)
+    private func makeChokingRouter(_ configure: (inout GossipParameters) -> Void = { _ in }) -> Router {
+        var router = makeRouter(peers: 8, configure)
         var actions: [Action] = []
         _ = router.received(message(1), from: 1, now: start, actions: &actions)
         _ = router.received(message(1), from: 2, now: start, actions: &actions)

@@ -42,10 +42,13 @@ public struct GossipParameters: Sendable, Hashable {
     /// Messages with at least this many bytes of data are announced with IDONTWANT to the other
     /// mesh peers before they are forwarded (gossipsub v1.2; go-libp2p's threshold).
     public var iDontWantThreshold: Int = 1024
-    /// Whether a node chokes a mesh peer whose full copies arrive as duplicates: the peer then
-    /// sends it IHAVE at once instead of the message, and is unchoked when such an IHAVE turns
-    /// out to be the first news of a message (the choke extension proposed for gossipsub,
-    /// after Plumtree's lazy links).
+    /// Whether mesh links can be lazy (the choke extension proposed for gossipsub, after
+    /// Plumtree's eager and lazy links). A node chokes a mesh peer whose full copy arrives as a
+    /// duplicate; the link is then lazy both ways: each side sends the other IHAVE at once
+    /// instead of the message, and pulls it (IWANT) only if no eager copy came within
+    /// ``lazyPullDelay``. Such a pull, or an IHAVE that beats the eager copy by
+    /// ``swapThreshold``, makes the link eager again. Off, gossip is gossipsub v1.2's: every
+    /// mesh link eager.
     public var choking: Bool = true
     /// The fewest mesh peers a node keeps unchoked (sending it full messages).
     public var minimumUnchokedPeers: Int = 2
