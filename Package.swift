@@ -254,6 +254,7 @@ if Context.environment["PHEROMONES_FUZZ"] == "1" {
         "FuzzByteBuffer",
         "FuzzTLSRecords",
         "FuzzNoiseMessages",
+        "FuzzGossipControl",
     ]
     package.targets.append(
         .target(

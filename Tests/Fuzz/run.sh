@@ -33,6 +33,7 @@ all_targets=(
     FuzzByteBuffer
     FuzzTLSRecords
     FuzzNoiseMessages
+    FuzzGossipControl
 )
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 

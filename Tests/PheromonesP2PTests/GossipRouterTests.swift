@@ -239,6 +239,17 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertFalse(router.isChokedByUs(3) || router.hasChokedUs(3))
     }
 
+    func testALazyMeshPeerGetsIHaveForALargeMessageButNoIDontWant() {
+        var router = makeRouter(peers: 8)
+        var actions: [Action] = []
+        router.receivedControl(.choke, from: 3, now: start, actions: &actions)
+        actions.removeAll()
+        XCTAssertTrue(router.received(message(5, bytes: 1024), from: 1, now: start, actions: &actions))
+        XCTAssertFalse(actions.contains(.control(.iDontWant([5]), to: 3)), "the IHAVE that follows says as much")
+        XCTAssertTrue(actions.contains(.control(.iHave([5]), to: 3)))
+        XCTAssertTrue(actions.contains(.control(.iDontWant([5]), to: 2)))
+    }
+
     func testBeforeAnyMessageOnlyTheNearestMeshPeersAreEager() {
         var router = Router(parameters: GossipParameters(), seed: 1, seenCapacity: 100)
         var actions: [Action] = []

@@ -166,10 +166,12 @@ enum GossipControl: Hashable, Sendable {
 /// Parses `envelope` as a gossip control message with `maximumIDs` ids at most, for the fuzz
 /// targets (Tests/Fuzz), which see the module's `package` symbols only.
 ///
-/// - Returns: whether the envelope is a gossip control message (false: another operation).
+/// - Returns: nil when the envelope is not a gossip control message (another operation);
+///   otherwise whether the message survives a round trip: encoded again, it parses to itself.
 /// - Throws: ``P2PError/unknownProtocol(_:)`` when it is a malformed one.
-package func parseGossipControlForFuzzing(_ envelope: Envelope, maximumIDs: Int) throws(P2PError) -> Bool {
+package func gossipControlRoundTripForFuzzing(_ envelope: Envelope, maximumIDs: Int) throws(P2PError) -> Bool? {
     var limits = GossipParameters()
     limits.maximumIHaveLength = maximumIDs
-    return try GossipControl.parse(envelope, limits: limits) != nil
+    guard let control = try GossipControl.parse(envelope, limits: limits) else { return nil }
+    return try GossipControl.parse(control.envelope(from: envelope.name), limits: limits) == control
 }

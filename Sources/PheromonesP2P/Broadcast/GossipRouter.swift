@@ -295,7 +295,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
             dropStaleTimers()
             swapIfAnnouncedEarlier(pull, eager: peer, now: now, actions: &actions)
         }
-        // Before any copy goes out: the other mesh peers learn first that they need not send it.
+        // Before any copy goes out: the other mesh peers learn first that they need not send it
+        // (the lazy ones are about to get IHAVE, which says as much).
         if (message.data?.readableBytes ?? 0) >= parameters.iDontWantThreshold {
             sendToMesh(.iDontWant([id]), except: peer, skippingPeersThatHave: id, actions: &actions)
         }
@@ -323,13 +324,13 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         }
     }
 
-    /// Sends `control` to the mesh peers other than `excluded` not known to have `id`.
+    /// Sends `control` to the eager mesh peers other than `excluded` not known to have `id`.
     private mutating func sendToMesh(
         _ control: GossipControl, except excluded: Peer, skippingPeersThatHave id: UInt64,
         actions: inout [GossipAction<Peer>]
     ) {
         for peer in meshPeers where peer != excluded {
-            guard let known = peers[peer]?.known, !known.contains(id) else { continue }
+            guard let state = peers[peer], !state.chokedUs, !state.known.contains(id) else { continue }
             emit(control, to: peer, actions: &actions)
         }
     }
