@@ -250,6 +250,33 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertTrue(actions.contains(.control(.iDontWant([5]), to: 2)))
     }
 
+    func testALazyMeshPeersAnnouncementsAreBoundedByIDsNotByMessages() {
+        var router = makeChokingRouter()
+        var actions: [Action] = []
+        // One IHAVE per message, as a lazy link carries them: more than the heartbeat's message budget.
+        for id in UInt64(100)..<120 { router.receivedControl(.iHave([id]), from: 2, now: at(1), actions: &actions) }
+        XCTAssertEqual(router.pendingPullCount, 20)
+        XCTAssertEqual(router.statistics.iHaveIgnored, 0)
+        // A peer outside the mesh is held to the message budget.
+        for id in UInt64(200)..<220 { router.receivedControl(.iHave([id]), from: 8, now: at(1), actions: &actions) }
+        XCTAssertEqual(router.pendingPullCount, 30)
+        XCTAssertEqual(router.statistics.iHaveIgnored, 10)
+    }
+
+    func testTheHeartbeatAnnouncesToLazyMeshPeersWhatTheyAreNotKnownToHave() {
+        var router = makeChokingRouter { $0.gossipDegree = 0 }
+        var actions: [Action] = []
+        XCTAssertTrue(router.received(message(7), from: 1, now: at(1), actions: &actions))
+        actions.removeAll()
+        router.heartbeat(now: at(1000), actions: &actions)
+        XCTAssertEqual(actions, [.control(.iHave([7]), to: 2)], "lazy 2 is not known to have 7; eager peers got it in full")
+        // Once 2 is known to have it, it is not announced again.
+        router.receivedControl(.iHave([7]), from: 2, now: at(1001), actions: &actions)
+        actions.removeAll()
+        router.heartbeat(now: at(2000), actions: &actions)
+        XCTAssertEqual(actions, [])
+    }
+
     func testBeforeAnyMessageOnlyTheNearestMeshPeersAreEager() {
         var router = Router(parameters: GossipParameters(), seed: 1, seenCapacity: 100)
         var actions: [Action] = []

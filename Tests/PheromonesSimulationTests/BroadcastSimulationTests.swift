@@ -60,6 +60,17 @@ final class BroadcastSimulationTests: XCTestCase {
         XCTAssertLessThanOrEqual(gossipsub.deliveryP99Milliseconds, 1.3 * flood.deliveryP99Milliseconds)
     }
 
+    func testGossipDeliversABurstOfBroadcastsEverywhereExactlyOnce() throws {
+        // 30 broadcasts 5 ms apart: each lazy link carries more announcements in a heartbeat than
+        // gossip takes from a peer outside its mesh, and every one must still be pulled.
+        for mode in [BroadcastMode.gossip, .flood] {
+            let report = try BroadcastSimulation(settings: SimulationSettings(
+                nodes: 200, degree: 8, mode: mode, messages: 30, seed: 1, interval: .milliseconds(5))).run()
+            XCTAssertEqual(report.coverage, 1, "\(report.mode)")
+            XCTAssertTrue(report.exactlyOnce, "\(report.mode)")
+        }
+    }
+
     func testTheSameSeedGivesTheSameRun() throws {
         for mode in [BroadcastMode.flood, .gossip] {
             var first = try run(mode, nodes: 60, dropLinks: 0.1, seed: 9)

@@ -448,7 +448,10 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         guard let budget = peers[peer].map({ (messages: $0.iHaveMessages, ids: $0.iHaveIDs) }),
               let flags = flags(of: peer)
         else { return }
-        guard budget.messages < parameters.maximumIHaveMessages else {
+        // A mesh peer on a lazy link announces each message as it gets it (one IHAVE per
+        // message), so its announcements are bounded by ids; the message count bounds heartbeat
+        // gossip, which comes in a few large IHAVEs.
+        guard flags.inMesh || budget.messages < parameters.maximumIHaveMessages else {
             statistics.iHaveIgnored &+= ids.count
             return
         }
@@ -563,6 +566,10 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         cache.gossipIDs(limit: parameters.maximumIHaveLength, into: &idScratch)
         guard !idScratch.isEmpty else { return }
         chooseRandomly(parameters.gossipDegree) { _, state in !state.inMesh }
+        // The lazy mesh peers too, for what they are not known to have: their link carried an
+        // IHAVE that may have been lost with a connection, and with every peer in the mesh (a
+        // node of degree D or less) no peer outside it would tell them.
+        for peer in meshPeers where peers[peer]?.chokedUs == true { candidates.append(peer) }
         for index in candidates.indices {
             let peer = candidates[index]
             guard let known = peers[peer]?.known else { continue }
