@@ -71,12 +71,10 @@ public final class BroadcastSimulation {
         progress(snapshot("warming up", broadcasts: 0))
         network.run(for: warmUp)
         let before = cores.map { $0.statistics() }
-        let broadcastStart = network.now
         let dropped = broadcastAll(progress: progress)
         waitForCoverage(progress: progress)
         let after = cores.map { $0.statistics() }
         let report = makeReport(before: before, after: after, droppedLinks: dropped, virtual: network.now - start)
-        _ = broadcastStart
         shutDown()
         return report
     }

@@ -1,4 +1,3 @@
-import Foundation
 import Pheromones
 
 /// What a ``BroadcastSimulation`` measured, per broadcast mode: the figures `pheromones simulate`
@@ -52,12 +51,4 @@ public struct SimulationReport: Sendable, Codable, Hashable {
 
     /// Whether the run met the goals every mode must meet: full coverage and exactly-once delivery.
     public var isComplete: Bool { coverage >= 1 && exactlyOnce }
-
-    /// The report as one line of JSON, keys sorted.
-    public var jsonLine: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(self), let text = String(data: data, encoding: .utf8) else { return "{}" }
-        return text
-    }
 }
