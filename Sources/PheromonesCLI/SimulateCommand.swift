@@ -51,6 +51,9 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "Run the nodes' wire inside Noise (a handshake per link) instead of in the clear.")
     var noise = false
 
+    @Option(name: .customLong("peer-exchange"), help: "Instead of a drawn graph, give every node the first node only and let peer exchange find this many peers for each.")
+    var peerExchange: Int?
+
     @Option(name: .customLong("mesh-degree"), help: "Gossip: D, the mesh size aimed for (default 6; D_lo and D_hi follow as D-2 and 2D).")
     var meshDegree: Int?
 
@@ -93,6 +96,10 @@ struct SimulateCommand: ParsableCommand {
         if let heartbeat, heartbeat < 10 { throw ValidationError("--heartbeat-ms must be at least 10") }
         if let unchoked, unchoked < 0 { throw ValidationError("--unchoked must be at least 0") }
         if let lazyPull, lazyPull < 0 { throw ValidationError("--lazy-pull-ms must be at least 0") }
+        if let peerExchange {
+            guard (1 ... 64).contains(peerExchange) else { throw ValidationError("--peer-exchange must be between 1 and 64") }
+            guard dropLinks == 0 else { throw ValidationError("--drop-links needs a drawn graph: leave out --peer-exchange") }
+        }
     }
 
     /// `--latency-ms` as a range.
@@ -114,13 +121,15 @@ struct SimulateCommand: ParsableCommand {
         }
         let latencies = try latencyRange()
         Console.printLine(
-            "pheromones simulate: \(nodes) nodes, degree \(degree), \(messages) broadcasts of \(messageSize) B every \(interval) ms, "
+            "pheromones simulate: \(nodes) nodes, " + (peerExchange.map { "bootstrapped from one seed by peer exchange (target \($0))" } ?? "degree \(degree)")
+                + ", \(messages) broadcasts of \(messageSize) B every \(interval) ms, "
                 + "latency \(latency) ms, seed \(seed)" + (dropLinks > 0 ? ", \(Int(dropLinks * 100))% of links dropped halfway" : ""))
         var reports: [SimulationReport] = []
         for (name, broadcastMode) in modes {
             let settings = SimulationSettings(
                 nodes: nodes, degree: degree, mode: broadcastMode, messages: messages, seed: seed, dropLinks: dropLinks,
-                latency: latencies, messageSize: messageSize, interval: .milliseconds(Int64(interval)), noise: noise)
+                latency: latencies, messageSize: messageSize, interval: .milliseconds(Int64(interval)), noise: noise,
+                peerExchangeTarget: peerExchange)
             let progress = ProgressLine(mode: name)
             let clock = ContinuousClock()
             let started = clock.now

@@ -8,6 +8,7 @@ struct SimulationTable {
     var lines: [String] {
         var lines = [row("", reports.map(\.mode))]
         lines.append(row("graph", reports.map { String(format: "%.2f avg degree, %d links", $0.averageDegree, $0.links) }))
+        lines.append(row("fewest connections at a node", reports.map { "\($0.fewestConnections)" }))
         if reports.contains(where: { $0.droppedLinks > 0 }) {
             lines.append(row("links dropped halfway", reports.map { "\($0.droppedLinks)" }))
         }

@@ -70,11 +70,12 @@ public final class BroadcastSimulation {
         try connectLinks()
         progress(snapshot("warming up", broadcasts: 0))
         network.run(for: warmUp)
+        let connections = cores.map(\.openConnectionCount)
         let before = cores.map { $0.statistics() }
         let dropped = broadcastAll(progress: progress)
         waitForCoverage(progress: progress)
         let after = cores.map { $0.statistics() }
-        let report = makeReport(before: before, after: after, droppedLinks: dropped, virtual: network.now - start)
+        let report = makeReport(before: before, after: after, connections: connections, droppedLinks: dropped, virtual: network.now - start)
         shutDown()
         return report
     }
@@ -95,6 +96,7 @@ public final class BroadcastSimulation {
                 logger: Logger(label: "pheromones.simulate"))
             configuration.broadcast = settings.mode
             configuration.randomSeed = seeds.next()
+            configuration.peerExchange = settings.peerExchangeTarget.map { PeerExchange(targetPeerCount: $0) }
             let core: NodeCore
             do {
                 core = try NodeCore(
@@ -122,6 +124,7 @@ public final class BroadcastSimulation {
     }
 
     private func connectLinks() throws {
+        if settings.peerExchangeTarget != nil { return try connectThroughTheSeed() }
         let dials = graph.edges.map { edge in
             cores[edge.0].add(name: "n\(edge.1)", address: Self.address(ofNode: edge.1), pin: nil)
         }
@@ -132,6 +135,21 @@ public final class BroadcastSimulation {
             return false
         }
         guard failed.isEmpty else { throw Failure.notConnected(nodes: failed.count) }
+    }
+
+    /// Gives every node the seed (node 0) only, and lets peer exchange find the rest: it asks the
+    /// seed at once, then dials what it learns, two a second at most, up to its target.
+    private func connectThroughTheSeed() throws {
+        let seed = Self.address(ofNode: 0)
+        let dials = cores.dropFirst().map { $0.add(name: "n0", address: seed, pin: nil) }
+        network.run(for: settings.latency.upperBound * 8 + .seconds(1))
+        let failed = dials.filter { future in
+            guard case .success = future.resultIfAvailable else { return true }
+            return false
+        }
+        guard failed.isEmpty else { throw Failure.notConnected(nodes: failed.count) }
+        // Enough for a node to ask, learn and dial its target at the default rate, with rounds to spare.
+        network.run(for: .seconds(Int64(2 * (settings.peerExchangeTarget ?? 0) + 20)))
     }
 
     /// Starts the broadcasts, one per interval from a random origin; fails links halfway if asked.
@@ -147,7 +165,7 @@ public final class BroadcastSimulation {
             let message = Envelope(name: "n\(origin)", operation: "simulated-broadcast", data: data)
             log.publish(index, from: origin, at: network.now)
             _ = try? cores[origin].broadcast(message, hopLimit: settings.hopLimit, to: .connected)
-            if index == settings.messages / 2, settings.dropLinks > 0 {
+            if index == settings.messages / 2, settings.dropLinks > 0, settings.peerExchangeTarget == nil {
                 // While this broadcast is on its way: a typical latency after it started.
                 network.run(for: .nanoseconds((settings.latency.lowerBound.nanoseconds + settings.latency.upperBound.nanoseconds) / 2))
                 dropped = dropLinks()
@@ -202,11 +220,15 @@ public final class BroadcastSimulation {
 
     // MARK: The report
 
-    private func makeReport(before: [NodeStatistics], after: [NodeStatistics], droppedLinks: Int, virtual: TimeAmount) -> SimulationReport {
+    /// `connections`: each node's open connections when the broadcasts began (its degree).
+    private func makeReport(
+        before: [NodeStatistics], after: [NodeStatistics], connections: [Int], droppedLinks: Int, virtual: TimeAmount
+    ) -> SimulationReport {
         let nodes = graph.nodeCount
         let messages = max(1, settings.messages)
         let perNodeAndMessage = Double(nodes * messages)
-        let degrees = graph.neighbours.map(\.count)
+        let degrees = connections
+        let links = connections.reduce(0, +) / 2
         var copies = 0
         var duplicates = 0
         var sent = 0
@@ -228,7 +250,8 @@ public final class BroadcastSimulation {
         }
         let latencies = deliveryLatencies()
         return SimulationReport(
-            mode: settings.modeName, nodes: nodes, averageDegree: graph.averageDegree, links: graph.edges.count, droppedLinks: droppedLinks,
+            mode: settings.modeName, nodes: nodes, averageDegree: Double(2 * links) / Double(nodes), links: links,
+            fewestConnections: connections.min() ?? 0, droppedLinks: droppedLinks,
             messages: settings.messages, seed: settings.seed, coverage: coverage(), exactlyOnce: isExactlyOnce(),
             repeatedDeliveries: log.repeats + log.strays,
             wireMessagesPerNode: Double(sent) / perNodeAndMessage, copiesReceivedPerNode: Double(copies) / perNodeAndMessage,

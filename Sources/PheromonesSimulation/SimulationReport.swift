@@ -9,6 +9,8 @@ public struct SimulationReport: Sendable, Codable, Hashable {
     /// The graph's average degree, as drawn.
     public var averageDegree: Double
     public var links: Int
+    /// The fewest connections any node had when the broadcasts began.
+    public var fewestConnections: Int
     /// Links failed in the middle of the broadcasts.
     public var droppedLinks: Int
     public var messages: Int

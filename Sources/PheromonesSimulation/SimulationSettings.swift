@@ -27,12 +27,16 @@ public struct SimulationSettings: Sendable {
     /// Whether the nodes run their native wire inside Noise (slower to set up: a handshake per
     /// link) rather than in the clear.
     public var noise: Bool
+    /// With a value, the network is not a drawn graph: every node is given node 0 (the seed)
+    /// only, and finds the others by peer exchange, up to this many peers each (``degree`` and
+    /// ``dropLinks`` do not apply).
+    public var peerExchangeTarget: Int?
 
     /// Settings with the defaults of `pheromones simulate`.
     public init(
         nodes: Int = 1000, degree: Int = 8, mode: BroadcastMode = .flood, messages: Int = 10, seed: UInt64 = 1, dropLinks: Double = 0,
         latency: ClosedRange<TimeAmount> = .milliseconds(5) ... .milliseconds(50), messageSize: Int = 256,
-        interval: TimeAmount = .seconds(1), hopLimit: UInt8 = 255, noise: Bool = false
+        interval: TimeAmount = .seconds(1), hopLimit: UInt8 = 255, noise: Bool = false, peerExchangeTarget: Int? = nil
     ) {
         self.nodes = nodes
         self.degree = degree
@@ -45,6 +49,7 @@ public struct SimulationSettings: Sendable {
         self.interval = interval
         self.hopLimit = hopLimit
         self.noise = noise
+        self.peerExchangeTarget = peerExchangeTarget
     }
 
     /// The mode's name, as `pheromones simulate` spells it.

@@ -71,6 +71,16 @@ final class BroadcastSimulationTests: XCTestCase {
         }
     }
 
+    func testANetworkBootstrappedFromOneSeedByPeerExchangeReachesItsTargetAndCarriesBroadcasts() throws {
+        for mode in [BroadcastMode.flood, .gossip] {
+            let report = try BroadcastSimulation(settings: SimulationSettings(
+                nodes: 200, mode: mode, messages: 5, seed: 2, peerExchangeTarget: 6)).run()
+            XCTAssertGreaterThanOrEqual(report.fewestConnections, 6, "every node found its target from the seed alone")
+            XCTAssertEqual(report.coverage, 1)
+            XCTAssertTrue(report.exactlyOnce)
+        }
+    }
+
     func testTheSameSeedGivesTheSameRun() throws {
         for mode in [BroadcastMode.flood, .gossip] {
             var first = try run(mode, nodes: 60, dropLinks: 0.1, seed: 9)
