@@ -60,7 +60,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .customLong("heartbeat-ms"), help: "Gossip: milliseconds between heartbeats (default 1000).")
     var heartbeat: Int?
 
-    @Option(name: .customLong("unchoked"), help: "Gossip: the fewest mesh peers kept sending full messages (default 1).")
+    @Option(name: .customLong("unchoked"), help: "Gossip: the fewest mesh peers kept sending full messages (default 2).")
     var unchoked: Int?
 
     @Option(name: .customLong("lazy-pull-ms"), help: "Gossip: milliseconds to wait after a choked peer's IHAVE before asking (IWANT).")
@@ -88,6 +88,8 @@ struct SimulateCommand: ParsableCommand {
         guard nodes >= 2, nodes <= 1 << 20 else { throw ValidationError("--nodes must be between 2 and 1048576") }
         guard degree >= 2, degree < nodes else { throw ValidationError("--degree must be at least 2 and below --nodes") }
         guard messages >= 1, messages <= 100_000 else { throw ValidationError("--messages must be between 1 and 100000") }
+        // The delivery log holds a few bytes per node and broadcast.
+        guard nodes * messages <= 20_000_000 else { throw ValidationError("--nodes times --messages must be at most 20000000") }
         guard (0 ... 0.9).contains(dropLinks) else { throw ValidationError("--drop-links must be between 0 and 0.9") }
         guard messageSize >= 4, messageSize <= 1 << 20 else { throw ValidationError("--message-size must be between 4 and 1048576") }
         guard interval >= 1 else { throw ValidationError("--interval-ms must be at least 1") }

@@ -97,7 +97,8 @@ public final class Node: Sendable {
         /// How many recent broadcast ids the node remembers to drop repeats.
         public var broadcastMemory: Int
         /// How broadcasts travel: flooding (the default) or gossip (an eager mesh with lazy
-        /// IHAVE/IWANT gossip); see ``BroadcastMode``. Either way needs the native wire.
+        /// IHAVE/IWANT gossip); see ``BroadcastMode``. Gossip needs persistent connections on the
+        /// native wire and ``forwardsBroadcasts``: elsewhere the node floods.
         public var broadcast: BroadcastMode = .flood
         /// Seeds everything the node draws at random (message ids, reconnect jitter, gossip's
         /// choice of peers), for a reproducible run such as a simulation; nil (the default) seeds

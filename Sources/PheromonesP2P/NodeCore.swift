@@ -652,7 +652,10 @@ package final class NodeCore {
 
     /// The routes a fan-out reaches (see ``Recipients``).
     private func fanOutTargets(_ recipients: Recipients) -> [RouteTable.Route] {
+        // In address order, not the table's hash order (seeded per process): one run of a
+        // simulation sends in the same order as the next.
         table.routes.values.filter { route in recipients == .allRoutes || routing.reachesByDefault(route, in: table) }
+            .sorted { $0.address.precedes($1.address) }
     }
 
     /// Sends `message` one way to the routes `recipients` picks but `origin`; returns how many.

@@ -59,7 +59,6 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     /// answered, answers it did not ask for, messages on connections that carry no route.
     public var peerExchangeIgnored = 0
 
-    /// Zero everywhere.
     /// Copies of broadcasts that arrived from peers: the first of each and its duplicates.
     public var broadcastCopiesReceived = 0
     /// Copies of broadcasts this node wrote to peers on persistent connections: its own, those
@@ -68,6 +67,7 @@ public struct NodeStatistics: Sendable, Hashable, CustomStringConvertible {
     /// What gossip exchanged (all zero under flooding).
     public var gossip = GossipCounters()
 
+    /// Zero everywhere.
     public init() {}
 
     private static var fields: [WritableKeyPath<NodeStatistics, Int>] {
@@ -196,7 +196,7 @@ final class NodeMetrics {
     /// Adds what gossip counted since the last call.
     func gossip(_ delta: GossipCounters) {
         for (index, (_, field)) in GossipCounters.fields.enumerated() where delta[keyPath: field] != 0 {
-            totals.gossip[keyPath: field] += delta[keyPath: field]
+            totals.gossip[keyPath: field] &+= delta[keyPath: field]
             gossipCounters[index].increment(by: Int64(delta[keyPath: field]))
         }
     }

@@ -18,6 +18,7 @@ public final class BroadcastSimulation {
         public var broadcastsStarted: Int
         /// Deliveries so far over the deliveries a full coverage needs.
         public var deliveries: Int
+        /// The deliveries a full coverage needs: every node but the origin, per broadcast.
         public var deliveriesExpected: Int
         /// The network's virtual time since the start.
         public var virtualTime: TimeAmount
@@ -25,9 +26,12 @@ public final class BroadcastSimulation {
 
     /// What can stop a run.
     public enum Failure: Error, CustomStringConvertible {
+        /// A node could not be made or could not listen.
         case nodeFailed(node: Int, reason: String)
+        /// Some dials of the graph's links (or of the seed) did not connect in time.
         case notConnected(nodes: Int)
 
+        /// What went wrong, in a sentence.
         public var description: String {
             switch self {
             case .nodeFailed(let node, let reason): return "node \(node) failed to start: \(reason)"
@@ -36,6 +40,7 @@ public final class BroadcastSimulation {
         }
     }
 
+    /// What the run does.
     public let settings: SimulationSettings
     private let network: SimulatedNetwork
     private var random: SplitMix64
@@ -65,6 +70,8 @@ public final class BroadcastSimulation {
     /// form, broadcasts, fails links halfway if asked, and waits for full coverage (or gives up
     /// 60 virtual seconds after the last broadcast).
     public func run(progress: (Progress) -> Void = { _ in }) throws -> SimulationReport {
+        // However it ends: the nodes close their connections and stop their timers.
+        defer { shutDown() }
         try startNodes()
         progress(snapshot("connecting", broadcasts: 0))
         try connectLinks()
@@ -75,9 +82,7 @@ public final class BroadcastSimulation {
         let dropped = broadcastAll(progress: progress)
         waitForCoverage(progress: progress)
         let after = cores.map { $0.statistics() }
-        let report = makeReport(before: before, after: after, connections: connections, droppedLinks: dropped, virtual: network.now - start)
-        shutDown()
-        return report
+        return makeReport(before: before, after: after, connections: connections, droppedLinks: dropped, virtual: network.now - start)
     }
 
     private var warmUp: TimeAmount {

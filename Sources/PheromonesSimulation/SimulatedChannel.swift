@@ -8,12 +8,15 @@ import Pheromones
 /// written are taken at the flush (the peer's end receives them one latency later, in order), a
 /// read is held back until the pipeline asks for it (so back pressure works), the peer's close
 /// arrives as an end of stream (a half-close when the options allow it), and a link that fails
-/// resets both ends. There is no congestion and no loss on a working link.
+/// resets both ends. There is no congestion and no loss on a working link, and no bandwidth: a
+/// flush is taken whole, so ``bufferedOutboundBytes`` is back to 0 after it and a node's
+/// slow-peer limits never come into play, and what a pipeline does not read waits without bound,
+/// as if the kernel's buffers were unlimited.
 // Unchecked: a simulated channel belongs to its network's embedded loop, which runs on the one
 // thread that drives the simulation; nothing reaches it from another thread.
-public final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
+final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
     /// The network's loop, where every simulated channel runs.
-    public let loop: EmbeddedEventLoop
+    let loop: EmbeddedEventLoop
     /// The connection this is one end of.
     let connection: SimulatedConnection
     /// Which end this is (0: the dialling side).
@@ -35,9 +38,9 @@ public final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
     private var inputClosed = false
     private var outputClosed = false
 
-    public let localAddress: SocketAddress?
-    public let remoteAddress: SocketAddress?
-    public var parent: (any Channel)? { nil }
+    let localAddress: SocketAddress?
+    let remoteAddress: SocketAddress?
+    var parent: (any Channel)? { nil }
 
     init(loop: EmbeddedEventLoop, connection: SimulatedConnection, side: Int, local: SocketAddress, remote: SocketAddress, options: SocketOptions) {
         self.loop = loop
@@ -50,13 +53,13 @@ public final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
         pipeline.fireChannelRegistered()
     }
 
-    public private(set) lazy var pipeline = ChannelPipeline(channel: self, eventLoop: loop)
+    private(set) lazy var pipeline = ChannelPipeline(channel: self, eventLoop: loop)
 
-    public var eventLoop: any EventLoop { loop }
-    public var closeFuture: Future<Void> { closePromise.futureResult }
-    public var isActive: Bool { active }
-    public var isWritable: Bool { true }
-    public var bufferedOutboundBytes: Int { unflushedBytes }
+    var eventLoop: any EventLoop { loop }
+    var closeFuture: Future<Void> { closePromise.futureResult }
+    var isActive: Bool { active }
+    var isWritable: Bool { true }
+    var bufferedOutboundBytes: Int { unflushedBytes }
 
     // MARK: Driven by the network
 
@@ -124,10 +127,10 @@ public final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
 
     // MARK: ChannelCore
 
-    public var acceptedOutboundType: Any.Type? { ByteBuffer.self }
-    public var producedInboundType: Any.Type? { ByteBuffer.self }
+    var acceptedOutboundType: Any.Type? { ByteBuffer.self }
+    var producedInboundType: Any.Type? { ByteBuffer.self }
 
-    public func write0<Message>(_ data: Message, promise: Promise<Void>?) {
+    func write0<Message>(_ data: Message, promise: Promise<Void>?) {
         guard !closed else { return promise?.fail(ChannelError.ioOnClosedChannel) ?? () }
         guard !outputClosed else { return promise?.fail(ChannelError.outputClosed) ?? () }
         guard let buffer = data as? ByteBuffer else { return promise?.fail(ChannelError.operationUnsupported) ?? () }
@@ -135,7 +138,7 @@ public final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
         unflushedBytes += buffer.readableBytes
     }
 
-    public func flush0() {
+    func flush0() {
         guard active, !unflushed.isEmpty else { return }
         let flushed = unflushed
         unflushed.removeAll(keepingCapacity: true)
@@ -144,13 +147,13 @@ public final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
         for (_, promise) in flushed { promise?.succeed(()) }
     }
 
-    public func read0() {
+    func read0() {
         guard !closed, !readPending else { return }
         readPending = true
         deliverBacklogIfWanted()
     }
 
-    public func close0(mode: CloseMode, promise: Promise<Void>?) {
+    func close0(mode: CloseMode, promise: Promise<Void>?) {
         guard !closed else { return promise?.fail(ChannelError.alreadyClosed) ?? () }
         switch mode {
         case .output:
@@ -191,23 +194,23 @@ public final class SimulatedChannel: Channel, ChannelCore, @unchecked Sendable {
         closePromise.succeed(())
     }
 
-    public func bind0(to address: SocketAddress, promise: Promise<Void>?) {
+    func bind0(to address: SocketAddress, promise: Promise<Void>?) {
         promise?.fail(ChannelError.operationUnsupported)
     }
 
-    public func connect0(to address: SocketAddress, promise: Promise<Void>?) {
+    func connect0(to address: SocketAddress, promise: Promise<Void>?) {
         promise?.fail(active ? ChannelError.alreadyConnected : ChannelError.operationUnsupported)
     }
 
-    public func triggerUserOutboundEvent0(_ event: Any, promise: Promise<Void>?) {
+    func triggerUserOutboundEvent0(_ event: Any, promise: Promise<Void>?) {
         promise?.succeed(())
     }
 
-    public func channelReadReachedTail<Message>(_ data: Message) {}
-    public func errorCaughtReachedTail(_ error: any Error) {}
-    public func userInboundEventReachedTail(_ event: Any) {}
+    func channelReadReachedTail<Message>(_ data: Message) {}
+    func errorCaughtReachedTail(_ error: any Error) {}
+    func userInboundEventReachedTail(_ event: Any) {}
 
-    public var description: String {
+    var description: String {
         "SimulatedChannel(\(localAddress.map { "\($0)" } ?? "?") ↔ \(remoteAddress.map { "\($0)" } ?? "?"))"
     }
 }

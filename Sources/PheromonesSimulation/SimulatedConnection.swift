@@ -1,9 +1,9 @@
 import Pheromones
 
 /// One connection over a ``SimulatedLink``: its two ends, and the bytes between them. What one
-/// end flushes reaches the other one latency later, in order (the latency is the link's and does
-/// not change, so arrivals keep the order of sending); what is on its way when the link fails is
-/// lost, and both ends are reset.
+/// end flushes reaches the other one latency later, in order (never before what it flushed
+/// earlier, even when the link's latency is lowered meanwhile); what is on its way when the link
+/// fails is lost, and both ends are reset.
 final class SimulatedConnection {
     let link: SimulatedLink
     /// The connection's rank among the network's, for a fixed order wherever several are visited.
@@ -11,6 +11,8 @@ final class SimulatedConnection {
     private let loop: EmbeddedEventLoop
     /// The dialling end (0) and the accepting end (1), while they are open.
     private var ends: [SimulatedChannel?] = [nil, nil]
+    /// When the last bytes sent towards each end arrive there.
+    private var lastArrival: [Deadline] = [.distantPast, .distantPast]
 
     init(link: SimulatedLink, order: Int, loop: EmbeddedEventLoop) {
         self.link = link
@@ -44,7 +46,9 @@ final class SimulatedConnection {
         let generation = link.generation
         let target = 1 - side
         let bound = LoopBound((self, arrival), eventLoop: loop)
-        loop.scheduleTask(in: link.latency) {
+        let arrivesAt = max(loop.now + link.latency, lastArrival[target])
+        lastArrival[target] = arrivesAt
+        loop.scheduleTask(deadline: arrivesAt) {
             let (connection, arrival) = bound.value
             // Lost if the link failed in the meantime (even if it is up again).
             guard connection.link.generation == generation, let end = connection.ends[target] else { return }

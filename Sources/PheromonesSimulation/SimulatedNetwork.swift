@@ -4,8 +4,10 @@ import PheromonesP2P
 /// An in-memory network in virtual time: hosts (IPv4 addresses), the links between them with a
 /// latency each, listeners and connections, all on one `EmbeddedEventLoop`.
 ///
-/// Nothing here touches a socket or a clock, and every random draw comes from the seed, so a run
-/// is reproducible: the same seed and the same calls give the same events in the same order.
+/// Nothing here touches a socket or a clock, and every random draw of the network and of nodes
+/// configured with a seed comes from it, so a run is reproducible: the same seed and the same
+/// calls give the same events in the same order. (Noise's ephemeral keys are drawn from the
+/// system's generator: inside Noise the bytes differ from run to run, their sizes and order do not.)
 /// Thousands of nodes fit in one process; each is a real node stack (its stages, routers, wire
 /// and protocol), only its connections are simulated (``SimulatedChannel``).
 ///
@@ -13,8 +15,9 @@ import PheromonesP2P
 /// restored while it runs (``cut(between:and:)``, ``restore(between:and:)``): a failed link loses
 /// what is on its way, resets the connections over it, and lets no connection through (a dial
 /// times out) until it is restored.
-// Unchecked: the network belongs to the one thread that drives its embedded loop.
-public final class SimulatedNetwork: @unchecked Sendable {
+///
+/// Not `Sendable`: it belongs to the one thread that drives its loop.
+public final class SimulatedNetwork {
     /// The loop every node and connection of the network runs on.
     public let loop: EmbeddedEventLoop
     /// The range one-way latencies are drawn from, when a link is first used.

@@ -5,15 +5,19 @@ import Pheromones
 public struct SimulationReport: Sendable, Codable, Hashable {
     /// `flood` or `gossip`.
     public var mode: String
+    /// How many nodes ran.
     public var nodes: Int
-    /// The graph's average degree, as drawn.
+    /// The nodes' average number of connections when the broadcasts began.
     public var averageDegree: Double
+    /// The connections between nodes when the broadcasts began.
     public var links: Int
     /// The fewest connections any node had when the broadcasts began.
     public var fewestConnections: Int
     /// Links failed in the middle of the broadcasts.
     public var droppedLinks: Int
+    /// How many broadcasts.
     public var messages: Int
+    /// The seed the run was drawn from.
     public var seed: UInt64
     /// The smallest share of the other nodes that delivered a broadcast (1: every broadcast
     /// reached every node).
@@ -36,15 +40,19 @@ public struct SimulationReport: Sendable, Codable, Hashable {
     /// Whether every node received at most its degree − 1 duplicates per broadcast (flooding's bound).
     public var duplicatesWithinDegreeBound: Bool
     /// Virtual time from a broadcast's start to its delivery at a node, over all nodes and
-    /// broadcasts: the median, the 99th percentile and the longest, in milliseconds.
+    /// broadcasts, in milliseconds: the median.
     public var deliveryP50Milliseconds: Double
+    /// The same, the 99th percentile.
     public var deliveryP99Milliseconds: Double
+    /// The same, the longest.
     public var deliveryMaximumMilliseconds: Double
-    /// Gossip's control bytes per node per broadcast (IHAVE, IWANT, IDONTWANT, and mesh upkeep:
-    /// GRAFT, PRUNE, CHOKE, UNCHOKE).
+    /// Gossip's IHAVE bytes per node per broadcast.
     public var iHaveBytesPerNode: Double
+    /// Gossip's IWANT bytes per node per broadcast.
     public var iWantBytesPerNode: Double
+    /// Gossip's IDONTWANT bytes per node per broadcast.
     public var iDontWantBytesPerNode: Double
+    /// Gossip's mesh upkeep (GRAFT, PRUNE, CHOKE, UNCHOKE) bytes per node per broadcast.
     public var meshControlBytesPerNode: Double
     /// Virtual time the whole run covered, in seconds.
     public var virtualSeconds: Double

@@ -277,6 +277,61 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertEqual(actions, [])
     }
 
+    func testAChokeThatWouldLeaveTooFewEagerPeersMakesTheNearestLazyOneEager() {
+        var router = Router(parameters: parameters { $0.meshDegree = 3; $0.initialUnchokedPeers = 1 }, seed: 1, seenCapacity: 100)
+        var actions: [Action] = []
+        for (peer, milliseconds) in [(1, 30), (2, 10), (3, 20)] {
+            router.peerConnected(peer, roundTrip: .milliseconds(Int64(milliseconds)), now: start, actions: &actions)
+        }
+        // Made eager as the minimum (2) requires once a message has gone through.
+        router.publish(message(1), now: at(1), actions: &actions)
+        router.heartbeat(now: at(1000), actions: &actions)
+        XCTAssertEqual((1...3).filter { !router.isChokedByUs($0) }, [2, 3], "the two nearest")
+        actions.removeAll()
+        router.receivedControl(.choke, from: 2, now: at(1001), actions: &actions)
+        XCTAssertEqual(actions, [.control(.unchoke, to: 1)], "1 replaces 2, which chose to be lazy")
+        XCTAssertEqual((1...3).filter { !router.isChokedByUs($0) }, [1, 3])
+    }
+
+    func testAPeerOutsideTheMeshCanFillOnlyHalfThePullTable() {
+        var router = makeChokingRouter { $0.maximumIHaveLength = 10 }
+        var actions: [Action] = []
+        router.receivedControl(.iHave(Array(100..<110)), from: 8, now: at(1), actions: &actions)
+        XCTAssertEqual(router.pendingPullCount, 5)
+        // The lazy mesh peer's announcements still get in.
+        for id in UInt64(200)..<205 { router.receivedControl(.iHave([id]), from: 2, now: at(2), actions: &actions) }
+        XCTAssertEqual(router.pendingPullCount, 10)
+    }
+
+    func testAPullWaitingForAnEagerCopyKeepsWaitingWhenItsAnnouncerLeaves() {
+        var router = makeChokingRouter()
+        var actions: [Action] = []
+        router.receivedControl(.choke, from: 3, now: at(1), actions: &actions)
+        router.receivedControl(.iHave([9]), from: 2, now: at(10), actions: &actions)
+        router.receivedControl(.iHave([9]), from: 3, now: at(11), actions: &actions)
+        actions.removeAll()
+        router.peerDisconnected(2)
+        XCTAssertEqual(router.nextDeadline, at(70), "still the lazy delay, now for 3")
+        router.expireTimers(now: at(69), actions: &actions)
+        XCTAssertEqual(actions, [])
+    }
+
+    func testSettingsOutOfRangeAreBroughtIntoIt() {
+        var wild = GossipParameters()
+        wild.heartbeatInterval = .zero
+        wild.maximumIHaveLength = -5
+        wild.meshDegree = 0
+        wild.meshDegreeHigh = -1
+        wild.historyGossip = 99
+        let clamped = wild.clamped
+        XCTAssertEqual(clamped.heartbeatInterval, .milliseconds(1))
+        XCTAssertEqual(clamped.maximumIHaveLength, 1)
+        XCTAssertEqual(clamped.meshDegree, 1)
+        XCTAssertEqual(clamped.meshDegreeHigh, 1)
+        XCTAssertEqual(clamped.historyGossip, clamped.historyLength)
+        XCTAssertEqual(Router(parameters: wild, seed: 1, seenCapacity: 10).parameters, clamped)
+    }
+
     func testBeforeAnyMessageOnlyTheNearestMeshPeersAreEager() {
         var router = Router(parameters: GossipParameters(), seed: 1, seenCapacity: 100)
         var actions: [Action] = []
@@ -582,8 +637,11 @@ final class GossipRouterTests: XCTestCase {
         var actions: [Action] = []
         router.receivedControl(.iHave(Array(1...8)), from: 7, now: start, actions: &actions)
         router.receivedControl(.iHave(Array(11...18)), from: 7, now: start, actions: &actions)
-        XCTAssertEqual(actions, [.control(.iWant(Array(1...8)), to: 7), .control(.iWant([11, 12]), to: 7)])
+        // 10 ids taken (6 over the budget), of which 5 pulled: a peer outside the mesh gets half
+        // the pull table at most.
+        XCTAssertEqual(actions, [.control(.iWant(Array(1...5)), to: 7)])
         XCTAssertEqual(router.statistics.iHaveIgnored, 6)
+        XCTAssertEqual(router.statistics.pullsIgnored, 5)
         // The messages arrive (the pulls end, leaving room for more).
         for id in Array(UInt64(1)...8) + [11, 12] { _ = router.received(message(id), from: 7, now: start, actions: &actions) }
         XCTAssertEqual(router.pendingPullCount, 0)
@@ -612,9 +670,11 @@ final class GossipRouterTests: XCTestCase {
         var actions: [Action] = []
         router.receivedControl(.iHave([1, 2, 3, 4]), from: 7, now: start, actions: &actions)
         router.receivedControl(.iHave([5, 6, 7, 8]), from: 8, now: start, actions: &actions)
-        XCTAssertEqual(actions, [.control(.iWant([1, 2, 3, 4]), to: 7)])
+        // Peers outside the mesh share half the table; a mesh peer may fill the rest.
+        XCTAssertEqual(actions, [.control(.iWant([1, 2]), to: 7)])
+        router.receivedControl(.iHave([9, 10, 11]), from: 1, now: start, actions: &actions)
         XCTAssertEqual(router.pendingPullCount, 4)
-        XCTAssertEqual(router.statistics.pullsIgnored, 4)
+        XCTAssertEqual(router.statistics.pullsIgnored, 7)
     }
 
     func testAnIWantFloodForUncachedIDsSendsNothing() {

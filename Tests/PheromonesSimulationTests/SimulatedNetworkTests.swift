@@ -66,6 +66,17 @@ final class SimulatedNetworkTests: XCTestCase {
         XCTAssertEqual(pair.acceptedTap.reads.first.map { $0.0 - sent }, .milliseconds(20))
     }
 
+    func testLoweringALinksLatencyNeverReordersAStream() throws {
+        let network = SimulatedNetwork(seed: 1)
+        network.setLatency(.milliseconds(40), between: client, and: server)
+        let pair = try connectedPair(network)
+        _ = pair.dialler.writeAndFlush(ByteBuffer(string: "first"))
+        network.setLatency(.milliseconds(5), between: client, and: server)
+        _ = pair.dialler.writeAndFlush(ByteBuffer(string: "second"))
+        network.run(for: .seconds(1))
+        XCTAssertEqual(pair.acceptedTap.reads.map(\.1), ["first", "second"])
+    }
+
     func testAConnectionIsSetUpInOneRoundTrip() throws {
         let network = SimulatedNetwork(seed: 1)
         network.setLatency(.milliseconds(10), between: client, and: server)

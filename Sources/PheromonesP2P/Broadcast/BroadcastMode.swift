@@ -81,3 +81,32 @@ public struct GossipParameters: Sendable, Hashable {
     /// gossipsub's defaults.
     public init() {}
 }
+
+extension GossipParameters {
+    /// These parameters with every value brought into its range, so that no setting can stall a
+    /// loop (a heartbeat of zero reschedules itself at once) or turn every control message into
+    /// an error (a bound below 1): what the router and the node use.
+    var clamped: GossipParameters {
+        var parameters = self
+        parameters.meshDegree = max(1, meshDegree)
+        parameters.meshDegreeLow = min(max(0, meshDegreeLow), parameters.meshDegree)
+        parameters.meshDegreeHigh = max(meshDegreeHigh, parameters.meshDegree)
+        parameters.gossipDegree = max(0, gossipDegree)
+        parameters.heartbeatInterval = max(.milliseconds(1), heartbeatInterval)
+        parameters.historyLength = max(1, historyLength)
+        parameters.historyGossip = min(max(0, historyGossip), parameters.historyLength)
+        parameters.pruneBackoff = max(.zero, pruneBackoff)
+        parameters.iDontWantThreshold = max(0, iDontWantThreshold)
+        parameters.minimumUnchokedPeers = max(0, minimumUnchokedPeers)
+        parameters.initialUnchokedPeers = max(parameters.minimumUnchokedPeers, initialUnchokedPeers)
+        parameters.swapThreshold = max(.zero, swapThreshold)
+        parameters.lazyPullDelay = max(.zero, lazyPullDelay)
+        parameters.iWantTimeout = max(.milliseconds(1), iWantTimeout)
+        parameters.maximumIHaveLength = max(1, maximumIHaveLength)
+        parameters.maximumIHaveMessages = max(1, maximumIHaveMessages)
+        parameters.maximumIDontWantIDs = max(0, maximumIDontWantIDs)
+        parameters.gossipRetransmission = max(0, gossipRetransmission)
+        parameters.maximumCachedBytes = max(0, maximumCachedBytes)
+        return parameters
+    }
+}

@@ -21,16 +21,18 @@ final class GossipBroadcast: BroadcastStrategy {
     private var isShutDown = false
 
     init(parameters: GossipParameters, seed: UInt64, memory: Int) {
-        self.parameters = parameters
+        self.parameters = parameters.clamped
         router = GossipRouter(parameters: parameters, seed: seed, seenCapacity: memory)
     }
 
     func publish(_ message: Envelope, to recipients: Recipients, in core: NodeCore) -> Int {
+        core.loop.assertInEventLoop()
         router.publish(message, now: core.loop.now, actions: &actions)
         return carryOut(in: core, ownMessage: true)
     }
 
     func received(_ message: Envelope, from stage: RouterStage, in core: NodeCore) -> Bool {
+        core.loop.assertInEventLoop()
         let isNew = router.received(message, from: stage.id, now: core.loop.now, actions: &actions)
         if !isNew { core.metrics.droppedDuplicate() }
         let forwarded = carryOut(in: core)
@@ -39,16 +41,22 @@ final class GossipBroadcast: BroadcastStrategy {
     }
 
     func peerUp(_ stage: PersistentStage, in core: NodeCore) {
+        core.loop.assertInEventLoop()
         startHeartbeat(in: core)
         router.peerConnected(stage.id, roundTrip: stage.roundTrip, now: core.loop.now, actions: &actions)
         _ = carryOut(in: core)
     }
 
     func peerDown(_ connection: ConnectionID, in core: NodeCore) {
+        core.loop.assertInEventLoop()
         router.peerDisconnected(connection)
+        // Its pulls may have moved to the next announcer, due at once; its failed pulls counted.
+        armPullTimer(in: core)
+        count(in: core)
     }
 
     func controlReceived(_ message: Envelope, on stage: PersistentStage, in core: NodeCore) throws(P2PError) -> Bool {
+        core.loop.assertInEventLoop()
         guard let control = try GossipControl.parse(message, limits: parameters) else { return false }
         router.receivedControl(control, from: stage.id, now: core.loop.now, actions: &actions)
         _ = carryOut(in: core)

@@ -3,20 +3,27 @@ import Pheromones
 /// What a node's gossip exchanged since it started (all zero under flooding): part of
 /// ``NodeStatistics``, and sent to swift-metrics as `pheromones_p2p_gossip_*`.
 public struct GossipCounters: Sendable, Hashable, CustomStringConvertible {
-    /// IHAVE messages sent, the message ids they carried, and their bytes on the wire.
+    /// IHAVE messages sent.
     public var iHaveSent = 0
+    /// The message ids they carried.
     public var iHaveIDsSent = 0
+    /// Their bytes on the wire (frames without the sender's name, which gossip leaves empty).
     public var iHaveBytesSent = 0
-    /// IWANT messages sent, their ids and bytes.
+    /// IWANT messages sent.
     public var iWantSent = 0
+    /// The message ids they asked for.
     public var iWantIDsSent = 0
+    /// Their bytes on the wire.
     public var iWantBytesSent = 0
-    /// IDONTWANT messages sent, their ids and bytes.
+    /// IDONTWANT messages sent.
     public var iDontWantSent = 0
+    /// The message ids they carried.
     public var iDontWantIDsSent = 0
+    /// Their bytes on the wire.
     public var iDontWantBytesSent = 0
-    /// Mesh upkeep sent (GRAFT, PRUNE, CHOKE, UNCHOKE) and its bytes.
+    /// Mesh upkeep sent: GRAFT, PRUNE, CHOKE and UNCHOKE messages.
     public var meshControlSent = 0
+    /// Their bytes on the wire.
     public var meshControlBytesSent = 0
     /// Gossip control messages received, of any kind.
     public var controlReceived = 0
@@ -24,12 +31,15 @@ public struct GossipCounters: Sendable, Hashable, CustomStringConvertible {
     public var iWantServed = 0
     /// Messages announced by IHAVE that no peer delivered when asked.
     public var pullsFailed = 0
-    /// Mesh peers this node choked (its copies arrived second) and unchoked.
+    /// CHOKE messages sent: links made lazy (a copy arrived second, a peer was swapped out, or a
+    /// new mesh peer started lazy).
     public var chokes = 0
+    /// UNCHOKE messages sent: links made eager again.
     public var unchokes = 0
     /// Announced or requested ids past a per-peer budget, ignored.
     public var idsIgnoredOverBudget = 0
 
+    /// Zero everywhere.
     public init() {}
 
     /// The counters, with their names (for ``subtracting(_:)`` and for metrics).
@@ -47,10 +57,12 @@ public struct GossipCounters: Sendable, Hashable, CustomStringConvertible {
     /// What was counted since `earlier`.
     public func subtracting(_ earlier: GossipCounters) -> GossipCounters {
         var difference = self
-        for (_, field) in Self.fields { difference[keyPath: field] -= earlier[keyPath: field] }
+        // Wrapping, as the router's counters do (they never trap at `Int.max`).
+        for (_, field) in Self.fields { difference[keyPath: field] &-= earlier[keyPath: field] }
         return difference
     }
 
+    /// The counters on one line.
     public var description: String {
         """
         IHAVE \(iHaveSent) (\(iHaveIDsSent) ids, \(iHaveBytesSent) B), IWANT \(iWantSent) (\(iWantIDsSent) ids, \(iWantBytesSent) B), \

@@ -123,6 +123,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     /// A router with `parameters`, drawing its random choices from `seed`, that remembers the
     /// last `seenCapacity` message ids (at least 1) to recognise duplicates.
     init(parameters: GossipParameters, seed: UInt64, seenCapacity: Int) {
+        let parameters = parameters.clamped
         self.parameters = parameters
         random = MessageIDGenerator(seed: seed)
         seen = RecentIDs(capacity: max(1, seenCapacity))
@@ -218,6 +219,8 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         // Two passes, so that the dictionary is not copied by mutating it while iterating.
         idScratch.removeAll(keepingCapacity: true)
         for (id, pull) in pulls where pull.announcers.contains(peer) { idScratch.append(id) }
+        // In a fixed order: the new timers' tokens break ties between equal deadlines.
+        idScratch.sort()
         for id in idScratch {
             guard var pull = pulls.removeValue(forKey: id), let index = pull.announcers.firstIndex(of: peer) else { continue }
             pull.announcers.remove(at: index)
@@ -225,8 +228,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
                 statistics.pullsFailed &+= 1
                 continue
             }
-            // The peer asked (or about to be) is gone: ask the next one at the next expiry.
-            if index == 0 {
+            // The peer asked is gone: ask the next one at the next expiry. (A pull still waiting
+            // for an eager copy keeps waiting, for the next announcer.)
+            if index == 0, pull.asked {
                 pull.asked = false
                 schedule(&pull, for: id, at: .distantPast)
             }
@@ -359,6 +363,23 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         if let flags = flags(of: eager), flags.inMesh, !flags.chokedByUs { makeLazy(eager, actions: &actions) }
     }
 
+    /// Makes the nearest lazy mesh peers (by round trip, then order) eager until
+    /// ``GossipParameters/minimumUnchokedPeers`` are, leaving out `excluded`: after a peer choked
+    /// this node, or eager peers left the mesh, rather than waiting for lazy pulls to find them.
+    private mutating func keepMinimumOfEagerPeers(except excluded: Peer?, actions: inout [GossipAction<Peer>]) {
+        guard parameters.choking else { return }
+        var eager = meshPeers.reduce(0) { count, member in count + (peers[member]?.chokedByUs == false ? 1 : 0) }
+        guard eager < parameters.minimumUnchokedPeers else { return }
+        let lazyNearestFirst = meshPeers.filter { $0 != excluded && peers[$0]?.chokedByUs == true }.sorted { a, b in
+            let (x, y) = (peers[a]?.roundTrip ?? .seconds(3600), peers[b]?.roundTrip ?? .seconds(3600))
+            return x != y ? x < y : a < b
+        }
+        for member in lazyNearestFirst where eager < parameters.minimumUnchokedPeers {
+            makeEager(member, actions: &actions)
+            eager += 1
+        }
+    }
+
     /// Makes the link to the mesh peer `peer` lazy both ways, and tells it (CHOKE).
     private mutating func makeLazy(_ peer: Peer, actions: inout [GossipAction<Peer>]) {
         peers[peer]?.chokedByUs = true
@@ -429,10 +450,12 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         case .graft: receivedGraft(from: peer, now: now, actions: &actions)
         case .prune(let backoff): receivedPrune(backoff: backoff, from: peer, now: now)
         case .choke:
-            // Symmetric: the link is lazy both ways.
+            // Symmetric: the link is lazy both ways; another mesh peer becomes eager if this
+            // one leaves the node with fewer than the minimum.
             if peers[peer]?.inMesh == true {
                 peers[peer]?.chokedUs = true
                 peers[peer]?.chokedByUs = true
+                keepMinimumOfEagerPeers(except: peer, actions: &actions)
             }
         case .unchoke:
             peers[peer]?.chokedUs = false
@@ -471,7 +494,9 @@ struct GossipRouter<Peer: Hashable & Comparable> {
                 }
                 continue
             }
-            guard pulls.count < parameters.maximumIHaveLength else {
+            // Half the table is kept for mesh peers: one peer outside the mesh cannot fill it
+            // with made-up ids and crowd out the mesh's announcements.
+            guard pulls.count < (flags.inMesh ? parameters.maximumIHaveLength : parameters.maximumIHaveLength / 2) else {
                 statistics.pullsIgnored &+= 1
                 continue
             }
@@ -533,6 +558,7 @@ struct GossipRouter<Peer: Hashable & Comparable> {
     mutating func heartbeat(now: Deadline, actions: inout [GossipAction<Peer>]) {
         endBackoffs(now: now)
         maintainMesh(now: now, actions: &actions)
+        keepMinimumOfEagerPeers(except: nil, actions: &actions)
         emitGossip(actions: &actions)
         cache.shift()
         heartbeats &+= 1
@@ -591,15 +617,12 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         while let entry = timers.first, entry.deadline <= now {
             timers.popFirst()
             guard var pull = pulls[entry.id], pull.token == entry.token else { continue }
-            if pull.asked {
-                pull.announcers.removeFirst()
-                guard !pull.announcers.isEmpty else {
-                    pulls[entry.id] = nil
-                    statistics.pullsFailed &+= 1
-                    continue
-                }
+            if pull.asked, !pull.announcers.isEmpty { pull.announcers.removeFirst() }
+            guard let announcer = pull.announcers.first else {
+                pulls[entry.id] = nil
+                statistics.pullsFailed &+= 1
+                continue
             }
-            let announcer = pull.announcers[0]
             pull.asked = true
             schedule(&pull, for: entry.id, at: now + parameters.iWantTimeout)
             pulls[entry.id] = pull

@@ -41,6 +41,7 @@ final class PeerExchangeDriver {
 
     /// `stage` was identified as the route at `address`.
     func connectionIdentified(_ stage: RouterStage, address: SocketAddress) {
+        loop.assertInEventLoop()
         guard !isStopped, stage.isPersistent, !stage.isClosed else { return }
         run(state.connectionIdentified(
             stage.id, address: address, peerID: stage.facts.remotePeerID, localAddress: stage.facts.localAddress, now: loop.now))
@@ -48,12 +49,14 @@ final class PeerExchangeDriver {
 
     /// The connection `connection` closed, or its dial (of `dialedAddress`) failed.
     func connectionEnded(_ connection: ConnectionID, dialedAddress: SocketAddress?) {
+        loop.assertInEventLoop()
         guard !isStopped else { return }
         run(state.connectionClosed(connection, dialedAddress: dialedAddress, now: loop.now))
     }
 
     /// A peer-exchange control message arrived on `stage` (after its hello).
     func received(_ message: Envelope, on stage: PersistentStage) {
+        loop.assertInEventLoop()
         guard !isStopped else { return }
         switch message.operation {
         case PeerExchangeWire.requestOperation:
@@ -167,14 +170,16 @@ final class PeerExchangeDriver {
         timer = nil
         timerDeadline = next
         guard let next else { return }
-        let bound = LoopBound(self, eventLoop: loop)
-        timer = loop.scheduleTask(deadline: next) { bound.value.timerFired() }
+        // Weak: a node dropped without `shutdown()` takes its driver with it, rather than leaving a
+        // timer that reschedules itself forever.
+        let bound = LoopBound(WeakReference(self), eventLoop: loop)
+        timer = loop.scheduleTask(deadline: next) { bound.value.object?.timerFired() }
     }
 
     private func timerFired() {
         timer = nil
         timerDeadline = nil
-        guard !isStopped else { return }
+        guard !isStopped, core != nil else { return }
         run(state.tick(now: loop.now))
     }
 }

@@ -72,8 +72,6 @@ final class PersistentStage: RouterStage {
         context.writeAndFlush(envelope)
     }
 
-    /// The context to send a message the node starts on, or nil after failing it with `fail`: the
-    /// connection is closed, or the peer's queue is full.
     /// Sends a router message of the broadcast mode's own (gossip's control), which awaits no
     /// answer. Dropped (and counted) when the peer's queue is full: gossip repairs what it loses.
     func sendControl(_ envelope: Envelope) {
@@ -86,6 +84,8 @@ final class PersistentStage: RouterStage {
         context.writeAndFlush(envelope)
     }
 
+    /// The context to send a message the node starts on, or nil after failing it with `fail`: the
+    /// connection is closed, or the peer's queue is full.
     private func openContext(failing fail: (any Error) -> Void) -> ChannelHandlerContext? {
         guard let context, !isClosed else {
             fail(P2PError.connectionLost(peerAddress))
