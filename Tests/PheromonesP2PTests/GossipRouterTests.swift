@@ -277,20 +277,19 @@ final class GossipRouterTests: XCTestCase {
         XCTAssertEqual(actions, [])
     }
 
-    func testAChokeThatWouldLeaveTooFewEagerPeersMakesTheNearestLazyOneEager() {
-        var router = Router(parameters: parameters { $0.meshDegree = 3; $0.initialUnchokedPeers = 1 }, seed: 1, seenCapacity: 100)
+    func testAChokeThatWouldLeaveNoEagerPeerMakesTheNearestLazyOneEager() {
+        var router = Router(parameters: parameters { $0.meshDegree = 3; $0.initialUnchokedPeers = 2 }, seed: 1, seenCapacity: 100)
         var actions: [Action] = []
         for (peer, milliseconds) in [(1, 30), (2, 10), (3, 20)] {
             router.peerConnected(peer, roundTrip: .milliseconds(Int64(milliseconds)), now: start, actions: &actions)
         }
-        // Made eager as the minimum (2) requires once a message has gone through.
-        router.publish(message(1), now: at(1), actions: &actions)
-        router.heartbeat(now: at(1000), actions: &actions)
         XCTAssertEqual((1...3).filter { !router.isChokedByUs($0) }, [2, 3], "the two nearest")
         actions.removeAll()
-        router.receivedControl(.choke, from: 2, now: at(1001), actions: &actions)
-        XCTAssertEqual(actions, [.control(.unchoke, to: 1)], "1 replaces 2, which chose to be lazy")
-        XCTAssertEqual((1...3).filter { !router.isChokedByUs($0) }, [1, 3])
+        router.receivedControl(.choke, from: 2, now: at(1), actions: &actions)
+        XCTAssertEqual(actions, [], "3 is still eager")
+        router.receivedControl(.choke, from: 3, now: at(2), actions: &actions)
+        XCTAssertEqual(actions, [.control(.unchoke, to: 2)], "no eager peer left: the nearest lazy one but 3 becomes eager")
+        XCTAssertEqual((1...3).filter { !router.isChokedByUs($0) }, [2])
     }
 
     func testAPeerOutsideTheMeshCanFillOnlyHalfThePullTable() {

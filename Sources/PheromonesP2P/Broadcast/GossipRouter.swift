@@ -363,18 +363,23 @@ struct GossipRouter<Peer: Hashable & Comparable> {
         if let flags = flags(of: eager), flags.inMesh, !flags.chokedByUs { makeLazy(eager, actions: &actions) }
     }
 
-    /// Makes the nearest lazy mesh peers (by round trip, then order) eager until
-    /// ``GossipParameters/minimumUnchokedPeers`` are, leaving out `excluded`: after a peer choked
-    /// this node, or eager peers left the mesh, rather than waiting for lazy pulls to find them.
+    /// Makes the nearest lazy mesh peer (by round trip, then order) eager when no mesh peer is,
+    /// leaving out `excluded`: after its last eager peer choked this node or left the mesh, the
+    /// node would otherwise hear of every message through IHAVE alone until a lazy pull won.
+    ///
+    /// One, not ``GossipParameters/minimumUnchokedPeers``, which bounds only the node's own
+    /// chokes: holding every node at two eager links whatever its peers choose measured 1.8x
+    /// flooding's p99 at about 45 % duplicates on 1,000 nodes, against 2.2x at 16 % (Docs/Broadcast.md).
     private mutating func keepMinimumOfEagerPeers(except excluded: Peer?, actions: inout [GossipAction<Peer>]) {
-        guard parameters.choking else { return }
+        guard parameters.choking, parameters.minimumUnchokedPeers > 0 else { return }
+        let minimum = 1
         var eager = meshPeers.reduce(0) { count, member in count + (peers[member]?.chokedByUs == false ? 1 : 0) }
-        guard eager < parameters.minimumUnchokedPeers else { return }
+        guard eager < minimum else { return }
         let lazyNearestFirst = meshPeers.filter { $0 != excluded && peers[$0]?.chokedByUs == true }.sorted { a, b in
             let (x, y) = (peers[a]?.roundTrip ?? .seconds(3600), peers[b]?.roundTrip ?? .seconds(3600))
             return x != y ? x < y : a < b
         }
-        for member in lazyNearestFirst where eager < parameters.minimumUnchokedPeers {
+        for member in lazyNearestFirst where eager < minimum {
             makeEager(member, actions: &actions)
             eager += 1
         }
