@@ -376,6 +376,7 @@ package final class NodeCore {
     /// What the node has counted, with the bytes queued for peers now.
     package func statistics() -> NodeStatistics {
         loop.assertInEventLoop()
+        broadcasting.flushCounters(in: self)
         let queued = connections.values.reduce(0) { total, stage in total + (stage.context?.channel.bufferedOutboundBytes ?? 0) }
         return metrics.snapshot(queuedBytes: queued)
     }

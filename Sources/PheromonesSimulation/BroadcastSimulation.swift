@@ -133,7 +133,12 @@ public final class BroadcastSimulation {
         let dials = graph.edges.map { edge in
             cores[edge.0].add(name: "n\(edge.1)", address: Self.address(ofNode: edge.1), pin: nil)
         }
-        // Every dial is a round trip and a hello (a Noise handshake first, if on): well within this.
+        try awaitDials(dials)
+    }
+
+    /// Runs the network until `dials` are through (each is a round trip and a hello, a Noise
+    /// handshake first if on: well within the time given), and throws if any is not.
+    private func awaitDials(_ dials: [Future<Void>]) throws {
         network.run(for: settings.latency.upperBound * 8 + .seconds(1))
         let failed = dials.filter { future in
             guard case .success = future.resultIfAvailable else { return true }
@@ -146,13 +151,7 @@ public final class BroadcastSimulation {
     /// seed at once, then dials what it learns, two a second at most, up to its target.
     private func connectThroughTheSeed() throws {
         let seed = Self.address(ofNode: 0)
-        let dials = cores.dropFirst().map { $0.add(name: "n0", address: seed, pin: nil) }
-        network.run(for: settings.latency.upperBound * 8 + .seconds(1))
-        let failed = dials.filter { future in
-            guard case .success = future.resultIfAvailable else { return true }
-            return false
-        }
-        guard failed.isEmpty else { throw Failure.notConnected(nodes: failed.count) }
+        try awaitDials(cores.dropFirst().map { $0.add(name: "n0", address: seed, pin: nil) })
         // Enough for a node to ask, learn and dial its target at the default rate, with rounds to spare.
         network.run(for: .seconds(Int64(2 * (settings.peerExchangeTarget ?? 0) + 20)))
     }

@@ -25,6 +25,10 @@ protocol BroadcastStrategy: AnyObject {
     /// - Throws: ``P2PError/unknownProtocol(_:)`` when it is one, malformed: the connection closes.
     func controlReceived(_ message: Envelope, on stage: PersistentStage, in core: NodeCore) throws(P2PError) -> Bool
 
+    /// Brings the node's metrics up to date with what the mode counted on its own (gossip's
+    /// control traffic), which it adds in batches rather than per message.
+    func flushCounters(in core: NodeCore)
+
     /// The node is shutting down: timers stop.
     func shutdown()
 }

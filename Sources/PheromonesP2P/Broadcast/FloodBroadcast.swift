@@ -32,5 +32,6 @@ final class FloodBroadcast: BroadcastStrategy {
     func peerUp(_ stage: PersistentStage, in core: NodeCore) {}
     func peerDown(_ connection: ConnectionID, in core: NodeCore) {}
     func controlReceived(_ message: Envelope, on stage: PersistentStage, in core: NodeCore) throws(P2PError) -> Bool { false }
+    func flushCounters(in core: NodeCore) {}
     func shutdown() {}
 }

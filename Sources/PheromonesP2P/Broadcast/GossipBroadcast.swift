@@ -52,7 +52,7 @@ final class GossipBroadcast: BroadcastStrategy {
         router.peerDisconnected(connection)
         // Its pulls may have moved to the next announcer, due at once; its failed pulls counted.
         armPullTimer(in: core)
-        count(in: core)
+        flushCounters(in: core)
     }
 
     func controlReceived(_ message: Envelope, on stage: PersistentStage, in core: NodeCore) throws(P2PError) -> Bool {
@@ -91,12 +91,12 @@ final class GossipBroadcast: BroadcastStrategy {
         }
         actions.removeAll(keepingCapacity: true)
         armPullTimer(in: core)
-        count(in: core)
         return copies
     }
 
-    /// Adds what the router counted since last time to the node's metrics.
-    private func count(in core: NodeCore) {
+    /// Adds what the router counted since last time to the node's metrics: on each heartbeat,
+    /// when a peer leaves, and before the node's statistics are read, not per message.
+    func flushCounters(in core: NodeCore) {
         let now = router.statistics
         guard now != counted else { return }
         core.metrics.gossip(GossipCounters(now).subtracting(GossipCounters(counted)))
@@ -122,6 +122,7 @@ final class GossipBroadcast: BroadcastStrategy {
         guard !isShutDown, !core.isShutDown else { return }
         router.heartbeat(now: core.loop.now, actions: &actions)
         carryOut(in: core)
+        flushCounters(in: core)
         scheduleHeartbeat(in: core)
     }
 
